@@ -1,0 +1,70 @@
+package io.kvcache4j.api;
+
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.store.PagedKvCache;
+import java.util.Objects;
+
+/**
+ * Composes a {@link KvCache}: storage type, eviction policy, page size, hard capacity and kernel.
+ * Builders are not thread-safe; the caches they build are independent of each other.
+ */
+public final class KvCacheBuilder {
+    /** Default tokens per off-heap page: small enough that per-head budgets free real memory. */
+    public static final int DEFAULT_PAGE_TOKENS = 16;
+
+    private final ModelShape shape;
+    private KvDType dtype = KvDType.F16;
+    private EvictionPolicy policy = FullPolicy.INSTANCE;
+    private int pageTokens = DEFAULT_PAGE_TOKENS;
+    private int capacityTokens = Integer.MAX_VALUE;
+    private AttentionKernel kernel = AttentionKernels.get();
+
+    KvCacheBuilder(ModelShape shape) {
+        this.shape = Objects.requireNonNull(shape, "shape");
+    }
+
+    /** Storage type of keys and values (default f16). */
+    public KvCacheBuilder dtype(KvDType dtype) {
+        this.dtype = Objects.requireNonNull(dtype, "dtype");
+        return this;
+    }
+
+    /** Eviction policy (default {@link FullPolicy}). */
+    public KvCacheBuilder policy(EvictionPolicy policy) {
+        this.policy = Objects.requireNonNull(policy, "policy");
+        return this;
+    }
+
+    /** Tokens per off-heap page, in [1, 65536] (default 16). */
+    public KvCacheBuilder pageTokens(int pageTokens) {
+        if (pageTokens < 1 || pageTokens > 1 << 16) {
+            throw new IllegalArgumentException("pageTokens must be in [1, 65536], was " + pageTokens);
+        }
+        this.pageTokens = pageTokens;
+        return this;
+    }
+
+    /**
+     * Hard limit on the tokens one (layer, KV head) may hold at once; appending past it throws
+     * (default: unlimited).
+     */
+    public KvCacheBuilder capacityTokens(int capacityTokens) {
+        if (capacityTokens < 1) {
+            throw new IllegalArgumentException("capacityTokens must be >= 1, was " + capacityTokens);
+        }
+        this.capacityTokens = capacityTokens;
+        return this;
+    }
+
+    /** Kernel implementation (default {@link AttentionKernels#get()}); tests pin one. */
+    public KvCacheBuilder kernel(AttentionKernel kernel) {
+        this.kernel = Objects.requireNonNull(kernel, "kernel");
+        return this;
+    }
+
+    /** Builds an empty cache. */
+    public KvCache build() {
+        return new PagedKvCache(shape, dtype, policy, pageTokens, capacityTokens, kernel);
+    }
+}

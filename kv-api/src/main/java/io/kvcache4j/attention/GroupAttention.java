@@ -1,0 +1,136 @@
+package io.kvcache4j.attention;
+
+import java.util.Arrays;
+
+/**
+ * Scratch and running state of one single-pass attention over the keys of one KV head, for the
+ * {@code group} query heads that share it (grouped-query attention).
+ *
+ * <p>Use: {@link #begin} with the group's queries, one or more {@link AttentionKernel#scan} calls
+ * over consecutive key/value blocks (each key and value byte is read once for the whole group),
+ * then {@link #finish}. The state implements online softmax: a running maximum {@code m}, a running
+ * sum {@code l} of {@code exp(s − m)} and an unnormalised output accumulator, rescaled whenever the
+ * maximum grows.
+ *
+ * <p>When {@link #recordLogits(int)} was called before the pass, every scaled logit is also kept,
+ * so that {@link AttentionKernel#mass} can turn them into per-key softmax mass after the pass
+ * without reading the keys again.
+ *
+ * <p>Allocation happens only in the constructor and when the logit record has to grow; a state is
+ * reused across decode steps. Not thread-safe: one state per thread.
+ */
+public final class GroupAttention {
+    /** Keys processed per online-softmax block. */
+    public static final int BLOCK = 16;
+
+    final int headDim;
+    final int group;
+    final float[] q;
+    final float[] m;
+    final float[] l;
+    final float[] acc;
+    final float[] blockLogits;
+    final float[] kBuf;
+    final float[] vBuf;
+    final float[] lse;
+    float[] logits;
+    int logitsStride;
+    boolean recording;
+
+    /** Creates state for {@code group} query heads of {@code headDim} elements. */
+    public GroupAttention(int group, int headDim) {
+        if (group <= 0 || headDim <= 0) {
+            throw new IllegalArgumentException("group and headDim must be >= 1, were " + group + " and " + headDim);
+        }
+        this.group = group;
+        this.headDim = headDim;
+        this.q = new float[group * headDim];
+        this.m = new float[group];
+        this.l = new float[group];
+        this.acc = new float[group * headDim];
+        this.blockLogits = new float[group * BLOCK];
+        this.kBuf = new float[BLOCK * headDim];
+        this.vBuf = new float[BLOCK * headDim];
+        this.lse = new float[group];
+        this.logits = new float[0];
+    }
+
+    public int group() {
+        return group;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    /**
+     * Starts a pass: copies {@code group * headDim} query floats from {@code queries[offset..]},
+     * multiplied by {@code scale} (usually {@code 1/sqrt(headDim)}), and resets the running state.
+     * Logit recording is switched off; call {@link #recordLogits(int)} after this to switch it on.
+     */
+    public void begin(float[] queries, int offset, float scale) {
+        for (int i = 0; i < q.length; i++) {
+            q[i] = queries[offset + i] * scale;
+        }
+        Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        Arrays.fill(l, 0f);
+        Arrays.fill(acc, 0f);
+        recording = false;
+    }
+
+    /**
+     * Keeps the scaled logits of slots {@code [0, slots)} of this pass, for {@link
+     * AttentionKernel#mass}. Grows the record (amortised doubling) when needed.
+     */
+    public void recordLogits(int slots) {
+        if (slots > logitsStride) {
+            int stride = Math.max(slots, Math.max(64, logitsStride * 2));
+            logits = new float[Math.multiplyExact(stride, group)];
+            logitsStride = stride;
+        }
+        recording = true;
+    }
+
+    /** Ends the pass, writing per-head output and log-sum-exp into {@code dst} heads {@code [dstHead, dstHead + group)}. */
+    public void finish(Partial dst, int dstHead) {
+        float[] out = dst.out();
+        float[] dstLse = dst.lse();
+        for (int h = 0; h < group; h++) {
+            int base = (dstHead + h) * headDim;
+            if (l[h] == 0f) {
+                Arrays.fill(out, base, base + headDim, 0f);
+                dstLse[dstHead + h] = Float.NEGATIVE_INFINITY;
+                lse[h] = Float.NEGATIVE_INFINITY;
+                continue;
+            }
+            float inv = 1f / l[h];
+            for (int i = 0; i < headDim; i++) {
+                out[base + i] = acc[h * headDim + i] * inv;
+            }
+            lse[h] = m[h] + (float) Math.log(l[h]);
+            dstLse[dstHead + h] = lse[h];
+        }
+    }
+
+    /** Writes the normalised outputs of the finished pass into {@code out[offset..offset + group*headDim)}. */
+    public void finish(float[] out, int offset) {
+        for (int h = 0; h < group; h++) {
+            int base = offset + h * headDim;
+            if (l[h] == 0f) {
+                Arrays.fill(out, base, base + headDim, 0f);
+                lse[h] = Float.NEGATIVE_INFINITY;
+                continue;
+            }
+            float inv = 1f / l[h];
+            for (int i = 0; i < headDim; i++) {
+                out[base + i] = acc[h * headDim + i] * inv;
+            }
+            lse[h] = m[h] + (float) Math.log(l[h]);
+        }
+    }
+
+    /** Log-sum-exp of head {@code h} of the last finished pass. */
+    public float lse(int h) {
+        return lse[h];
+    }
+}

@@ -1,0 +1,233 @@
+package io.kvcache4j.attention;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ScoreAggregation;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Vector API implementation of {@link AttentionKernel}, at the platform's preferred vector width.
+ *
+ * <p>Half-precision rows are widened in registers: binary16 by the exponent-rebias trick ({@code
+ * (h & 0x7fff) << 13} reinterpreted as float and multiplied by 2<sup>112</sup>, which is exact for
+ * normal and subnormal values; the cache never stores NaN or infinity), bfloat16 by a 16-bit shift.
+ * A block of {@link GroupAttention#BLOCK} rows is widened once into L1-resident scratch and then
+ * used by every query head of the group, so each stored byte is read from memory once.
+ *
+ * <p>Loaded reflectively by {@link AttentionKernels} only when {@code jdk.incubator.vector} is in the
+ * boot layer.
+ */
+final class PanamaAttentionKernel implements AttentionKernel {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Short> S =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    private static final int LANES = F.length();
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final float TWO_POW_112 = 0x1.0p112f;
+
+    PanamaAttentionKernel() {
+        if (LANES < 4) {
+            throw new UnsupportedOperationException("preferred float vector has " + LANES + " lanes; need >= 4");
+        }
+    }
+
+    @Override
+    public String name() {
+        return "panama";
+    }
+
+    @Override
+    public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        int i = 0;
+        float sum = 0f;
+        if (n >= 2 * LANES) {
+            FloatVector acc0 = FloatVector.zero(F);
+            FloatVector acc1 = FloatVector.zero(F);
+            FloatVector acc2 = FloatVector.zero(F);
+            FloatVector acc3 = FloatVector.zero(F);
+            for (int bound = n - 4 * LANES; i <= bound; i += 4 * LANES) {
+                acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
+                acc1 = FloatVector.fromArray(F, a, aOff + i + LANES)
+                        .fma(FloatVector.fromArray(F, b, bOff + i + LANES), acc1);
+                acc2 = FloatVector.fromArray(F, a, aOff + i + 2 * LANES)
+                        .fma(FloatVector.fromArray(F, b, bOff + i + 2 * LANES), acc2);
+                acc3 = FloatVector.fromArray(F, a, aOff + i + 3 * LANES)
+                        .fma(FloatVector.fromArray(F, b, bOff + i + 3 * LANES), acc3);
+            }
+            for (int bound = n - LANES; i <= bound; i += LANES) {
+                acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
+            }
+            sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+        }
+        for (; i < n; i++) {
+            sum = Math.fma(a[aOff + i], b[bOff + i], sum);
+        }
+        return sum;
+    }
+
+    @Override
+    public void encode(float[] src, int srcOff, MemorySegment dst, long dstOffset, KvDType type, int n) {
+        ScalarAttentionKernel.encodeScalar(src, srcOff, dst, dstOffset, type, n);
+    }
+
+    @Override
+    public void decode(MemorySegment src, long srcOffset, KvDType type, float[] dst, int dstOff, int n) {
+        int i = 0;
+        int bound = n - LANES;
+        switch (type) {
+            case F32 -> {
+                for (; i <= bound; i += LANES) {
+                    FloatVector.fromMemorySegment(F, src, srcOffset + 4L * i, LE)
+                            .intoArray(dst, dstOff + i);
+                }
+            }
+            case F16 -> {
+                for (; i <= bound; i += LANES) {
+                    IntVector h = (IntVector) ShortVector.fromMemorySegment(S, src, srcOffset + 2L * i, LE)
+                            .convertShape(VectorOperators.S2I, I, 0);
+                    FloatVector magnitude = h.and(0x7FFF)
+                            .lanewise(VectorOperators.LSHL, 13)
+                            .reinterpretAsFloats()
+                            .mul(TWO_POW_112);
+                    IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+                    magnitude.reinterpretAsInts().or(sign).reinterpretAsFloats().intoArray(dst, dstOff + i);
+                }
+            }
+            case BF16 -> {
+                for (; i <= bound; i += LANES) {
+                    ((IntVector) ShortVector.fromMemorySegment(S, src, srcOffset + 2L * i, LE)
+                                    .convertShape(VectorOperators.S2I, I, 0))
+                            .lanewise(VectorOperators.LSHL, 16)
+                            .reinterpretAsFloats()
+                            .intoArray(dst, dstOff + i);
+                }
+            }
+        }
+        if (i < n) {
+            ScalarAttentionKernel.decodeScalar(src, srcOffset + (long) i * type.bytes(), type, dst, dstOff + i, n - i);
+        }
+    }
+
+    @Override
+    public void scan(
+            GroupAttention st,
+            MemorySegment keys,
+            long keyOffset,
+            MemorySegment values,
+            long valueOffset,
+            KvDType type,
+            int rows,
+            int firstSlot) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        final long rowBytes = (long) d * type.bytes();
+        final int dVec = d - d % LANES;
+        for (int r0 = 0; r0 < rows; r0 += block) {
+            int nb = Math.min(block, rows - r0);
+            decode(keys, keyOffset + r0 * rowBytes, type, st.kBuf, 0, nb * d);
+            for (int h = 0; h < g; h++) {
+                for (int j = 0; j < nb; j++) {
+                    st.blockLogits[h * block + j] = dot(st.q, h * d, st.kBuf, j * d, d);
+                }
+            }
+            softmaxBlock(st, nb, firstSlot + r0);
+            decode(values, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
+            for (int h = 0; h < g; h++) {
+                int pBase = h * block;
+                int aBase = h * d;
+                int i = 0;
+                for (; i < dVec; i += LANES) {
+                    FloatVector a = FloatVector.fromArray(F, st.acc, aBase + i);
+                    for (int j = 0; j < nb; j++) {
+                        a = FloatVector.fromArray(F, st.vBuf, j * d + i)
+                                .fma(FloatVector.broadcast(F, st.blockLogits[pBase + j]), a);
+                    }
+                    a.intoArray(st.acc, aBase + i);
+                }
+                for (; i < d; i++) {
+                    float a = st.acc[aBase + i];
+                    for (int j = 0; j < nb; j++) {
+                        a = Math.fma(st.blockLogits[pBase + j], st.vBuf[j * d + i], a);
+                    }
+                    st.acc[aBase + i] = a;
+                }
+            }
+        }
+    }
+
+    private static void softmaxBlock(GroupAttention st, int nb, int slot) {
+        if (nb != GroupAttention.BLOCK || GroupAttention.BLOCK % LANES != 0) {
+            ScalarAttentionKernel.softmaxBlock(st, nb, slot);
+            return;
+        }
+        final int block = GroupAttention.BLOCK;
+        final int d = st.headDim;
+        for (int h = 0; h < st.group; h++) {
+            int pBase = h * block;
+            if (st.recording) {
+                System.arraycopy(st.blockLogits, pBase, st.logits, h * st.logitsStride + slot, nb);
+            }
+            FloatVector maxV = FloatVector.fromArray(F, st.blockLogits, pBase);
+            for (int j = LANES; j < block; j += LANES) {
+                maxV = maxV.max(FloatVector.fromArray(F, st.blockLogits, pBase + j));
+            }
+            float bm = maxV.reduceLanes(VectorOperators.MAX);
+            float mOld = st.m[h];
+            if (bm > mOld) {
+                float corr = (float) Math.exp(mOld - bm);
+                st.l[h] *= corr;
+                int i = h * d;
+                int end = i + d;
+                for (; i <= end - LANES; i += LANES) {
+                    FloatVector.fromArray(F, st.acc, i).mul(corr).intoArray(st.acc, i);
+                }
+                for (; i < end; i++) {
+                    st.acc[i] *= corr;
+                }
+                st.m[h] = bm;
+            }
+            float mNew = st.m[h];
+            FloatVector sumV = FloatVector.zero(F);
+            for (int j = 0; j < block; j += LANES) {
+                FloatVector p = FloatVector.fromArray(F, st.blockLogits, pBase + j)
+                        .sub(mNew)
+                        .lanewise(VectorOperators.EXP);
+                p.intoArray(st.blockLogits, pBase + j);
+                sumV = sumV.add(p);
+            }
+            st.l[h] += sumV.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    @Override
+    public void mass(GroupAttention st, int slots, ScoreAggregation aggregation, float[] massOut) {
+        ScalarAttentionKernel.checkMassArgs(st, slots, massOut);
+        final int g = st.group;
+        int j = 0;
+        for (int bound = slots - LANES; j <= bound; j += LANES) {
+            FloatVector agg = FloatVector.zero(F);
+            for (int h = 0; h < g; h++) {
+                if (st.lse[h] == Float.NEGATIVE_INFINITY) {
+                    continue;
+                }
+                FloatVector p = FloatVector.fromArray(F, st.logits, h * st.logitsStride + j)
+                        .sub(st.lse[h])
+                        .lanewise(VectorOperators.EXP);
+                agg = aggregation == ScoreAggregation.MAX ? agg.max(p) : agg.add(p);
+            }
+            if (aggregation == ScoreAggregation.MEAN) {
+                agg = agg.div(g);
+            }
+            agg.intoArray(massOut, j);
+        }
+        ScalarAttentionKernel.massScalar(st, j, slots, aggregation, massOut);
+    }
+}

@@ -1,0 +1,205 @@
+package io.kvcache4j.attention;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ScoreAggregation;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Portable implementation of {@link AttentionKernel}, used when the Vector API is not available.
+ * Not a naive loop: dot products use four independent accumulators (the dependency chain of one
+ * accumulator is what makes strict-order scalar code slow), and values accumulate block-wise so
+ * each output element stays in a register over {@link GroupAttention#BLOCK} keys.
+ */
+public final class ScalarAttentionKernel implements AttentionKernel {
+    static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** The shared instance (the kernel is stateless). */
+    public static final ScalarAttentionKernel INSTANCE = new ScalarAttentionKernel();
+
+    private ScalarAttentionKernel() {}
+
+    @Override
+    public String name() {
+        return "scalar";
+    }
+
+    @Override
+    public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        return dotScalar(a, aOff, b, bOff, n);
+    }
+
+    static float dotScalar(float[] a, int aOff, float[] b, int bOff, int n) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (int bound = n & ~3; i < bound; i += 4) {
+            s0 = Math.fma(a[aOff + i], b[bOff + i], s0);
+            s1 = Math.fma(a[aOff + i + 1], b[bOff + i + 1], s1);
+            s2 = Math.fma(a[aOff + i + 2], b[bOff + i + 2], s2);
+            s3 = Math.fma(a[aOff + i + 3], b[bOff + i + 3], s3);
+        }
+        for (; i < n; i++) {
+            s0 = Math.fma(a[aOff + i], b[bOff + i], s0);
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    @Override
+    public void encode(float[] src, int srcOff, MemorySegment dst, long dstOffset, KvDType type, int n) {
+        encodeScalar(src, srcOff, dst, dstOffset, type, n);
+    }
+
+    static void encodeScalar(float[] src, int srcOff, MemorySegment dst, long dstOffset, KvDType type, int n) {
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < n; i++) {
+                    dst.set(F32, dstOffset + 4L * i, src[srcOff + i]);
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < n; i++) {
+                    dst.set(I16, dstOffset + 2L * i, Float.floatToFloat16(src[srcOff + i]));
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) {
+                    dst.set(I16, dstOffset + 2L * i, KvDType.floatToBf16Bits(src[srcOff + i]));
+                }
+            }
+        }
+    }
+
+    @Override
+    public void decode(MemorySegment src, long srcOffset, KvDType type, float[] dst, int dstOff, int n) {
+        decodeScalar(src, srcOffset, type, dst, dstOff, n);
+    }
+
+    static void decodeScalar(MemorySegment src, long srcOffset, KvDType type, float[] dst, int dstOff, int n) {
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < n; i++) {
+                    dst[dstOff + i] = src.get(F32, srcOffset + 4L * i);
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < n; i++) {
+                    dst[dstOff + i] = Float.float16ToFloat(src.get(I16, srcOffset + 2L * i));
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) {
+                    dst[dstOff + i] = KvDType.bf16BitsToFloat(src.get(I16, srcOffset + 2L * i));
+                }
+            }
+        }
+    }
+
+    @Override
+    public void scan(
+            GroupAttention st,
+            MemorySegment keys,
+            long keyOffset,
+            MemorySegment values,
+            long valueOffset,
+            KvDType type,
+            int rows,
+            int firstSlot) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        final long rowBytes = (long) d * type.bytes();
+        for (int r0 = 0; r0 < rows; r0 += block) {
+            int nb = Math.min(block, rows - r0);
+            decodeScalar(keys, keyOffset + r0 * rowBytes, type, st.kBuf, 0, nb * d);
+            for (int h = 0; h < g; h++) {
+                for (int j = 0; j < nb; j++) {
+                    st.blockLogits[h * block + j] = dotScalar(st.q, h * d, st.kBuf, j * d, d);
+                }
+            }
+            softmaxBlock(st, nb, firstSlot + r0);
+            decodeScalar(values, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
+            for (int h = 0; h < g; h++) {
+                int pBase = h * block;
+                int aBase = h * d;
+                for (int i = 0; i < d; i++) {
+                    float a = st.acc[aBase + i];
+                    for (int j = 0; j < nb; j++) {
+                        a = Math.fma(st.blockLogits[pBase + j], st.vBuf[j * d + i], a);
+                    }
+                    st.acc[aBase + i] = a;
+                }
+            }
+        }
+    }
+
+    /**
+     * Online-softmax update for one block: records raw logits if asked, raises the running maximum
+     * (rescaling the sum and accumulator), and replaces the block's logits by their weights {@code
+     * exp(s − m)}.
+     */
+    static void softmaxBlock(GroupAttention st, int nb, int slot) {
+        final int block = GroupAttention.BLOCK;
+        final int d = st.headDim;
+        for (int h = 0; h < st.group; h++) {
+            int pBase = h * block;
+            if (st.recording) {
+                System.arraycopy(st.blockLogits, pBase, st.logits, h * st.logitsStride + slot, nb);
+            }
+            float bm = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < nb; j++) {
+                bm = Math.max(bm, st.blockLogits[pBase + j]);
+            }
+            float mOld = st.m[h];
+            if (bm > mOld) {
+                float corr = (float) Math.exp(mOld - bm);
+                st.l[h] *= corr;
+                for (int i = h * d, end = i + d; i < end; i++) {
+                    st.acc[i] *= corr;
+                }
+                st.m[h] = bm;
+            }
+            float mNew = st.m[h];
+            float sum = 0;
+            for (int j = 0; j < nb; j++) {
+                float p = (float) Math.exp(st.blockLogits[pBase + j] - mNew);
+                st.blockLogits[pBase + j] = p;
+                sum += p;
+            }
+            st.l[h] += sum;
+        }
+    }
+
+    @Override
+    public void mass(GroupAttention st, int slots, ScoreAggregation aggregation, float[] massOut) {
+        massScalar(st, 0, slots, aggregation, massOut);
+    }
+
+    static void massScalar(GroupAttention st, int from, int slots, ScoreAggregation aggregation, float[] massOut) {
+        checkMassArgs(st, slots, massOut);
+        final int g = st.group;
+        for (int j = from; j < slots; j++) {
+            float agg = 0f;
+            for (int h = 0; h < g; h++) {
+                float p = st.lse[h] == Float.NEGATIVE_INFINITY
+                        ? 0f
+                        : (float) Math.exp(st.logits[h * st.logitsStride + j] - st.lse[h]);
+                agg = aggregation == ScoreAggregation.MAX ? Math.max(agg, p) : agg + p;
+            }
+            massOut[j] = aggregation == ScoreAggregation.MEAN ? agg / g : agg;
+        }
+    }
+
+    static void checkMassArgs(GroupAttention st, int slots, float[] massOut) {
+        if (!st.recording) {
+            throw new IllegalStateException("mass() needs recordLogits() before the pass");
+        }
+        if (slots < 0 || slots > st.logitsStride) {
+            throw new IllegalArgumentException("slots " + slots + " out of range [0, " + st.logitsStride + "]");
+        }
+        if (massOut.length < slots) {
+            throw new IllegalArgumentException("massOut length " + massOut.length + " < slots " + slots);
+        }
+    }
+}

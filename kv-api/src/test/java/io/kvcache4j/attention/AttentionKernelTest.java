@@ -1,0 +1,190 @@
+package io.kvcache4j.attention;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.KvCache;
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ModelShape;
+import io.kvcache4j.api.ScoreAggregation;
+import io.kvcache4j.store.NativeMemory;
+import io.kvcache4j.store.PagedHeadStore;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Differential tests: the active kernel and the scalar twin, each against a float64 reference over
+ * the stored (rounded) values, on sizes that straddle vector widths (Lucene's list).
+ */
+class AttentionKernelTest {
+    static final int[] DIMS = {1, 4, 6, 8, 13, 16, 25, 32, 64, 100, 128, 207};
+    static final int[] TOKENS = {1, 15, 16, 17, 100, 300};
+    static final double TOLERANCE = 1e-5;
+
+    static Stream<AttentionKernel> kernels() {
+        return Stream.of(AttentionKernels.get(), AttentionKernels.scalar()).distinct();
+    }
+
+    static Stream<Arguments> kernelsAndTypes() {
+        List<Arguments> list = new ArrayList<>();
+        kernels().forEach(k -> {
+            for (KvDType t : KvDType.values()) {
+                list.add(Arguments.of(k, t));
+            }
+        });
+        return list.stream();
+    }
+
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void dotMatchesFloat64(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("dot-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        for (int n : new int[] {1, 4, 6, 8, 13, 16, 25, 32, 64, 100, 128, 207, 256, 300, 512, 702, 1024}) {
+            float[] a = TestSeeds.floats(r, n + 3, 1f);
+            float[] b = TestSeeds.floats(r, n + 5, 1f);
+            double ref = 0;
+            double mag = 0;
+            for (int i = 0; i < n; i++) {
+                ref += (double) a[i + 3] * b[i + 5];
+                mag += Math.abs((double) a[i + 3] * b[i + 5]);
+            }
+            float got = kernel.dot(a, 3, b, 5, n);
+            assertTrue(
+                    Math.abs(got - ref) <= 1e-6 * mag + 1e-30,
+                    "n=" + n + " got " + got + " ref " + ref + " seed=" + seed);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void halfPrecisionDecodeIsExactForEveryFiniteBitPattern(AttentionKernel kernel) {
+        MemorySegment seg = NativeMemory.allocate(2 * 65536);
+        try {
+            for (int i = 0; i < 65536; i++) {
+                seg.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2L * i, (short) i);
+            }
+            float[] f16 = new float[65536];
+            float[] bf16 = new float[65536];
+            kernel.decode(seg, 0, KvDType.F16, f16, 0, 65536);
+            kernel.decode(seg, 0, KvDType.BF16, bf16, 0, 65536);
+            for (int i = 0; i < 65536; i++) {
+                float want = Float.float16ToFloat((short) i);
+                if (Float.isFinite(want)) {
+                    assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(f16[i]), "f16 bits " + i);
+                }
+                float wantBf = KvDType.bf16BitsToFloat((short) i);
+                if (Float.isFinite(wantBf)) {
+                    assertEquals(Float.floatToRawIntBits(wantBf), Float.floatToRawIntBits(bf16[i]), "bf16 bits " + i);
+                }
+            }
+        } finally {
+            NativeMemory.free(seg);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("kernelsAndTypes")
+    void groupedAttentionMatchesFloat64(AttentionKernel kernel, KvDType type) {
+        long seed = TestSeeds.seed("attend-" + kernel.name() + "-" + type);
+        SplittableRandom r = TestSeeds.random(seed);
+        for (int d : DIMS) {
+            for (int tokens : TOKENS) {
+                int kvHeads = 1 + r.nextInt(2);
+                int group = new int[] {1, 2, 3, 4}[r.nextInt(4)];
+                int pageTokens = new int[] {1, 7, 16, 64}[r.nextInt(4)];
+                ModelShape shape = new ModelShape(1, kvHeads * group, kvHeads, d);
+                try (KvCache cache = KvCache.builder(shape)
+                        .dtype(type)
+                        .kernel(kernel)
+                        .pageTokens(pageTokens)
+                        .build()) {
+                    float[] k = TestSeeds.floats(r, tokens * shape.kvRowFloats(), 2f);
+                    float[] v = TestSeeds.floats(r, tokens * shape.kvRowFloats(), 2f);
+                    float[] q = TestSeeds.floats(r, shape.queryRowFloats(), 2f);
+                    cache.append(0, k, 0, v, 0, tokens);
+                    // Attend all but the last token as a prefill, then the last one as a decode step.
+                    float[] prefillOut = new float[tokens * shape.queryRowFloats()];
+                    float[] qs = TestSeeds.floats(r, tokens * shape.queryRowFloats(), 2f);
+                    System.arraycopy(q, 0, qs, (tokens - 1) * shape.queryRowFloats(), q.length);
+                    cache.attend(0, qs, 0, tokens, prefillOut, 0);
+                    for (int t = 0; t < tokens; t += Math.max(1, tokens / 5)) {
+                        checkToken(
+                                cache,
+                                shape,
+                                qs,
+                                prefillOut,
+                                t,
+                                d,
+                                "d=" + d + " tokens=" + tokens + " group=" + group + " page=" + pageTokens + " t=" + t
+                                        + " seed=" + seed);
+                    }
+                    checkToken(cache, shape, qs, prefillOut, tokens - 1, d, "last, d=" + d + " seed=" + seed);
+                }
+            }
+        }
+    }
+
+    private static void checkToken(KvCache cache, ModelShape shape, float[] qs, float[] out, int t, int d, String msg) {
+        int qRow = shape.queryRowFloats();
+        for (int qh = 0; qh < shape.queryHeads(); qh++) {
+            int kvh = qh / shape.groupSize();
+            ReferenceAttention ref = ReferenceAttention.of(qs, t * qRow + qh * d, cache.view(0, kvh), t + 1, d);
+            double err = ref.relativeError(out, t * qRow + qh * d);
+            assertTrue(err <= TOLERANCE, "relative error " + err + " > " + TOLERANCE + " at head " + qh + ", " + msg);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("kernelsAndTypes")
+    void fusedMassMatchesReferenceSoftmax(AttentionKernel kernel, KvDType type) {
+        long seed = TestSeeds.seed("mass-" + kernel.name() + "-" + type);
+        SplittableRandom r = TestSeeds.random(seed);
+        int d = 32;
+        int group = 4;
+        for (int tokens : new int[] {1, 16, 17, 250}) {
+            try (PagedHeadStore store = new PagedHeadStore(type, d, 16, kernel, () -> 0)) {
+                for (int t = 0; t < tokens; t++) {
+                    store.append(TestSeeds.floats(r, d, 2f), 0, TestSeeds.floats(r, d, 2f), 0, t);
+                }
+                float[] q = TestSeeds.floats(r, group * d, 2f);
+                GroupAttention st = new GroupAttention(group, d);
+                for (ScoreAggregation agg : ScoreAggregation.values()) {
+                    st.begin(q, 0, (float) (1 / Math.sqrt(d)));
+                    st.recordLogits(tokens);
+                    store.attend(st, tokens);
+                    Partial p = new Partial(group, d);
+                    st.finish(p, 0);
+                    float[] mass = new float[tokens];
+                    kernel.mass(st, tokens, agg, mass);
+                    double[] want = new double[tokens];
+                    for (int h = 0; h < group; h++) {
+                        ReferenceAttention ref = ReferenceAttention.of(q, h * d, store, tokens, d);
+                        assertEquals(ref.lse, p.lse()[h], 1e-5 * Math.max(1, Math.abs(ref.lse)), "lse seed=" + seed);
+                        for (int j = 0; j < tokens; j++) {
+                            want[j] = agg == ScoreAggregation.MAX
+                                    ? Math.max(want[j], ref.probs[j])
+                                    : want[j] + ref.probs[j];
+                        }
+                    }
+                    double total = 0;
+                    for (int j = 0; j < tokens; j++) {
+                        double w = agg == ScoreAggregation.MEAN ? want[j] / group : want[j];
+                        assertEquals(w, mass[j], 1e-5 * Math.max(w, 1e-3), agg + " slot " + j + " seed=" + seed);
+                        total += mass[j];
+                    }
+                    if (agg == ScoreAggregation.SUM) {
+                        assertEquals(group, total, 1e-4, "sum of mass over slots = group size, seed=" + seed);
+                    }
+                }
+            }
+        }
+    }
+}

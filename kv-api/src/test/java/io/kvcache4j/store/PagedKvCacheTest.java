@@ -1,0 +1,224 @@
+package io.kvcache4j.store;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.KvCache;
+import io.kvcache4j.api.KvCacheBuilder;
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ModelShape;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+
+class PagedKvCacheTest {
+    static final ModelShape SHAPE = new ModelShape(2, 4, 2, 8);
+
+    @Test
+    void closeReturnsLiveBytesToWhereTheyWere() {
+        long before = NativeMemory.liveBytes();
+        long seed = TestSeeds.seed("close-live-bytes");
+        SplittableRandom r = TestSeeds.random(seed);
+        KvCache cache = KvCache.builder(SHAPE).pageTokens(4).build();
+        int tokens = 37;
+        for (int l = 0; l < SHAPE.layers(); l++) {
+            cache.append(l, TestSeeds.floats(r, tokens * 16, 1), 0, TestSeeds.floats(r, tokens * 16, 1), 0, tokens);
+        }
+        // 37 tokens in pages of 4 -> 10 pages per head; 2 layers x 2 heads.
+        PagedHeadStore probe = new PagedHeadStore(KvDType.F16, 8, 4, AttentionKernelsAccess.kernel(), () -> 0);
+        long pageBytes = probe.pageBytes();
+        probe.close();
+        assertEquals(2 * 2 * 10 * pageBytes, cache.bytesHeld());
+        assertEquals(before + cache.bytesHeld(), NativeMemory.liveBytes());
+        cache.close();
+        assertEquals(before, NativeMemory.liveBytes(), "live bytes after close");
+        cache.close(); // idempotent
+        assertEquals(before, NativeMemory.liveBytes());
+    }
+
+    @Test
+    void useAfterCloseIsRejected() {
+        KvCache cache = KvCache.builder(SHAPE).build();
+        cache.close();
+        var e = assertThrows(IllegalStateException.class, () -> cache.append(0, new float[16], 0, new float[16], 0, 1));
+        assertEquals("cache is closed", e.getMessage());
+        assertThrows(IllegalStateException.class, () -> cache.attend(0, new float[32], 0, 1, new float[32], 0));
+        assertThrows(IllegalStateException.class, cache::bytesHeld);
+    }
+
+    @Test
+    void badInputNamesTheValueAndTheAllowedRange() {
+        try (KvCache cache = KvCache.builder(SHAPE).dtype(KvDType.F16).build()) {
+            var layer = assertThrows(
+                    IndexOutOfBoundsException.class, () -> cache.append(2, new float[16], 0, new float[16], 0, 1));
+            assertEquals("layer 2 out of range [0, 2)", layer.getMessage());
+            var len = assertThrows(
+                    IllegalArgumentException.class, () -> cache.append(0, new float[15], 0, new float[16], 0, 1));
+            assertEquals("keys: offset 0 + 16 floats exceeds array length 15", len.getMessage());
+            float[] k = new float[32];
+            k[16 + 8 + 3] = Float.NaN;
+            var nan = assertThrows(IllegalArgumentException.class, () -> cache.append(0, k, 0, new float[32], 0, 2));
+            assertEquals(
+                    "key of layer 0, token 1 (position 1), kvHead 1, element 3 is NaN; must be finite and"
+                            + " within [-65504.0, 65504.0] for f16",
+                    nan.getMessage());
+            float[] v = new float[16];
+            v[0] = 70000f;
+            var big = assertThrows(IllegalArgumentException.class, () -> cache.append(0, new float[16], 0, v, 0, 1));
+            assertTrue(
+                    big.getMessage().contains("is 70000.0; must be finite and within [-65504.0, 65504.0]"),
+                    big.getMessage());
+            assertEquals(0, cache.nextPosition(0), "rejected appends leave the cache unchanged");
+            assertEquals(0, cache.bytesHeld());
+            var early = assertThrows(
+                    IllegalStateException.class, () -> cache.attend(0, new float[32], 0, 1, new float[32], 0));
+            assertTrue(early.getMessage().contains("only 0 appended tokens wait"), early.getMessage());
+            cache.append(0, new float[16], 0, new float[16], 0, 1);
+            float[] q = new float[32];
+            q[5] = Float.POSITIVE_INFINITY;
+            var inf = assertThrows(IllegalArgumentException.class, () -> cache.attend(0, q, 0, 1, new float[32], 0));
+            assertEquals("query of layer 0, token 0, element 5 is Infinity; must be finite", inf.getMessage());
+        }
+        var shape = assertThrows(IllegalArgumentException.class, () -> new ModelShape(1, 6, 4, 8));
+        assertEquals("queryHeads 6 must be a multiple of kvHeads 4", shape.getMessage());
+    }
+
+    @Test
+    void appendingPastTheHardCapacityIsRejected() {
+        try (KvCache cache = KvCache.builder(SHAPE).capacityTokens(3).build()) {
+            cache.append(0, new float[32], 0, new float[32], 0, 2);
+            var e = assertThrows(
+                    IllegalStateException.class, () -> cache.append(0, new float[32], 0, new float[32], 0, 2));
+            assertEquals("appending 2 tokens to layer 0, kvHead 0 would hold 4 tokens; capacity is 3", e.getMessage());
+            assertEquals(2, cache.retainedTokens(0, 0));
+        }
+    }
+
+    @Test
+    void evictionCompactsSlotsAndFreesPages() {
+        long seed = TestSeeds.seed("compaction");
+        SplittableRandom r = TestSeeds.random(seed);
+        long before = NativeMemory.liveBytes();
+        try (PagedHeadStore store = new PagedHeadStore(KvDType.BF16, 8, 4, AttentionKernelsAccess.kernel(), () -> 0)) {
+            int col = store.addFloatColumn();
+            List<float[]> keys = new ArrayList<>();
+            for (int t = 0; t < 30; t++) {
+                float[] k = TestSeeds.floats(r, 8, 1);
+                for (int i = 0; i < 8; i++) {
+                    k[i] = KvDType.BF16.round(k[i]);
+                }
+                keys.add(k);
+                store.append(k, 0, k, 0, 100 + t);
+                store.floatColumn(col)[t] = t;
+            }
+            assertEquals(8 * store.pageBytes(), store.bytesHeld());
+            int[] remove = {0, 3, 4, 5, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 29};
+            store.evictAll(remove, remove.length);
+            int[] kept = {1, 2, 6, 7, 8, 23, 24, 25, 26, 27, 28};
+            assertEquals(kept.length, store.count());
+            assertEquals(3 * store.pageBytes(), store.bytesHeld(), "11 slots in pages of 4 -> 3 pages");
+            assertEquals(before + store.bytesHeld(), NativeMemory.liveBytes());
+            float[] row = new float[8];
+            for (int s = 0; s < kept.length; s++) {
+                assertEquals(100 + kept[s], store.position(s));
+                assertEquals(kept[s], store.floatColumn(col)[s], "metadata column moves with its slot");
+                store.readKey(s, row, 0);
+                assertArrayEquals(keys.get(kept[s]), row, 0f);
+            }
+            store.evict(0); // O(1): last slot moves in
+            assertEquals(100 + 28, store.position(0));
+            assertEquals(10, store.count());
+            var e = assertThrows(IllegalArgumentException.class, () -> store.evictAll(new int[] {3, 2}, 2));
+            assertTrue(e.getMessage().contains("strictly increasing"), e.getMessage());
+        }
+        assertEquals(before, NativeMemory.liveBytes());
+    }
+
+    @Test
+    void nCachesOnNThreadsAreBitIdenticalToSerial() throws Exception {
+        long seed = TestSeeds.seed("threads");
+        int n = 4;
+        float[][] serial = new float[n][];
+        for (int i = 0; i < n; i++) {
+            serial[i] = runWorkload(seed + i);
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<float[]>> futures = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                long s = seed + i;
+                futures.add(pool.submit(() -> runWorkload(s)));
+            }
+            for (int i = 0; i < n; i++) {
+                assertArrayEquals(serial[i], futures.get(i).get(), "cache " + i + " seed=" + seed);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static float[] runWorkload(long seed) {
+        SplittableRandom r = TestSeeds.random(seed);
+        ModelShape shape = new ModelShape(2, 8, 2, 64);
+        int steps = 200;
+        float[] result = new float[steps * shape.queryRowFloats()];
+        try (KvCache cache = KvCache.builder(shape).build()) {
+            for (int t = 0; t < steps; t++) {
+                for (int l = 0; l < shape.layers(); l++) {
+                    cache.append(l, TestSeeds.floats(r, 128, 1), 0, TestSeeds.floats(r, 128, 1), 0, 1);
+                    cache.attend(l, TestSeeds.floats(r, 512, 1), 0, 1, result, t * shape.queryRowFloats());
+                }
+            }
+        }
+        return result;
+    }
+
+    @Test
+    void decodeStepsAllocateNothing() {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        ModelShape shape = new ModelShape(2, 8, 2, 64);
+        long seed = TestSeeds.seed("no-alloc");
+        SplittableRandom r = TestSeeds.random(seed);
+        float[] k = TestSeeds.floats(r, 128, 1);
+        float[] v = TestSeeds.floats(r, 128, 1);
+        float[] q = TestSeeds.floats(r, 512, 1);
+        float[] out = new float[512];
+        try (KvCache cache = KvCache.builder(shape).capacityTokens(1 << 20).build()) {
+            // Warm up until the JIT has compiled the decode path (the Vector API allocates until then).
+            for (int t = 0; t < 6000; t++) {
+                for (int l = 0; l < 2; l++) {
+                    cache.append(l, k, 0, v, 0, 1);
+                    cache.attend(l, q, 0, 1, out, 0);
+                }
+            }
+            long tid = Thread.currentThread().threadId();
+            long before = threads.getThreadAllocatedBytes(tid);
+            long inAttention = 0;
+            int steps = 2000;
+            for (int t = 0; t < steps; t++) {
+                for (int l = 0; l < 2; l++) {
+                    cache.append(l, k, 0, v, 0, 1);
+                    long a0 = threads.getThreadAllocatedBytes(tid);
+                    cache.attend(l, q, 0, 1, out, 0);
+                    inAttention += threads.getThreadAllocatedBytes(tid) - a0;
+                }
+            }
+            long allocated = threads.getThreadAllocatedBytes(tid) - before;
+            assertEquals(0, inAttention, "bytes allocated by the attention path over " + steps + " steps");
+            // The only allocation allowed is the handle of each new page (one per 16 tokens per head) and
+            // the page table's amortised doubling: nothing per token.
+            long newPages = 2L * 2 * steps / KvCacheBuilder.DEFAULT_PAGE_TOKENS;
+            assertTrue(
+                    allocated <= newPages * 64 + 16 * 1024,
+                    "decode steps allocated " + allocated + " bytes over " + steps + " steps (" + newPages
+                            + " new pages)");
+        }
+    }
+}
