@@ -1,0 +1,117 @@
+package io.kvcache4j.bench;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.store.PagedHeadStore;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * One decode step of attention for one KV head: headDim 128, a GQA group of 4 query heads, over
+ * {@code tokens} stored tokens in the cache's own paged off-heap store. Each op reads every key and
+ * value byte once ({@code tokens × 128 × 2 × bytesPerElement}); compare with {@link
+ * MemoryBandwidthBenchmark} from the same run.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xms1g", "-Xmx1g"
+        })
+public class AttentionBenchmark {
+    static final int HEAD_DIM = 128;
+    static final int GROUP = 4;
+
+    @Param({"4096", "65536", "1048576"})
+    public int tokens;
+
+    @Param({"f32", "f16", "bf16"})
+    public String dtype;
+
+    @Param({"vector", "scalar"})
+    public String impl;
+
+    PagedHeadStore store;
+    GroupAttention state;
+    float[] queries;
+    float[] out;
+    float scale;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        AttentionKernel kernel = kernel(impl);
+        KvDType type = KvDType.parse(dtype);
+        store = new PagedHeadStore(type, HEAD_DIM, 16, kernel, () -> 0);
+        fill(store, tokens, 42);
+        state = new GroupAttention(GROUP, HEAD_DIM);
+        queries = randomFloats(new SplittableRandom(7), GROUP * HEAD_DIM);
+        out = new float[GROUP * HEAD_DIM];
+        scale = (float) (1 / Math.sqrt(HEAD_DIM));
+    }
+
+    @Benchmark
+    public float decode() {
+        state.begin(queries, 0, scale);
+        store.attend(state, tokens);
+        state.finish(out, 0);
+        return out[0] + out[out.length - 1];
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        store.close();
+    }
+
+    static AttentionKernel kernel(String impl) {
+        return switch (impl) {
+            case "vector" -> {
+                AttentionKernel k = AttentionKernels.get();
+                if (!k.name().equals("panama")) {
+                    throw new IllegalStateException(
+                            "impl=vector but the active kernel is " + k.name() + ": " + AttentionKernels.reason());
+                }
+                yield k;
+            }
+            case "scalar" -> AttentionKernels.scalar();
+            default -> throw new IllegalArgumentException("impl must be vector or scalar, was " + impl);
+        };
+    }
+
+    /** Appends {@code tokens} random tokens (a 4096-token random block repeated). */
+    static void fill(PagedHeadStore store, int tokens, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int block = 4096;
+        float[] k = randomFloats(r, block * HEAD_DIM);
+        float[] v = randomFloats(r, block * HEAD_DIM);
+        for (int t = 0; t < tokens; t++) {
+            int row = (t % block) * HEAD_DIM;
+            store.append(k, row, v, row, t);
+        }
+    }
+
+    static float[] randomFloats(SplittableRandom r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (r.nextDouble() * 2 - 1);
+        }
+        return a;
+    }
+}

@@ -1,0 +1,226 @@
+package io.kvcache4j.bench;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.results.format.ResultFormatType;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+/**
+ * {@code bin/kvcache4j bench [--quick] [--out DIR] [--include REGEX]}: runs the JMH suite, writes
+ * {@code DIR/jmh.json} (JMH's JSON), and prints derived figures: attention bytes/s against the read
+ * bandwidth measured in the same run, our dot against Lucene's, and our attention against a naive
+ * scalar loop.
+ */
+public final class BenchMain {
+    private BenchMain() {}
+
+    public static void main(String[] args) throws IOException, RunnerException {
+        boolean quick = false;
+        Path out = null;
+        String include = null;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--quick" -> quick = true;
+                case "--out" -> out = Path.of(value(args, ++i, "--out"));
+                case "--include" -> include = value(args, ++i, "--include");
+                case "-h", "--help" -> {
+                    System.out.println("usage: bin/kvcache4j bench [--quick] [--out DIR] [--include REGEX]");
+                    return;
+                }
+                default -> {
+                    System.err.println(
+                            "bench: unknown option '" + args[i] + "'; allowed: --quick --out DIR --include REGEX");
+                    System.exit(2);
+                }
+            }
+        }
+        if (out == null) {
+            out = Path.of(
+                    "reports", "bench-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        }
+        Files.createDirectories(out);
+        Path json = out.resolve("jmh.json");
+        ChainedOptionsBuilder opts = new OptionsBuilder()
+                .resultFormat(ResultFormatType.JSON)
+                .result(json.toString())
+                .shouldFailOnError(true);
+        if (include != null) {
+            opts.include(include);
+        } else {
+            opts.include(AttentionBenchmark.class.getName() + ".decode")
+                    .include(MemoryBandwidthBenchmark.class.getName() + ".read")
+                    .include(DotProductBenchmark.class.getName() + ".*")
+                    .include(NaiveAttentionBenchmark.class.getName() + ".decode")
+                    .include("io.kvcache4j.bench.EvictionBenchmark.*");
+        }
+        if (quick) {
+            // One configuration per target, short iterations: about 3 minutes on 2 cores.
+            opts.warmupIterations(2)
+                    .warmupTime(TimeValue.seconds(1))
+                    .measurementIterations(3)
+                    .measurementTime(TimeValue.seconds(1))
+                    .param("tokens", "65536", "1048576")
+                    .param("dtype", "f16", "f32")
+                    .param("megabytes", "512")
+                    .param("dims", "128");
+        }
+        Collection<RunResult> results = new Runner(opts.build()).run();
+        report(results, System.out);
+        System.out.println("JMH results: " + json.toAbsolutePath());
+    }
+
+    private static String value(String[] args, int i, String name) {
+        if (i >= args.length) {
+            System.err.println("bench: " + name + " needs a value");
+            System.exit(2);
+        }
+        return args[i];
+    }
+
+    /** Prints the derived table. */
+    static void report(Collection<RunResult> results, PrintStream out) {
+        Double bandwidthMBs = null;
+        Map<String, Double> attentionUs = new TreeMap<>();
+        Map<String, Double> naiveUs = new TreeMap<>();
+        Map<String, Double> dotNs = new TreeMap<>();
+        List<String[]> rows = new ArrayList<>();
+        for (RunResult r : results) {
+            var params = r.getParams();
+            String bench = params.getBenchmark();
+            String simple = bench.substring(bench.lastIndexOf('.', bench.lastIndexOf('.') - 1) + 1);
+            double score = r.getPrimaryResult().getScore();
+            String unit = r.getPrimaryResult().getScoreUnit();
+            switch (simple) {
+                case "MemoryBandwidthBenchmark.read" -> {
+                    double mb = Double.parseDouble(params.getParam("megabytes"));
+                    double mbs = mb / (toMicros(score, unit) * 1e-6);
+                    if (bandwidthMBs == null || mb >= 512) {
+                        bandwidthMBs = mbs;
+                    }
+                    rows.add(new String[] {
+                        simple, "megabytes=" + (int) mb, fmt(score) + " " + unit, fmt(mbs / 1024) + " GiB/s"
+                    });
+                }
+                case "AttentionBenchmark.decode" -> {
+                    String key =
+                            params.getParam("tokens") + "/" + params.getParam("dtype") + "/" + params.getParam("impl");
+                    attentionUs.put(key, toMicros(score, unit));
+                }
+                case "NaiveAttentionBenchmark.decode" -> naiveUs.put(params.getParam("tokens"), toMicros(score, unit));
+                case "DotProductBenchmark.kvcache4j", "DotProductBenchmark.lucene" ->
+                    dotNs.put(simple + "/" + params.getParam("dims"), toMicros(score, unit) * 1000);
+                default -> rows.add(new String[] {simple, params.toString(), fmt(score) + " " + unit, ""});
+            }
+        }
+        out.println();
+        out.println("== Attention, one decode step, one KV head (headDim 128, 4 query heads) ==");
+        out.printf(
+                Locale.ROOT,
+                "%-10s %-5s %-7s %12s %12s %14s%n",
+                "tokens",
+                "dtype",
+                "impl",
+                "us/op",
+                "GB/s",
+                "x read bw");
+        for (var e : attentionUs.entrySet()) {
+            String[] k = e.getKey().split("/");
+            long tokens = Long.parseLong(k[0]);
+            int bytes = switch (k[1]) {
+                case "f32" -> 4;
+                default -> 2;
+            };
+            double gbs = tokens * 128.0 * 2 * bytes / (e.getValue() * 1e-6) / 1e9;
+            String ratio = bandwidthMBs == null ? "n/a" : fmt(gbs * 1e9 / (bandwidthMBs * 1024 * 1024));
+            out.printf(
+                    Locale.ROOT,
+                    "%-10s %-5s %-7s %12s %12s %14s%n",
+                    k[0],
+                    k[1],
+                    k[2],
+                    fmt(e.getValue()),
+                    fmt(gbs),
+                    ratio);
+        }
+        if (bandwidthMBs != null) {
+            out.printf(
+                    Locale.ROOT,
+                    "read bandwidth (MemoryBandwidthBenchmark, largest buffer): %s GB/s%n",
+                    fmt(bandwidthMBs * 1024 * 1024 / 1e9));
+        }
+        if (!naiveUs.isEmpty()) {
+            out.println();
+            out.println("== Against a naive scalar attention loop (llama3.java's shape), f32 ==");
+            for (var e : naiveUs.entrySet()) {
+                Double ours = attentionUs.get(e.getKey() + "/f32/vector");
+                out.printf(
+                        Locale.ROOT,
+                        "tokens %-9s naive %12s us   kvcache4j %12s us   speedup %s%n",
+                        e.getKey(),
+                        fmt(e.getValue()),
+                        ours == null ? "n/a" : fmt(ours),
+                        ours == null ? "n/a" : fmt(e.getValue() / ours) + "x");
+            }
+        }
+        if (!dotNs.isEmpty()) {
+            out.println();
+            out.println("== Dot product against Lucene VectorUtil.dotProduct (same arrays) ==");
+            for (var e : dotNs.entrySet()) {
+                if (!e.getKey().startsWith("DotProductBenchmark.kvcache4j/")) {
+                    continue;
+                }
+                String dims = e.getKey().substring(e.getKey().indexOf('/') + 1);
+                Double lucene = dotNs.get("DotProductBenchmark.lucene/" + dims);
+                out.printf(
+                        Locale.ROOT,
+                        "dims %-6s kvcache4j %10s ns   lucene %10s ns   lucene/kvcache4j time %s%n",
+                        dims,
+                        fmt(e.getValue()),
+                        lucene == null ? "n/a" : fmt(lucene),
+                        lucene == null ? "n/a" : fmt(lucene / e.getValue()));
+            }
+        }
+        if (!rows.isEmpty()) {
+            out.println();
+            out.println("== Other results ==");
+            for (String[] row : rows) {
+                out.printf(Locale.ROOT, "%-40s %-40s %16s %s%n", (Object[]) row);
+            }
+        }
+    }
+
+    static double toMicros(double score, String unit) {
+        return switch (unit) {
+            case "ns/op" -> score / 1000;
+            case "us/op" -> score;
+            case "ms/op" -> score * 1000;
+            case "s/op" -> score * 1e6;
+            default -> throw new IllegalStateException("unexpected JMH unit " + unit);
+        };
+    }
+
+    static String fmt(double x) {
+        if (Math.abs(x) >= 100) {
+            return String.format(Locale.ROOT, "%.0f", x);
+        }
+        if (Math.abs(x) >= 1) {
+            return String.format(Locale.ROOT, "%.2f", x);
+        }
+        return String.format(Locale.ROOT, "%.4f", x);
+    }
+}

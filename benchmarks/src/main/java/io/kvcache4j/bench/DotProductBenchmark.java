@@ -1,0 +1,64 @@
+package io.kvcache4j.bench;
+
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.AttentionKernels;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.apache.lucene.util.VectorUtil;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Our float dot kernel against Lucene's {@code VectorUtil.dotProduct} (its Panama implementation in
+ * this fork) on the same arrays.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xms1g", "-Xmx1g"
+        })
+public class DotProductBenchmark {
+    @Param({"128", "1024"})
+    public int dims;
+
+    float[] a;
+    float[] b;
+    AttentionKernel kernel;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        SplittableRandom r = new SplittableRandom(3);
+        a = AttentionBenchmark.randomFloats(r, dims);
+        b = AttentionBenchmark.randomFloats(r, dims);
+        kernel = AttentionBenchmark.kernel("vector");
+    }
+
+    @Benchmark
+    public float kvcache4j() {
+        return kernel.dot(a, 0, b, 0, dims);
+    }
+
+    @Benchmark
+    public float lucene() {
+        return VectorUtil.dotProduct(a, b);
+    }
+
+    /** Which implementation the two methods ran, for the report. */
+    static String describe() {
+        return "kvcache4j " + AttentionKernels.get().name();
+    }
+}

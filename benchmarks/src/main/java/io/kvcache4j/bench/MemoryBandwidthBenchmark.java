@@ -1,0 +1,77 @@
+package io.kvcache4j.bench;
+
+import io.kvcache4j.store.NativeMemory;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.concurrent.TimeUnit;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The machine's single-thread read ceiling: one vectorized pass summing {@code megabytes} MB of an
+ * off-heap buffer (far larger than the caches). Attention throughput is reported against it.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xms1g", "-Xmx1g"
+        })
+public class MemoryBandwidthBenchmark {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    @Param({"64", "512"})
+    public int megabytes;
+
+    MemorySegment buffer;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        long bytes = (long) megabytes << 20;
+        buffer = NativeMemory.allocate(bytes);
+        for (long i = 0; i < bytes; i += 4) {
+            buffer.set(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) (i & 1023) * 1e-3f);
+        }
+    }
+
+    @Benchmark
+    public float read() {
+        long bytes = buffer.byteSize();
+        long step = 4L * F.vectorByteSize();
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        int vb = F.vectorByteSize();
+        for (long off = 0; off <= bytes - step; off += step) {
+            a0 = a0.add(FloatVector.fromMemorySegment(F, buffer, off, ByteOrder.LITTLE_ENDIAN));
+            a1 = a1.add(FloatVector.fromMemorySegment(F, buffer, off + vb, ByteOrder.LITTLE_ENDIAN));
+            a2 = a2.add(FloatVector.fromMemorySegment(F, buffer, off + 2L * vb, ByteOrder.LITTLE_ENDIAN));
+            a3 = a3.add(FloatVector.fromMemorySegment(F, buffer, off + 3L * vb, ByteOrder.LITTLE_ENDIAN));
+        }
+        return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        NativeMemory.free(buffer);
+    }
+}
