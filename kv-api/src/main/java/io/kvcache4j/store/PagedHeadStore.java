@@ -83,6 +83,17 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
         }
     }
 
+    /**
+     * Bytes a store of this type holds for {@code tokens} tokens: whole pages, as {@link #bytesHeld()}
+     * reports them.
+     */
+    public static long bytesFor(KvDType type, int headDim, int pageTokens, long tokens) {
+        checkPageTokens(pageTokens);
+        long raw = 2L * headDim * type.bytes() * pageTokens + 4L * pageTokens;
+        long page = (raw + NativeMemory.ALIGNMENT - 1) & -NativeMemory.ALIGNMENT;
+        return (tokens + pageTokens - 1) / pageTokens * page;
+    }
+
     /** Bytes of one page block. */
     public long pageBytes() {
         return pageBytes;
