@@ -15,8 +15,8 @@ loss; the EOS after the answer counts as text.
 Schedule (all caps are fractions of the time left for training, so it adapts to the hardware):
 curriculum L = 128, 256, 512, 1024, 2048, 4096 at a constant lr (after a short warm-up), moving on
 when the running exact match reaches 0.97 or the stage's time cap is spent; then a mixed-length
-stage over the last four lengths with lr decaying linearly (in time) from lr/2 to lr/20 until the
-deadline, which leaves time for the export and the evaluation (estimated by timing a forward pass
+stage over the last four lengths (and, for a quarter of the steps, any multiple of 128 up to the
+longest) with lr decaying linearly (in time) from lr/2 to lr/20 until the deadline, which leaves time for the export and the evaluation (estimated by timing a forward pass
 before training).
 
 Works with torch 1.13 (CPU, hand-written chunked causal attention, CPU bf16 autocast) and torch 2.x
@@ -346,6 +346,7 @@ def compute_loss(model, rows, meta_t, L, text_weight, device, bf16):
 CURRICULUM = (128, 256, 512, 1024, 2048, 4096)
 STAGE_FRACTION = {128: 0.03, 256: 0.03, 512: 0.05, 1024: 0.07, 2048: 0.10, 4096: 0.12}
 MIX_WEIGHTS = (0.15, 0.20, 0.25, 0.40)
+MIX_ANY_LENGTH = 0.25  # share of mixed-stage steps at a random multiple of 128 in [256, max_len]
 
 
 class Log:
@@ -440,9 +441,8 @@ def main(argv=None):
     bf16 = not args.no_bf16
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    log("torch %s, python %s, device %s%s, threads %d, bf16 %s, sdpa %s" % (
-        torch.__version__, sys.version.split()[0], device,
-        (" (%s)" % torch.cuda.get_device_name(0)) if cuda else "", torch.get_num_threads(), bf16, HAS_SDPA))
+    log("torch %s, python %s, device %s, threads %d, bf16 %s, sdpa %s" % (
+        torch.__version__, sys.version.split()[0], device, torch.get_num_threads(), bf16, HAS_SDPA))
     log("args: %s" % json.dumps(vars(args), sort_keys=True))
 
     # data
@@ -464,6 +464,8 @@ def main(argv=None):
     maker = nd.BatchMaker(train_c, train_keys, args.seed)
     feeder = Feeder(maker, workers, log)  # forks before CUDA initialisation
 
+    if cuda:  # first CUDA call: after the fork
+        log("gpu: %s" % torch.cuda.get_device_name(0))
     cfg = model_config(args, tok.vocab_size)
     model = Llama(cfg).to(device)
     log("model: %s, %d parameters" % (json.dumps(cfg), count_params(model)))
@@ -519,7 +521,9 @@ def main(argv=None):
 
     def plan_L():
         name, L = stages[stage_i]
-        if L is None:
+        if L is None:  # mixed stage: mostly the evaluated lengths, a quarter anywhere in between
+            if args.max_len >= 512 and mix_rng.random() < MIX_ANY_LENGTH:
+                return 128 * mix_rng.randint(2, args.max_len // 128)
             return mix_rng.choices(mix_lengths, mix_w)[0]
         return L
 
@@ -587,7 +591,7 @@ def main(argv=None):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         pending.append((la, lt, em, loss.detach()))
-        if not cuda:
+        if not cuda or len(pending) >= 50:
             flush_pending()
         step += 1
         stage_step += 1
