@@ -151,13 +151,13 @@ def text_sets(tok, data_dir, haystack, corpora=None):
     if corpora is not None and corpora[0].tok.tokens == tok.tokens:
         train_c, held_c = corpora
     else:
-        train_c = nd.Corpus(tok, open(os.path.join(data_dir, "train.txt"), encoding="utf-8").read(), "train")
-        held_c = nd.Corpus(tok, open(os.path.join(data_dir, "heldout.txt"), encoding="utf-8").read(), "heldout")
+        train_c = nd.Corpus(tok, nd.read_text(os.path.join(data_dir, "train.txt")), "train")
+        held_c = nd.Corpus(tok, nd.read_text(os.path.join(data_dir, "heldout.txt")), "heldout")
     sets.append(("train-text", train_c))
     sets.append(("heldout-text", held_c))
     if haystack:
         sets.append(("haystack:" + os.path.basename(haystack),
-                     nd.Corpus(tok, open(haystack, encoding="utf-8").read(), "haystack")))
+                     nd.Corpus(tok, nd.read_text(haystack), "haystack")))
     return sets
 
 

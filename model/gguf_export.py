@@ -163,7 +163,8 @@ class _Reader:
 
 def read_gguf(path, load_tensors=True):
     """Returns (metadata dict, {name: (dims, ggml_type, torch tensor in row-major shape or None)})."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        data = fh.read()
     if data[:4] != GGUF_MAGIC:
         raise ValueError("not a GGUF file")
     r = _Reader(data)

@@ -646,6 +646,11 @@ HELDOUT_CATEGORIES = ("literature", "science", "wisdom")
 EXCLUDED_CATEGORIES = ("ascii-art", "translate-me")
 
 
+def read_text(path, errors="strict"):
+    with open(path, "rb") as fh:
+        return fh.read().decode("utf-8", errors=errors)
+
+
 def stable_hash(s):
     return int.from_bytes(hashlib.sha256(s.encode("utf-8")).digest()[:8], "big")
 
@@ -664,7 +669,7 @@ def clean_fortune(s, reflow):
 
 
 def read_fortunes(path):
-    raw = open(path, "rb").read().decode("utf-8", errors="replace")
+    raw = read_text(path, errors="replace")
     return [f for f in re.split(r"\n%\n", "\n" + raw + "\n") if f.strip()]
 
 
@@ -702,14 +707,14 @@ def prepare(args):
 
     # KEY words
     words = []
-    for w in open(args.words, encoding="utf-8", errors="replace").read().split("\n"):
+    for w in read_text(args.words, errors="replace").split("\n"):
         w = w.strip()
         if w.isascii() and w.isalpha() and w.islower() and 2 <= len(w) <= 12:
             words.append(w)
     words = sorted(set(words))
     freq = Counter(re.findall(r"[a-z]+", ("\n".join(train) + "\n" + "\n".join(held)).lower()))
     if os.path.exists(args.keys) and not args.regenerate_keys:
-        heldout_keys = [w.strip() for w in open(args.keys, encoding="utf-8") if w.strip()]
+        heldout_keys = [w.strip() for w in read_text(args.keys).split("\n") if w.strip()]
         print("prepare: using the existing held-out KEY list %s (%d words)" % (args.keys, len(heldout_keys)))
     else:
         cand = [w for w in words if 4 <= len(w) <= 10 and freq[w] >= 5]
@@ -729,7 +734,7 @@ def prepare(args):
 
 def read_train_keys(path):
     words, common = [], []
-    for line in open(path, encoding="utf-8"):
+    for line in read_text(path).split("\n"):
         parts = line.split()
         if not parts:
             continue
@@ -740,7 +745,7 @@ def read_train_keys(path):
 
 
 def read_heldout_keys(path):
-    return KeySource([w.strip() for w in open(path, encoding="utf-8") if w.strip()])
+    return KeySource([w.strip() for w in read_text(path).split("\n") if w.strip()])
 
 
 CACHE_VERSION = 1
@@ -750,8 +755,8 @@ def load_data(data_dir, vocab_size=2048, log=print, use_cache=True):
     """Tokenizer (trained on train.txt) and the train/held-out corpora, cached in data_dir."""
     tr_path = os.path.join(data_dir, "train.txt")
     ho_path = os.path.join(data_dir, "heldout.txt")
-    tr_text = open(tr_path, encoding="utf-8").read()
-    ho_text = open(ho_path, encoding="utf-8").read()
+    tr_text = read_text(tr_path)
+    ho_text = read_text(ho_path)
     h = hashlib.sha256()
     h.update(("v%d-%d-" % (CACHE_VERSION, vocab_size)).encode())
     h.update(tr_text.encode("utf-8"))

@@ -303,6 +303,42 @@ class Cache(unittest.TestCase):
         self.assertLess(float((a1 - a2).abs().max()), 1e-5)
 
 
+class SdpaPath(unittest.TestCase):
+    """The torch-2 branch (F.scaled_dot_product_attention) with a reference stand-in on torch 1.13."""
+
+    def test_sdpa_branch_matches_manual_attention(self):
+        import types
+
+        def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+            s = (q @ k.transpose(-1, -2)).float() / q.shape[-1] ** 0.5
+            if is_causal:
+                T, S = s.shape[-2:]
+                s = s.masked_fill(torch.ones(T, S, dtype=torch.bool).triu(1), float("-inf"))
+            return (torch.softmax(s, -1).to(v.dtype)) @ v
+
+        torch.manual_seed(4)
+        m = tn.Llama(tiny_cfg(TOK.vocab_size)).eval()
+        x = torch.randint(0, TOK.vocab_size, (2, 50))
+        old_f, old_has = tn.F, tn.HAS_SDPA
+        try:
+            with torch.no_grad():
+                tn.HAS_SDPA = False
+                ref = m(x)[0]
+                lo_ref, c = m(x[:, :49])
+                step_ref = m(x[:, 49:], past=c)[0]
+                shim = types.SimpleNamespace(**{k: getattr(old_f, k) for k in dir(old_f) if not k.startswith("__")})
+                shim.scaled_dot_product_attention = sdpa
+                tn.F, tn.HAS_SDPA = shim, True
+                out = m(x)[0]
+                lo, c = m(x[:, :49])
+                step = m(x[:, 49:], past=c)[0]
+        finally:
+            tn.F, tn.HAS_SDPA = old_f, old_has
+        self.assertLess(float((out - ref).abs().max()), 1e-5)
+        self.assertLess(float((step - step_ref).abs().max()), 1e-5)
+        self.assertLess(float((step[:, 0] - ref[:, 49]).abs().max()), 1e-4)
+
+
 class Training(unittest.TestCase):
     def test_few_steps_lower_the_loss(self):
         torch.manual_seed(2)
