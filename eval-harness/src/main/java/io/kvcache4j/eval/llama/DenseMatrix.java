@@ -37,12 +37,12 @@ public final class DenseMatrix implements Matrix {
     }
 
     @Override
-    public void matmul(float[] x, int xOff, int tokens, float[] y, int yOff) {
+    public void matmul(float[] x, int tokens, float[] y) {
         Parallel.forRange(rows, (from, to) -> {
             for (int t = 0; t < tokens; t++) {
-                int xb = xOff + t * cols;
+                int xb = t * cols;
                 for (int r = from; r < to; r++) {
-                    y[yOff + t * rows + r] = KERNEL.dot(data, r * cols, x, xb, cols);
+                    y[t * rows + r] = KERNEL.dot(data, r * cols, x, xb, cols);
                 }
             }
         });

@@ -121,27 +121,27 @@ public final class LlamaEngine {
         for (int l = 0; l < c.layers(); l++) {
             int pos0 = cache.nextPosition(l);
             rmsNorm(x, xb, weights.attentionNorm(l), n, dim);
-            weights.wq(l).matmul(xb, 0, n, q, 0);
-            weights.wk(l).matmul(xb, 0, n, k, 0);
-            weights.wv(l).matmul(xb, 0, n, v, 0);
+            weights.wq(l).matmul(xb, n, q);
+            weights.wk(l).matmul(xb, n, k);
+            weights.wv(l).matmul(xb, n, v);
             for (int t = 0; t < n; t++) {
                 rope(q, t * qDim, c.heads(), pos0 + t);
                 rope(k, t * kvDim, c.kvHeads(), pos0 + t);
             }
             cache.append(l, k, 0, v, 0, n);
             cache.attend(l, q, 0, n, att, 0);
-            weights.wo(l).matmul(att, 0, n, xb, 0);
+            weights.wo(l).matmul(att, n, xb);
             for (int i = 0, e = n * dim; i < e; i++) {
                 x[i] += xb[i];
             }
             rmsNorm(x, xb, weights.ffnNorm(l), n, dim);
-            weights.wGate(l).matmul(xb, 0, n, gate, 0);
-            weights.wUp(l).matmul(xb, 0, n, up, 0);
+            weights.wGate(l).matmul(xb, n, gate);
+            weights.wUp(l).matmul(xb, n, up);
             for (int i = 0, e = n * ffn; i < e; i++) {
                 float g = gate[i];
                 gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
             }
-            weights.wDown(l).matmul(gate, 0, n, xb, 0);
+            weights.wDown(l).matmul(gate, n, xb);
             for (int i = 0, e = n * dim; i < e; i++) {
                 x[i] += xb[i];
             }
@@ -151,7 +151,7 @@ public final class LlamaEngine {
 
     private float[] logitsOfLast() {
         rmsNorm(last, lastNormed, weights.outputNorm(), 1, c.dim());
-        weights.output().matmul(lastNormed, 0, 1, logits, 0);
+        weights.output().matmul(lastNormed, 1, logits);
         return logits;
     }
 

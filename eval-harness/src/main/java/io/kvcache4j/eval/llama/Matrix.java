@@ -11,10 +11,10 @@ public interface Matrix {
     int cols();
 
     /**
-     * {@code y[yOff + t*rows + r] = Σ_c W[r][c] · x[xOff + t*cols + c]} for {@code t < tokens}: a
-     * batch of {@code tokens} input rows. May run on several threads; the result is deterministic.
+     * {@code y[t*rows + r] = Σ_c W[r][c] · x[t*cols + c]} for {@code t < tokens}: a batch of {@code
+     * tokens} input rows. May run on several threads; the result is deterministic.
      */
-    void matmul(float[] x, int xOff, int tokens, float[] y, int yOff);
+    void matmul(float[] x, int tokens, float[] y);
 
     /** Row {@code r} widened to floats (embedding lookup). */
     void row(int r, float[] dst, int dstOff);
