@@ -31,7 +31,7 @@ class TokenizeCommandTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama-spm", "qwen2"})
+    @ValueSource(strings = {"llama-spm", "llama-bpe", "gpt-2", "qwen2"})
     void casesOutputEqualsTheOutFileByteForByte(String name) throws Exception {
         Path gguf = Fixtures.vocab(name);
         byte[] got = run(new TokenizeCommand(), "--model", gguf.toString(), "--cases", gguf + ".inp");
