@@ -10,7 +10,7 @@ public final class Main {
 
     static Map<String, Command> commands() {
         Map<String, Command> m = new LinkedHashMap<>();
-        for (Command c : new Command[] {}) {
+        for (Command c : new Command[] {new TokenizeCommand(), new InspectCommand()}) {
             m.put(c.name(), c);
         }
         return m;
