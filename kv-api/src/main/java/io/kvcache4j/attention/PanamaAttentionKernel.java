@@ -156,6 +156,9 @@ final class PanamaAttentionKernel implements AttentionKernel {
             for (; h + 4 <= g; h += 4) {
                 scores4(st, h);
             }
+            for (; h + 2 <= g; h += 2) {
+                scores2(st, h);
+            }
             for (; h < g; h++) {
                 scores1(st, h);
             }
@@ -169,6 +172,9 @@ final class PanamaAttentionKernel implements AttentionKernel {
             h = 0;
             for (; h + 4 <= g; h += 4) {
                 accumulate4(st, nb, h);
+            }
+            for (; h + 2 <= g; h += 2) {
+                accumulate2(st, nb, h);
             }
             for (; h < g; h++) {
                 accumulate1(st, nb, h);
@@ -206,6 +212,37 @@ final class PanamaAttentionKernel implements AttentionKernel {
             a1.intoArray(st.blockLogits, base + block);
             a2.intoArray(st.blockLogits, base + 2 * block);
             a3.intoArray(st.blockLogits, base + 3 * block);
+        }
+    }
+
+    private static void scores2(GroupAttention st, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        final float[] kt = st.kBuf;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        for (int c = 0; c < block; c += LANES) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector b0 = FloatVector.zero(F);
+            FloatVector b1 = FloatVector.zero(F);
+            int i = 0;
+            for (; i + 1 < d; i += 2) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, i * block + c);
+                FloatVector k1 = FloatVector.fromArray(F, kt, (i + 1) * block + c);
+                a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                b0 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), b0);
+                a1 = k1.fma(FloatVector.broadcast(F, q[q0 + i + 1]), a1);
+                b1 = k1.fma(FloatVector.broadcast(F, q[q1 + i + 1]), b1);
+            }
+            if (i < d) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, i * block + c);
+                a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                b0 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), b0);
+            }
+            a0.add(a1).intoArray(st.blockLogits, h * block + c);
+            b0.add(b1).intoArray(st.blockLogits, (h + 1) * block + c);
         }
     }
 
@@ -263,6 +300,30 @@ final class PanamaAttentionKernel implements AttentionKernel {
         for (int hh = h; hh < h + 4; hh++) {
             accumulateTail(st, nb, hh, i);
         }
+    }
+
+    private static void accumulate2(GroupAttention st, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] v = st.vBuf;
+        final float[] acc = st.acc;
+        final int p0 = h * block;
+        int i = 0;
+        for (int bound = d - LANES; i <= bound; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            for (int j = 0; j < nb; j++) {
+                FloatVector x = FloatVector.fromArray(F, v, j * d + i);
+                a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+        }
+        accumulateTail(st, nb, h, i);
+        accumulateTail(st, nb, h + 1, i);
     }
 
     private static void accumulate1(GroupAttention st, int nb, int h) {

@@ -36,8 +36,16 @@ final class GenerateCommand implements Command {
     public int run(String[] argv, PrintStream out) throws Exception {
         Args a = new Args(
                 argv,
-                List.of("--model", "--prompt", "--max-tokens", "--policy", "--budget", "--temperature", "--seed",
-                        "--dtype", "--chunk"),
+                List.of(
+                        "--model",
+                        "--prompt",
+                        "--max-tokens",
+                        "--policy",
+                        "--budget",
+                        "--temperature",
+                        "--seed",
+                        "--dtype",
+                        "--chunk"),
                 List.of("--no-bos"));
         if (a.get("--prompt") == null) {
             throw new UsageException("--prompt TEXT is required");
@@ -59,10 +67,14 @@ final class GenerateCommand implements Command {
             double budget = Double.parseDouble(a.get("--budget", "0.5"));
             int budgetTokens = budget < 1 ? (int) Math.max(1, Math.round(budget * prompt.length)) : (int) budget;
             LlamaEngine engine = new LlamaEngine(model, a.getInt("--chunk", 256, 1, 1 << 16));
-            EvictionPolicy policy = policies.create(policyName, budgetTokens, prompt.length, model.config().cacheShape());
+            EvictionPolicy policy = policies.create(
+                    policyName, budgetTokens, prompt.length, model.config().cacheShape());
             SplittableRandom random = new SplittableRandom(a.getLong("--seed", 1));
             PrintStream err = System.err;
-            try (KvCache cache = KvCache.builder(model.config().cacheShape()).dtype(dtype).policy(policy).build()) {
+            try (KvCache cache = KvCache.builder(model.config().cacheShape())
+                    .dtype(dtype)
+                    .policy(policy)
+                    .build()) {
                 long t0 = System.nanoTime();
                 float[] logits = engine.forward(prompt, 0, prompt.length, cache);
                 cache.endPrefill();
@@ -92,11 +104,18 @@ final class GenerateCommand implements Command {
                 }
                 long t2 = System.nanoTime();
                 out.println(new String(pending, StandardCharsets.UTF_8));
-                err.printf(Locale.ROOT,
+                err.printf(
+                        Locale.ROOT,
                         "prefill: %d tokens in %.3f s (%.1f tokens/s); decode: %d tokens in %.3f s (%.1f tokens/s);"
                                 + " policy %s, KV bytes held %d%n",
-                        prompt.length, (t1 - t0) / 1e9, prompt.length / ((t1 - t0) / 1e9), n, (t2 - t1) / 1e9,
-                        n == 0 ? 0 : n / ((t2 - t1) / 1e9), cache.policyName(), cache.bytesHeld());
+                        prompt.length,
+                        (t1 - t0) / 1e9,
+                        prompt.length / ((t1 - t0) / 1e9),
+                        n,
+                        (t2 - t1) / 1e9,
+                        n == 0 ? 0 : n / ((t2 - t1) / 1e9),
+                        cache.policyName(),
+                        cache.bytesHeld());
             }
         }
         return 0;

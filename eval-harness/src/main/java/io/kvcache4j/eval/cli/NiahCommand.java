@@ -41,9 +41,26 @@ final class NiahCommand implements Command {
     public int run(String[] argv, PrintStream out) throws Exception {
         Args a = new Args(
                 argv,
-                List.of("--model", "--policy", "--budget", "--quant", "--lengths", "--depths", "--haystack", "--key",
-                        "--value", "--needle", "--question", "--answer", "--answer-prefix", "--mode", "--seed", "--out",
-                        "--samples", "--threads", "--max-new-tokens"),
+                List.of(
+                        "--model",
+                        "--policy",
+                        "--budget",
+                        "--quant",
+                        "--lengths",
+                        "--depths",
+                        "--haystack",
+                        "--key",
+                        "--value",
+                        "--needle",
+                        "--question",
+                        "--answer",
+                        "--answer-prefix",
+                        "--mode",
+                        "--seed",
+                        "--out",
+                        "--samples",
+                        "--threads",
+                        "--max-new-tokens"),
                 List.of());
         Path modelPath = a.get("--model") == null ? ModelFiles.shippedModel() : ModelFiles.existing(a.get("--model"));
         List<String> policyNames = a.get("--policy") == null ? policies.names() : list(a.get("--policy"));
@@ -68,36 +85,62 @@ final class NiahCommand implements Command {
                 throw new UsageException("--needle, --question and --answer go together");
             }
             if (a.has("--key") || a.has("--value")) {
-                throw new UsageException("--key/--value fix the standard needle; they cannot be combined with --needle");
+                throw new UsageException(
+                        "--key/--value fix the standard needle; they cannot be combined with --needle");
             }
-            custom = Needle.custom(a.get("--needle"), a.get("--question"), a.get("--answer"),
-                    a.get("--answer-prefix", ""));
+            custom = Needle.custom(
+                    a.get("--needle"), a.get("--question"), a.get("--answer"), a.get("--answer-prefix", ""));
         }
         if (a.has("--value") && !a.get("--value").matches("[1-9][0-9]{4,7}")) {
-            throw new UsageException("--value must be 5 to 8 digits with a non-zero first digit, was '" + a.get("--value") + "'");
+            throw new UsageException(
+                    "--value must be 5 to 8 digits with a non-zero first digit, was '" + a.get("--value") + "'");
         }
         Path outDir = a.get("--out") != null
                 ? Path.of(a.get("--out"))
-                : Path.of("reports", "niah-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+                : Path.of(
+                        "reports",
+                        "niah-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
         NiahOptions options;
         try {
-            options = new NiahOptions(policyNames, budget, quants, modes, lengths, depths,
-                    a.has("--haystack") ? ModelFiles.existing(a.get("--haystack")) : null, a.get("--key"),
-                    a.get("--value"), custom, a.getInt("--samples", 1, 1, 1000), a.getLong("--seed", 1),
+            options = new NiahOptions(
+                    policyNames,
+                    budget,
+                    quants,
+                    modes,
+                    lengths,
+                    depths,
+                    a.has("--haystack") ? ModelFiles.existing(a.get("--haystack")) : null,
+                    a.get("--key"),
+                    a.get("--value"),
+                    custom,
+                    a.getInt("--samples", 1, 1, 1000),
+                    a.getLong("--seed", 1),
                     a.getInt("--threads", Runtime.getRuntime().availableProcessors(), 1, 256),
-                    a.getInt("--max-new-tokens", 16, 1, 1024), outDir);
+                    a.getInt("--max-new-tokens", 16, 1, 1024),
+                    outDir);
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
         try (GgufLlama model = GgufLlama.open(modelPath)) {
             Tokenizer tok = Tokenizer.fromGguf(model.model());
             TextCodec codec = ModelFiles.codec(tok);
-            Haystack hay = options.haystack() == null ? Haystack.builtIn(codec) : Haystack.fromFile(options.haystack(), codec);
+            Haystack hay =
+                    options.haystack() == null ? Haystack.builtIn(codec) : Haystack.fromFile(options.haystack(), codec);
             NiahRunner runner = new NiahRunner(model, codec, hay, policies);
-            out.printf(Locale.ROOT, "NIAH: model %s, policies %s, budget %s, quant %s, modes %s, lengths %s, %d depths,"
+            out.printf(
+                    Locale.ROOT,
+                    "NIAH: model %s, policies %s, budget %s, quant %s, modes %s, lengths %s, %d depths,"
                             + " %d sample(s), haystack %s, seed %d%n",
-                    modelPath.getFileName(), policyNames, a.get("--budget", "0.1"), quants, a.get("--mode", "query-agnostic"),
-                    lengths, depths.size(), options.samples(), hay.name(), options.seed());
+                    modelPath.getFileName(),
+                    policyNames,
+                    a.get("--budget", "0.1"),
+                    quants,
+                    a.get("--mode", "query-agnostic"),
+                    lengths,
+                    depths.size(),
+                    options.samples(),
+                    hay.name(),
+                    options.seed());
             long t0 = System.nanoTime();
             List<NiahResult> results;
             try {
@@ -108,7 +151,10 @@ final class NiahCommand implements Command {
             NiahReport.write(outDir, modelPath.getFileName().toString(), results);
             out.println();
             NiahReport.printSummary(results, out);
-            out.printf(Locale.ROOT, "%nfinished in %.1f s; report: %s%n", (System.nanoTime() - t0) / 1e9,
+            out.printf(
+                    Locale.ROOT,
+                    "%nfinished in %.1f s; report: %s%n",
+                    (System.nanoTime() - t0) / 1e9,
                     outDir.resolve("report.html").toAbsolutePath());
         }
         return 0;

@@ -26,7 +26,8 @@ public final class GgufLlama implements LlamaWeights, AutoCloseable {
         this.model = model;
         String arch = model.getString("general.architecture");
         if (!arch.equals("llama")) {
-            throw new IllegalArgumentException("general.architecture is '" + arch + "'; this engine runs 'llama' models");
+            throw new IllegalArgumentException(
+                    "general.architecture is '" + arch + "'; this engine runs 'llama' models");
         }
         int dim = model.getInt("llama.embedding_length");
         int heads = model.getInt("llama.attention.head_count");
@@ -96,7 +97,8 @@ public final class GgufLlama implements LlamaWeights, AutoCloseable {
     private float[] vector(String name, int expected) {
         float[] v = model.floats(name);
         if (v.length != expected) {
-            throw new IllegalArgumentException("tensor " + name + " has " + v.length + " elements; expected " + expected);
+            throw new IllegalArgumentException(
+                    "tensor " + name + " has " + v.length + " elements; expected " + expected);
         }
         return v;
     }
