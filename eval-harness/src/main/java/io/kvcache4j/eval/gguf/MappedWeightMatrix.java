@@ -115,11 +115,10 @@ final class MappedWeightMatrix implements WeightMatrix {
         checkVector("x", x, 0, (long) tokens * cols);
         checkVector("y", y, 0, (long) tokens * rows);
         forRows(tokens, (r0, r1) -> {
+            float[] scratch = new float[cols];
             long at = offset + r0 * rowBytes;
             for (int r = r0; r < r1; r++, at += rowBytes) {
-                for (int t = 0; t < tokens; t++) {
-                    y[t * rows + r] = kernel.dot(type, segment, at, x, t * cols, cols);
-                }
+                kernel.dotTokens(type, segment, at, x, tokens, cols, y, r, rows, scratch);
             }
         });
     }

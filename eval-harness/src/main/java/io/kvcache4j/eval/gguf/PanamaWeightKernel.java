@@ -160,6 +160,75 @@ final class PanamaWeightKernel implements WeightKernel {
         return s;
     }
 
+    /**
+     * F16 and BF16 rows whose length is a multiple of {@code 2L}: the row is widened once (exactly)
+     * and four tokens share each weight vector, with per token the same two accumulators, the same
+     * chunk order and the same final sum as {@link #dotF16}/{@link #dotBf16}, so results are
+     * bitwise those of {@link #dot}.
+     */
+    @Override
+    public void dotTokens(
+            GgmlType type,
+            MemorySegment w,
+            long offset,
+            float[] x,
+            int tokens,
+            int n,
+            float[] y,
+            int yOff,
+            int yStride,
+            float[] scratch) {
+        boolean half = type == GgmlType.F16;
+        if ((!half && type != GgmlType.BF16) || n % (2 * L) != 0 || tokens < 2) {
+            WeightKernel.super.dotTokens(type, w, offset, x, tokens, n, y, yOff, yStride, scratch);
+            return;
+        }
+        for (int i = 0; i < n; i += L) {
+            (half ? half(w, offset + 2L * i) : bf16(w, offset + 2L * i)).intoArray(scratch, i);
+        }
+        int t = 0;
+        for (; t + 4 <= tokens; t += 4) {
+            int x0 = t * n;
+            int x1 = x0 + n;
+            int x2 = x1 + n;
+            int x3 = x2 + n;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector b0 = FloatVector.zero(F);
+            FloatVector c0 = FloatVector.zero(F);
+            FloatVector d0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector b1 = FloatVector.zero(F);
+            FloatVector c1 = FloatVector.zero(F);
+            FloatVector d1 = FloatVector.zero(F);
+            for (int i = 0; i < n; i += 2 * L) {
+                FloatVector w0 = FloatVector.fromArray(F, scratch, i);
+                FloatVector w1 = FloatVector.fromArray(F, scratch, i + L);
+                a0 = w0.fma(FloatVector.fromArray(F, x, x0 + i), a0);
+                a1 = w1.fma(FloatVector.fromArray(F, x, x0 + i + L), a1);
+                b0 = w0.fma(FloatVector.fromArray(F, x, x1 + i), b0);
+                b1 = w1.fma(FloatVector.fromArray(F, x, x1 + i + L), b1);
+                c0 = w0.fma(FloatVector.fromArray(F, x, x2 + i), c0);
+                c1 = w1.fma(FloatVector.fromArray(F, x, x2 + i + L), c1);
+                d0 = w0.fma(FloatVector.fromArray(F, x, x3 + i), d0);
+                d1 = w1.fma(FloatVector.fromArray(F, x, x3 + i + L), d1);
+            }
+            y[yOff + t * yStride] = sum(a0.add(a1));
+            y[yOff + (t + 1) * yStride] = sum(b0.add(b1));
+            y[yOff + (t + 2) * yStride] = sum(c0.add(c1));
+            y[yOff + (t + 3) * yStride] = sum(d0.add(d1));
+        }
+        for (; t < tokens; t++) {
+            int x0 = t * n;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            for (int i = 0; i < n; i += 2 * L) {
+                a0 = FloatVector.fromArray(F, scratch, i).fma(FloatVector.fromArray(F, x, x0 + i), a0);
+                a1 = FloatVector.fromArray(F, scratch, i + L).fma(FloatVector.fromArray(F, x, x0 + i + L), a1);
+            }
+            y[yOff + t * yStride] = sum(a0.add(a1));
+        }
+    }
+
     private static FloatVector bf16(MemorySegment w, long at) {
         return ((IntVector) ShortVector.fromMemorySegment(S, w, at, LE).convertShape(VectorOperators.S2I, I, 0))
                 .lanewise(VectorOperators.LSHL, 16)
