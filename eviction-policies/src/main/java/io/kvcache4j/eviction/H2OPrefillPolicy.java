@@ -17,8 +17,8 @@ import io.kvcache4j.api.ScoreAggregation;
  * <p><b>Rule.</b> Once, at {@link io.kvcache4j.api.KvCache#endPrefill()}: keep the sinks, the
  * recent window ({@code recentTokens}; KVCache-Factory uses 64) and the top {@code budgetTokens −
  * sinkTokens − recentTokens} tokens by score; the rest leave at once (order preserved). Decode tokens
- * are not compressed, so a head holds at most {@code budgetTokens + decodedTokens}. A later {@code
- * endPrefill} (a further prompt turn) compresses again with the scores accumulated since the start.
+ * are not compressed, so a head holds at most {@code budgetTokens + decodedTokens}. Only the first
+ * {@code endPrefill} compresses (one prompt per cache); scores stop accumulating after it.
  */
 public final class H2OPrefillPolicy extends BudgetedPolicy {
 
@@ -44,6 +44,7 @@ public final class H2OPrefillPolicy extends BudgetedPolicy {
     static final class Tracker extends BaseTracker {
         final int scoreColumn;
         private final int budget;
+        private boolean prefillDone;
 
         Tracker(CacheAccess cache, PolicyConfig config) {
             super(cache, config);
@@ -58,6 +59,9 @@ public final class H2OPrefillPolicy extends BudgetedPolicy {
 
         @Override
         public void onScores(int layer, int kvHead, int queryPosition, float[] mass, int slots) {
+            if (prefillDone) {
+                return;
+            }
             float[] score = heads[layer][kvHead].floatColumn(scoreColumn);
             for (int i = 0; i < slots; i++) {
                 score[i] += mass[i];
@@ -66,6 +70,10 @@ public final class H2OPrefillPolicy extends BudgetedPolicy {
 
         @Override
         public void endPrefill() {
+            if (prefillDone) {
+                return;
+            }
+            prefillDone = true;
             for (int l = 0; l < shape.layers(); l++) {
                 int next = cache.nextPosition(l);
                 for (HeadSlots h : heads[l]) {

@@ -24,10 +24,11 @@ import io.kvcache4j.api.ScoreAggregation;
  * rest up to {@code budgetTokens}; the others leave at once, order preserved. With max pooling the
  * pool follows the group mean (the original pools each head of an MHA model).
  *
- * <p><b>Cost.</b> The window's queries are saved in {@code beforeAttention} in a ring preallocated
- * at bind time ({@code layers × window × queryHeads × headDim} floats; one array copy per query).
- * Decode tokens are not compressed: a head holds at most {@code budgetTokens + decodedTokens}. Each
- * further {@code endPrefill} compresses again with the latest window.
+ * <p><b>Cost.</b> During the prompt the queries are saved in {@code beforeAttention} in a ring
+ * preallocated at bind time ({@code layers × window × queryHeads × headDim} floats; one array copy
+ * per query); after the first {@code endPrefill} nothing is saved and decode steps cost nothing.
+ * Decode tokens are not compressed: a head holds at most {@code budgetTokens + decodedTokens}. Only
+ * the first {@code endPrefill} compresses (one prompt per cache).
  */
 public final class SnapKvPolicy extends BudgetedPolicy {
 
@@ -72,6 +73,7 @@ public final class SnapKvPolicy extends BudgetedPolicy {
         private final int kernel;
         private final PolicyConfig.Pooling pooling;
         private final QueryWindow queries;
+        private boolean prefillDone;
         private float[] mass = new float[0];
         private float[] score = new float[0];
         private float[] pooled = new float[0];
@@ -93,11 +95,17 @@ public final class SnapKvPolicy extends BudgetedPolicy {
 
         @Override
         public void beforeAttention(int layer, int queryPosition, float[] q, int offset) {
-            queries.save(layer, queryPosition, q, offset);
+            if (!prefillDone) {
+                queries.save(layer, queryPosition, q, offset);
+            }
         }
 
         @Override
         public void endPrefill() {
+            if (prefillDone) {
+                return;
+            }
+            prefillDone = true;
             for (int l = 0; l < shape.layers(); l++) {
                 for (int h = 0; h < shape.kvHeads(); h++) {
                     compress(l, h);
