@@ -39,6 +39,13 @@ import java.util.Arrays;
  * come from the recent queries that follow it (the attention pass's fused mass, weighted by distance
  * as above), kept as two running sums per block token. The prompt is never compressed again, so a
  * head grows slowly during decoding; {@link #maxRetainedTokens} states by how much.
+ *
+ * <p><b>Cost.</b> Until the first {@code endPrefill} the observers' queries are saved in a ring
+ * preallocated at bind time ({@code layers × recentTokens × queryHeads × headDim} floats); the prefill
+ * stage runs {@code recentTokens} attention passes per KV head over the prompt. A decode step updates
+ * two sums for at most {@code recentTokens + 16} tokens and compresses a block every 16 steps;
+ * nothing is allocated. The paper's {@code min_context_length} (no compression of short contexts)
+ * is not applied: the budget decides.
  */
 public final class PyramidInferPolicy extends BudgetedPolicy {
 
