@@ -51,10 +51,10 @@ class BudgetPropertyTest {
             BudgetedPolicy policy = (BudgetedPolicy) EvictionPolicies.create(name, config);
             // Even scenarios: a prompt longer than the budget, so every policy must evict. Odd: any length.
             boolean mustEvict = sc % 2 == 0;
-            int prompt = mustEvict ? config.budgetTokens() + 17 + r.nextInt(150) : 1 + r.nextInt(200);
+            int prompt = mustEvict ? config.budgetTokens() + 64 + r.nextInt(150) : 1 + r.nextInt(200);
             int chunk = 1 + r.nextInt(64);
             int decode = 50 + r.nextInt(200);
-            int pageTokens = 1 + r.nextInt(16);
+            int pageTokens = 16 * (1 + r.nextInt(2));
             long liveBefore = NativeMemory.liveBytes();
             try (KvCache cache = KvCache.builder(shape)
                             .policy(policy)

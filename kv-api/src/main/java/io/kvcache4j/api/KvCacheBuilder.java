@@ -2,6 +2,7 @@ package io.kvcache4j.api;
 
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.store.PagedHeadStore;
 import io.kvcache4j.store.PagedKvCache;
 import java.util.Objects;
 
@@ -36,11 +37,9 @@ public final class KvCacheBuilder {
         return this;
     }
 
-    /** Tokens per off-heap page, in [1, 65536] (default 16). */
+    /** Tokens per off-heap page: a multiple of 16 in [16, 65536] (default 16). */
     public KvCacheBuilder pageTokens(int pageTokens) {
-        if (pageTokens < 1 || pageTokens > 1 << 16) {
-            throw new IllegalArgumentException("pageTokens must be in [1, 65536], was " + pageTokens);
-        }
+        PagedHeadStore.checkPageTokens(pageTokens);
         this.pageTokens = pageTokens;
         return this;
     }

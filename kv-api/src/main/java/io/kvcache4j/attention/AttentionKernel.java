@@ -12,7 +12,11 @@ import java.lang.foreign.MemorySegment;
  * portable scalar twin ({@code scalar}). {@link AttentionKernels#get()} picks one per process. All
  * methods are stateless and thread-safe; state lives in the caller's {@link GroupAttention}.
  *
- * <p>Storage rows are little-endian, {@code headDim} contiguous elements each, rows contiguous.
+ * <p>Storage is little-endian. Keys are stored dimension-major in blocks ("transposed"): element
+ * {@code i} of the key of token {@code j} of a page is at {@code keyOffset + (i·keyStride + j)·bytes},
+ * so that one vector load fetches dimension {@code i} of {@link GroupAttention#BLOCK} consecutive
+ * keys and scores need no horizontal reductions. Values are stored token-major: row {@code j} at
+ * {@code valueOffset + j·headDim·bytes}.
  */
 public interface AttentionKernel {
 
@@ -28,15 +32,25 @@ public interface AttentionKernel {
     /** Widens {@code n} stored elements of {@code type} into floats. */
     void decode(MemorySegment src, long srcOffset, KvDType type, float[] dst, int dstOff, int n);
 
+    /** Rounds {@code n} floats to {@code type} and stores element {@code i} at {@code dstOffset + i·strideBytes}. */
+    void encodeStrided(
+            float[] src, int srcOff, MemorySegment dst, long dstOffset, long strideBytes, KvDType type, int n);
+
+    /** Widens {@code n} elements stored at {@code srcOffset + i·strideBytes} into floats. */
+    void decodeStrided(
+            MemorySegment src, long srcOffset, long strideBytes, KvDType type, float[] dst, int dstOff, int n);
+
     /**
-     * Feeds {@code rows} consecutive key rows and value rows to the running attention in {@code
-     * state}. {@code firstSlot} is the slot index of the first row, used for the logit record.
+     * Feeds the first {@code rows} tokens of a page to the running attention in {@code state}: keys
+     * dimension-major with {@code keyStride} tokens per dimension (a multiple of {@link
+     * GroupAttention#BLOCK}; lanes past {@code rows} may hold anything and are ignored), values
+     * token-major. {@code firstSlot} is the slot index of the first token, for the logit record.
      */
     void scan(
             GroupAttention state,
-            MemorySegment keys,
+            MemorySegment page,
             long keyOffset,
-            MemorySegment values,
+            int keyStride,
             long valueOffset,
             KvDType type,
             int rows,

@@ -33,8 +33,8 @@ final class PanamaAttentionKernel implements AttentionKernel {
     private static final float TWO_POW_112 = 0x1.0p112f;
 
     PanamaAttentionKernel() {
-        if (LANES < 4) {
-            throw new UnsupportedOperationException("preferred float vector has " + LANES + " lanes; need >= 4");
+        if (LANES < 4 || GroupAttention.BLOCK % LANES != 0) {
+            throw new UnsupportedOperationException("preferred float vector has " + LANES + " lanes; need 4, 8 or 16");
         }
     }
 
@@ -90,14 +90,13 @@ final class PanamaAttentionKernel implements AttentionKernel {
             }
             case F16 -> {
                 for (; i <= bound; i += LANES) {
-                    IntVector h = (IntVector) ShortVector.fromMemorySegment(S, src, srcOffset + 2L * i, LE)
-                            .convertShape(VectorOperators.S2I, I, 0);
-                    FloatVector magnitude = h.and(0x7FFF)
+                    ((IntVector) ShortVector.fromMemorySegment(S, src, srcOffset + 2L * i, LE)
+                                    .convertShape(VectorOperators.S2I, I, 0))
                             .lanewise(VectorOperators.LSHL, 13)
+                            .and(0x8FFFE000)
                             .reinterpretAsFloats()
-                            .mul(TWO_POW_112);
-                    IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
-                    magnitude.reinterpretAsInts().or(sign).reinterpretAsFloats().intoArray(dst, dstOff + i);
+                            .mul(TWO_POW_112)
+                            .intoArray(dst, dstOff + i);
                 }
             }
             case BF16 -> {
@@ -116,11 +115,23 @@ final class PanamaAttentionKernel implements AttentionKernel {
     }
 
     @Override
+    public void encodeStrided(
+            float[] src, int srcOff, MemorySegment dst, long dstOffset, long strideBytes, KvDType type, int n) {
+        ScalarAttentionKernel.INSTANCE.encodeStrided(src, srcOff, dst, dstOffset, strideBytes, type, n);
+    }
+
+    @Override
+    public void decodeStrided(
+            MemorySegment src, long srcOffset, long strideBytes, KvDType type, float[] dst, int dstOff, int n) {
+        ScalarAttentionKernel.INSTANCE.decodeStrided(src, srcOffset, strideBytes, type, dst, dstOff, n);
+    }
+
+    @Override
     public void scan(
             GroupAttention st,
-            MemorySegment keys,
+            MemorySegment page,
             long keyOffset,
-            MemorySegment values,
+            int keyStride,
             long valueOffset,
             KvDType type,
             int rows,
@@ -128,43 +139,223 @@ final class PanamaAttentionKernel implements AttentionKernel {
         final int d = st.headDim;
         final int g = st.group;
         final int block = GroupAttention.BLOCK;
-        final long rowBytes = (long) d * type.bytes();
-        final int dVec = d - d % LANES;
+        final int e = type.bytes();
+        final long rowBytes = (long) d * e;
+        final long dimStride = (long) keyStride * e;
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
-            decode(keys, keyOffset + r0 * rowBytes, type, st.kBuf, 0, nb * d);
-            for (int h = 0; h < g; h++) {
-                for (int j = 0; j < nb; j++) {
-                    st.blockLogits[h * block + j] = dot(st.q, h * d, st.kBuf, j * d, d);
+            long kBase = keyOffset + (long) r0 * e;
+            if (keyStride == block) {
+                decode(page, kBase, type, st.kBuf, 0, d * block);
+            } else {
+                for (int i = 0; i < d; i++) {
+                    decode(page, kBase + i * dimStride, type, st.kBuf, i * block, block);
+                }
+            }
+            int h = 0;
+            for (; h + 4 <= g; h += 4) {
+                scores4(st, h);
+            }
+            for (; h + 2 <= g; h += 2) {
+                scores2(st, h);
+            }
+            for (; h < g; h++) {
+                scores1(st, h);
+            }
+            if (nb < block) {
+                for (int hh = 0; hh < g; hh++) {
+                    java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
                 }
             }
             softmaxBlock(st, nb, firstSlot + r0);
-            decode(values, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
-            for (int h = 0; h < g; h++) {
-                int pBase = h * block;
-                int aBase = h * d;
-                int i = 0;
-                for (; i < dVec; i += LANES) {
-                    FloatVector a = FloatVector.fromArray(F, st.acc, aBase + i);
-                    for (int j = 0; j < nb; j++) {
-                        a = FloatVector.fromArray(F, st.vBuf, j * d + i)
-                                .fma(FloatVector.broadcast(F, st.blockLogits[pBase + j]), a);
-                    }
-                    a.intoArray(st.acc, aBase + i);
-                }
-                for (; i < d; i++) {
-                    float a = st.acc[aBase + i];
-                    for (int j = 0; j < nb; j++) {
-                        a = Math.fma(st.blockLogits[pBase + j], st.vBuf[j * d + i], a);
-                    }
-                    st.acc[aBase + i] = a;
-                }
+            decode(page, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
+            h = 0;
+            for (; h + 4 <= g; h += 4) {
+                accumulate4(st, nb, h);
+            }
+            for (; h + 2 <= g; h += 2) {
+                accumulate2(st, nb, h);
+            }
+            for (; h < g; h++) {
+                accumulate1(st, nb, h);
             }
         }
     }
 
+    /**
+     * Logits of four query heads for one block from the widened, dimension-major key block: one key
+     * vector load feeds four FMAs, and no horizontal reductions are needed.
+     */
+    private static void scores4(GroupAttention st, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        final float[] kt = st.kBuf;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        final int q2 = q1 + d;
+        final int q3 = q2 + d;
+        for (int c = 0; c < block; c += LANES) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int i = 0; i < d; i++) {
+                FloatVector k = FloatVector.fromArray(F, kt, i * block + c);
+                a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+                a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+                a3 = k.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
+            }
+            int base = h * block + c;
+            a0.intoArray(st.blockLogits, base);
+            a1.intoArray(st.blockLogits, base + block);
+            a2.intoArray(st.blockLogits, base + 2 * block);
+            a3.intoArray(st.blockLogits, base + 3 * block);
+        }
+    }
+
+    private static void scores2(GroupAttention st, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        final float[] kt = st.kBuf;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        for (int c = 0; c < block; c += LANES) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector b0 = FloatVector.zero(F);
+            FloatVector b1 = FloatVector.zero(F);
+            int i = 0;
+            for (; i + 1 < d; i += 2) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, i * block + c);
+                FloatVector k1 = FloatVector.fromArray(F, kt, (i + 1) * block + c);
+                a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                b0 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), b0);
+                a1 = k1.fma(FloatVector.broadcast(F, q[q0 + i + 1]), a1);
+                b1 = k1.fma(FloatVector.broadcast(F, q[q1 + i + 1]), b1);
+            }
+            if (i < d) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, i * block + c);
+                a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                b0 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), b0);
+            }
+            a0.add(a1).intoArray(st.blockLogits, h * block + c);
+            b0.add(b1).intoArray(st.blockLogits, (h + 1) * block + c);
+        }
+    }
+
+    private static void scores1(GroupAttention st, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        final float[] kt = st.kBuf;
+        final int q0 = h * d;
+        for (int c = 0; c < block; c += LANES) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            int i = 0;
+            for (; i + 1 < d; i += 2) {
+                a0 = FloatVector.fromArray(F, kt, i * block + c).fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                a1 = FloatVector.fromArray(F, kt, (i + 1) * block + c).fma(FloatVector.broadcast(F, q[q0 + i + 1]), a1);
+            }
+            if (i < d) {
+                a0 = FloatVector.fromArray(F, kt, i * block + c).fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+            }
+            a0.add(a1).intoArray(st.blockLogits, h * block + c);
+        }
+    }
+
+    /**
+     * Adds {@code Σ_j p[h][j]·v[j]} for four heads from the widened value block: each value vector is
+     * loaded once for the four.
+     */
+    private static void accumulate4(GroupAttention st, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] v = st.vBuf;
+        final float[] acc = st.acc;
+        final int p0 = h * block;
+        int i = 0;
+        for (int bound = d - LANES; i <= bound; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            for (int j = 0; j < nb; j++) {
+                FloatVector x = FloatVector.fromArray(F, v, j * d + i);
+                a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[p0 + 3 * block + j]), a3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+        }
+        for (int hh = h; hh < h + 4; hh++) {
+            accumulateTail(st, nb, hh, i);
+        }
+    }
+
+    private static void accumulate2(GroupAttention st, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] v = st.vBuf;
+        final float[] acc = st.acc;
+        final int p0 = h * block;
+        int i = 0;
+        for (int bound = d - LANES; i <= bound; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            for (int j = 0; j < nb; j++) {
+                FloatVector x = FloatVector.fromArray(F, v, j * d + i);
+                a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+        }
+        accumulateTail(st, nb, h, i);
+        accumulateTail(st, nb, h + 1, i);
+    }
+
+    private static void accumulate1(GroupAttention st, int nb, int h) {
+        final int d = st.headDim;
+        final float[] p = st.blockLogits;
+        final int p0 = h * GroupAttention.BLOCK;
+        int i = 0;
+        for (int bound = d - LANES; i <= bound; i += LANES) {
+            int o = h * d + i;
+            FloatVector a = FloatVector.fromArray(F, st.acc, o);
+            for (int j = 0; j < nb; j++) {
+                a = FloatVector.fromArray(F, st.vBuf, j * d + i).fma(FloatVector.broadcast(F, p[p0 + j]), a);
+            }
+            a.intoArray(st.acc, o);
+        }
+        accumulateTail(st, nb, h, i);
+    }
+
+    private static void accumulateTail(GroupAttention st, int nb, int h, int from) {
+        final int d = st.headDim;
+        final int p0 = h * GroupAttention.BLOCK;
+        for (int i = from; i < d; i++) {
+            float a = st.acc[h * d + i];
+            for (int j = 0; j < nb; j++) {
+                a = Math.fma(st.blockLogits[p0 + j], st.vBuf[j * d + i], a);
+            }
+            st.acc[h * d + i] = a;
+        }
+    }
+
     private static void softmaxBlock(GroupAttention st, int nb, int slot) {
-        if (nb != GroupAttention.BLOCK || GroupAttention.BLOCK % LANES != 0) {
+        if (GroupAttention.BLOCK % LANES != 0) {
             ScalarAttentionKernel.softmaxBlock(st, nb, slot);
             return;
         }

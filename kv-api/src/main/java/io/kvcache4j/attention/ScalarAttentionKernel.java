@@ -97,11 +97,38 @@ public final class ScalarAttentionKernel implements AttentionKernel {
     }
 
     @Override
+    public void encodeStrided(
+            float[] src, int srcOff, MemorySegment dst, long dstOffset, long strideBytes, KvDType type, int n) {
+        for (int i = 0; i < n; i++) {
+            long at = dstOffset + i * strideBytes;
+            float x = src[srcOff + i];
+            switch (type) {
+                case F32 -> dst.set(F32, at, x);
+                case F16 -> dst.set(I16, at, Float.floatToFloat16(x));
+                case BF16 -> dst.set(I16, at, KvDType.floatToBf16Bits(x));
+            }
+        }
+    }
+
+    @Override
+    public void decodeStrided(
+            MemorySegment src, long srcOffset, long strideBytes, KvDType type, float[] dst, int dstOff, int n) {
+        for (int i = 0; i < n; i++) {
+            long at = srcOffset + i * strideBytes;
+            dst[dstOff + i] = switch (type) {
+                case F32 -> src.get(F32, at);
+                case F16 -> Float.float16ToFloat(src.get(I16, at));
+                case BF16 -> KvDType.bf16BitsToFloat(src.get(I16, at));
+            };
+        }
+    }
+
+    @Override
     public void scan(
             GroupAttention st,
-            MemorySegment keys,
+            MemorySegment page,
             long keyOffset,
-            MemorySegment values,
+            int keyStride,
             long valueOffset,
             KvDType type,
             int rows,
@@ -109,17 +136,33 @@ public final class ScalarAttentionKernel implements AttentionKernel {
         final int d = st.headDim;
         final int g = st.group;
         final int block = GroupAttention.BLOCK;
-        final long rowBytes = (long) d * type.bytes();
+        final int e = type.bytes();
+        final long rowBytes = (long) d * e;
+        final float[] kt = st.kBuf; // [d][block]: dimension-major block of keys
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
-            decodeScalar(keys, keyOffset + r0 * rowBytes, type, st.kBuf, 0, nb * d);
+            for (int i = 0; i < d; i++) {
+                decodeScalar(page, keyOffset + ((long) i * keyStride + r0) * e, type, kt, i * block, nb);
+            }
             for (int h = 0; h < g; h++) {
+                int pBase = h * block;
                 for (int j = 0; j < nb; j++) {
-                    st.blockLogits[h * block + j] = dotScalar(st.q, h * d, st.kBuf, j * d, d);
+                    st.blockLogits[pBase + j] = 0f;
+                }
+                // Sixteen independent accumulators (one per key), one pass over the dimensions.
+                for (int i = 0; i < d; i++) {
+                    float qi = st.q[h * d + i];
+                    int kRow = i * block;
+                    for (int j = 0; j < nb; j++) {
+                        st.blockLogits[pBase + j] = Math.fma(qi, kt[kRow + j], st.blockLogits[pBase + j]);
+                    }
+                }
+                for (int j = nb; j < block; j++) {
+                    st.blockLogits[pBase + j] = Float.NEGATIVE_INFINITY;
                 }
             }
             softmaxBlock(st, nb, firstSlot + r0);
-            decodeScalar(values, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
+            decodeScalar(page, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
             for (int h = 0; h < g; h++) {
                 int pBase = h * block;
                 int aBase = h * d;

@@ -11,9 +11,11 @@ import java.util.Arrays;
 /**
  * Ragged, paged, off-heap store of the token slots of one (layer, KV head).
  *
- * <p>Memory: fixed-size pages of {@code pageTokens} slots, each one off-heap block laid out as
- * {@code [keys: pageTokens × headDim][values: pageTokens × headDim][positions: pageTokens × int32]}
- * in the storage type. Appending allocates a page only when the last one is full, so the store grows
+ * <p>Memory: fixed-size pages of {@code pageTokens} slots (a multiple of {@link
+ * GroupAttention#BLOCK}), each one off-heap block laid out as {@code [keys: headDim ×
+ * pageTokens][values: pageTokens × headDim][positions: pageTokens × int32]} in the storage type.
+ * Keys are dimension-major within the page (see {@link AttentionKernel}) so the attention kernel
+ * scores a block of keys with vertical vector operations only. Appending allocates a page only when the last one is full, so the store grows
  * without copying; removing slots compacts and frees every page past the last occupied one at once.
  * {@link #bytesHeld()} is the exact sum of the blocks held.
  *
@@ -29,6 +31,7 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
     private final int headDim;
     private final int pageTokens;
     private final long rowBytes;
+    private final long keyDimStride;
     private final long valuesOffset;
     private final long positionsOffset;
     private final long pageBytes;
@@ -58,19 +61,37 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
         if (headDim <= 0) {
             throw new IllegalArgumentException("headDim must be >= 1, was " + headDim);
         }
-        if (pageTokens <= 0 || pageTokens > 1 << 16) {
-            throw new IllegalArgumentException("pageTokens must be in [1, 65536], was " + pageTokens);
-        }
+        checkPageTokens(pageTokens);
         this.type = type;
         this.headDim = headDim;
         this.pageTokens = pageTokens;
         this.kernel = kernel;
         this.pending = pending;
         this.rowBytes = (long) headDim * type.bytes();
+        this.keyDimStride = (long) pageTokens * type.bytes();
         this.valuesOffset = rowBytes * pageTokens;
         this.positionsOffset = 2 * rowBytes * pageTokens;
         long raw = positionsOffset + 4L * pageTokens;
         this.pageBytes = (raw + NativeMemory.ALIGNMENT - 1) & -NativeMemory.ALIGNMENT;
+    }
+
+    /** Throws unless {@code pageTokens} is a positive multiple of {@link GroupAttention#BLOCK} up to 65536. */
+    public static void checkPageTokens(int pageTokens) {
+        if (pageTokens < GroupAttention.BLOCK || pageTokens > 1 << 16 || pageTokens % GroupAttention.BLOCK != 0) {
+            throw new IllegalArgumentException("pageTokens must be a multiple of " + GroupAttention.BLOCK + " in ["
+                    + GroupAttention.BLOCK + ", 65536], was " + pageTokens);
+        }
+    }
+
+    /**
+     * Bytes a store of this type holds for {@code tokens} tokens: whole pages, as {@link #bytesHeld()}
+     * reports them.
+     */
+    public static long bytesFor(KvDType type, int headDim, int pageTokens, long tokens) {
+        checkPageTokens(pageTokens);
+        long raw = 2L * headDim * type.bytes() * pageTokens + 4L * pageTokens;
+        long page = (raw + NativeMemory.ALIGNMENT - 1) & -NativeMemory.ALIGNMENT;
+        return (tokens + pageTokens - 1) / pageTokens * page;
     }
 
     /** Bytes of one page block. */
@@ -107,7 +128,7 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
             pages[pageCount++] = NativeMemory.allocate(pageBytes);
         }
         MemorySegment p = pages[page];
-        kernel.encode(k, kOff, p, row * rowBytes, type, headDim);
+        kernel.encodeStrided(k, kOff, p, (long) row * type.bytes(), keyDimStride, type, headDim);
         kernel.encode(v, vOff, p, valuesOffset + row * rowBytes, type, headDim);
         p.set(POS, positionsOffset + 4L * row, position);
         if (count == columnCapacity && (floatColumns.length > 0 || longColumns.length > 0)) {
@@ -134,7 +155,7 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
         for (int page = 0, slot = 0; slot < visible; page++, slot += pageTokens) {
             int rows = Math.min(pageTokens, visible - slot);
             MemorySegment p = pages[page];
-            kernel.scan(state, p, 0, p, valuesOffset, type, rows, slot);
+            kernel.scan(state, p, 0, pageTokens, valuesOffset, type, rows, slot);
         }
     }
 
@@ -147,7 +168,14 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
     @Override
     public void readKey(int slot, float[] dst, int offset) {
         checkSlot(slot);
-        kernel.decode(pages[slot / pageTokens], (slot % pageTokens) * rowBytes, type, dst, offset, headDim);
+        kernel.decodeStrided(
+                pages[slot / pageTokens],
+                (long) (slot % pageTokens) * type.bytes(),
+                keyDimStride,
+                type,
+                dst,
+                offset,
+                headDim);
     }
 
     @Override
@@ -248,7 +276,10 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
         MemorySegment dst = pages[to / pageTokens];
         long fr = from % pageTokens;
         long tr = to % pageTokens;
-        MemorySegment.copy(src, fr * rowBytes, dst, tr * rowBytes, rowBytes);
+        int e = type.bytes();
+        for (int i = 0; i < headDim; i++) {
+            MemorySegment.copy(src, i * keyDimStride + fr * e, dst, i * keyDimStride + tr * e, e);
+        }
         MemorySegment.copy(src, valuesOffset + fr * rowBytes, dst, valuesOffset + tr * rowBytes, rowBytes);
         dst.set(POS, positionsOffset + 4 * tr, src.get(POS, positionsOffset + 4 * fr));
         for (float[] c : floatColumns) {

@@ -99,7 +99,7 @@ class AttentionKernelTest {
             for (int tokens : TOKENS) {
                 int kvHeads = 1 + r.nextInt(2);
                 int group = new int[] {1, 2, 3, 4}[r.nextInt(4)];
-                int pageTokens = new int[] {1, 7, 16, 64}[r.nextInt(4)];
+                int pageTokens = new int[] {16, 32, 64, 256}[r.nextInt(4)];
                 ModelShape shape = new ModelShape(1, kvHeads * group, kvHeads, d);
                 try (KvCache cache = KvCache.builder(shape)
                         .dtype(type)

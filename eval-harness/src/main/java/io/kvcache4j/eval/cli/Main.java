@@ -10,7 +10,10 @@ public final class Main {
 
     static Map<String, Command> commands() {
         Map<String, Command> m = new LinkedHashMap<>();
-        for (Command c : new Command[] {}) {
+        Policies policies = new Policies();
+        for (Command c : new Command[] {
+            new NiahCommand(policies), new GenerateCommand(policies), new TokenizeCommand(), new InspectCommand()
+        }) {
             m.put(c.name(), c);
         }
         return m;

@@ -1,0 +1,102 @@
+package io.kvcache4j.bench;
+
+import io.kvcache4j.api.KvCache;
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.eval.gguf.GgmlType;
+import io.kvcache4j.eval.llama.GgufLlama;
+import io.kvcache4j.eval.llama.LlamaConfig;
+import io.kvcache4j.eval.llama.LlamaEngine;
+import io.kvcache4j.eval.llama.RandomLlamaGguf;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Speed of the reference engine with the full cache on a random-weight Llama of a fixed shape (4
+ * layers, d 512, 8 query heads, 2 KV heads, FFN 1408, vocab 4096, F16 matrices by default): one
+ * prefill of {@code promptTokens} (ops = prompts; tokens/s = promptTokens / time) and one decode step
+ * after a prompt of {@code promptTokens}.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xms1g", "-Xmx1g"
+        })
+public class EngineBenchmark {
+    static final LlamaConfig SHAPE = new LlamaConfig(4096, 512, 4, 8, 2, 64, 1408, 1e-5f, 10000f, 1f, 4096);
+
+    @Param({"512"})
+    public int promptTokens;
+
+    @Param({"F16"})
+    public String weights;
+
+    Path file;
+    GgufLlama model;
+    LlamaEngine engine;
+    int[] prompt;
+    KvCache decodeCache;
+    int[] next = new int[1];
+
+    @Setup(Level.Trial)
+    public void setup() throws IOException {
+        file = Files.createTempFile("kvcache4j-engine-bench", ".gguf");
+        RandomLlamaGguf.write(file, SHAPE, GgmlType.valueOf(weights), 11);
+        model = GgufLlama.open(file);
+        engine = new LlamaEngine(model, 256);
+        SplittableRandom r = new SplittableRandom(5);
+        prompt = new int[promptTokens];
+        for (int i = 0; i < promptTokens; i++) {
+            prompt[i] = r.nextInt(SHAPE.vocabSize());
+        }
+    }
+
+    @Setup(Level.Iteration)
+    public void freshDecodeCache() {
+        if (decodeCache != null) {
+            decodeCache.close();
+        }
+        decodeCache = KvCache.builder(SHAPE.cacheShape()).dtype(KvDType.F16).build();
+        engine.forward(prompt, 0, prompt.length, decodeCache);
+    }
+
+    @Benchmark
+    public float prefill() {
+        try (KvCache cache =
+                KvCache.builder(SHAPE.cacheShape()).dtype(KvDType.F16).build()) {
+            return engine.forward(prompt, 0, prompt.length, cache)[0];
+        }
+    }
+
+    @Benchmark
+    public float decode() {
+        next[0] = (next[0] + 7) % SHAPE.vocabSize();
+        return engine.forward(next, 0, 1, decodeCache)[0];
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() throws IOException {
+        decodeCache.close();
+        model.close();
+        Files.deleteIfExists(file);
+    }
+}

@@ -1,0 +1,161 @@
+package io.kvcache4j.eval.gguf;
+
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.IntStream;
+
+/**
+ * {@link WeightMatrix} over rows stored back to back in a segment (normally a model's mapping),
+ * computing with the process's {@link WeightKernels} choice or a given kernel.
+ */
+final class MappedWeightMatrix implements WeightMatrix {
+    /** Below this many multiply-adds a product runs on the calling thread. */
+    static final long PARALLEL_THRESHOLD = 1L << 18;
+
+    private final String name;
+    private final GgmlType type;
+    private final int rows;
+    private final int cols;
+    private final MemorySegment segment;
+    private final long offset;
+    private final long rowBytes;
+    private final WeightKernel kernel;
+
+    MappedWeightMatrix(
+            String name, GgmlType type, int rows, int cols, MemorySegment segment, long offset, long rowBytes) {
+        this(name, type, rows, cols, segment, offset, rowBytes, WeightKernels.get());
+    }
+
+    MappedWeightMatrix(
+            String name,
+            GgmlType type,
+            int rows,
+            int cols,
+            MemorySegment segment,
+            long offset,
+            long rowBytes,
+            WeightKernel kernel) {
+        if (!type.hasKernel()) {
+            throw new UnsupportedOperationException("tensor '" + name + "': no kernel for " + type);
+        }
+        if (rows < 0 || cols < 0 || cols % type.blockSize() != 0) {
+            throw new IllegalArgumentException("tensor '" + name + "': " + rows + " rows of " + cols + " " + type
+                    + " elements; cols must be a non-negative multiple of " + type.blockSize());
+        }
+        if (rowBytes != type.bytesFor(cols) || offset < 0 || offset + rows * rowBytes > segment.byteSize()) {
+            throw new IllegalArgumentException("tensor '" + name + "': " + rows + " rows of " + rowBytes
+                    + " bytes at offset " + offset + " do not fit a segment of " + segment.byteSize() + " bytes");
+        }
+        this.name = name;
+        this.type = type;
+        this.rows = rows;
+        this.cols = cols;
+        this.segment = segment;
+        this.offset = offset;
+        this.rowBytes = rowBytes;
+        this.kernel = kernel;
+    }
+
+    /** The same matrix computing with another kernel (tests compare the twins). */
+    MappedWeightMatrix withKernel(WeightKernel k) {
+        return new MappedWeightMatrix(name, type, rows, cols, segment, offset, rowBytes, k);
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public GgmlType type() {
+        return type;
+    }
+
+    @Override
+    public int rows() {
+        return rows;
+    }
+
+    @Override
+    public int cols() {
+        return cols;
+    }
+
+    @Override
+    public float dotRow(int row, float[] x, int xOff) {
+        checkRow(row);
+        checkVector("x", x, xOff, cols);
+        return kernel.dot(type, segment, offset + row * rowBytes, x, xOff, cols);
+    }
+
+    @Override
+    public void rowToFloats(int row, float[] dst, int dstOff) {
+        checkRow(row);
+        checkVector("dst", dst, dstOff, cols);
+        GgmlQuants.dequantize(type, segment, offset + row * rowBytes, dst, dstOff, cols);
+    }
+
+    @Override
+    public void matvec(float[] x, int xOff, float[] y, int yOff) {
+        checkVector("x", x, xOff, cols);
+        checkVector("y", y, yOff, rows);
+        forRows(1, (r0, r1) -> {
+            long at = offset + r0 * rowBytes;
+            for (int r = r0; r < r1; r++, at += rowBytes) {
+                y[yOff + r] = kernel.dot(type, segment, at, x, xOff, cols);
+            }
+        });
+    }
+
+    @Override
+    public void matmul(float[] x, float[] y, int tokens) {
+        if (tokens < 0) {
+            throw new IllegalArgumentException("tokens " + tokens + " must be >= 0");
+        }
+        checkVector("x", x, 0, (long) tokens * cols);
+        checkVector("y", y, 0, (long) tokens * rows);
+        forRows(tokens, (r0, r1) -> {
+            float[] scratch = new float[cols];
+            long at = offset + r0 * rowBytes;
+            for (int r = r0; r < r1; r++, at += rowBytes) {
+                kernel.dotTokens(type, segment, at, x, tokens, cols, y, r, rows, scratch);
+            }
+        });
+    }
+
+    private interface RowRange {
+        void run(int r0, int r1);
+    }
+
+    private void forRows(int tokens, RowRange body) {
+        long work = (long) rows * cols * Math.max(1, tokens);
+        int threads = ForkJoinPool.getCommonPoolParallelism();
+        if (work < PARALLEL_THRESHOLD || threads <= 1 || rows < 2) {
+            body.run(0, rows);
+            return;
+        }
+        int chunks = (int) Math.min(rows, Math.max(threads * 4L, 1));
+        int per = (rows + chunks - 1) / chunks;
+        int n = (rows + per - 1) / per;
+        IntStream.range(0, n).parallel().forEach(c -> body.run(c * per, Math.min(rows, (c + 1) * per)));
+    }
+
+    private void checkRow(int row) {
+        if (row < 0 || row >= rows) {
+            throw new IndexOutOfBoundsException(
+                    "row " + row + " out of range [0, " + rows + ") of tensor '" + name + "'");
+        }
+    }
+
+    private void checkVector(String what, float[] a, int off, long len) {
+        if (off < 0 || off > a.length || a.length - off < len) {
+            throw new IllegalArgumentException(what + " needs " + len + " floats from offset " + off
+                    + " but has length " + a.length + " (tensor '" + name + "', " + rows + " x " + cols + ")");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "WeightMatrix[" + name + " " + type + " " + rows + " x " + cols + ", " + kernel.name() + "]";
+    }
+}

@@ -1,0 +1,43 @@
+package io.kvcache4j.eval.gguf;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Dot products of one stored weight row with a float vector, computed block by block on the stored
+ * (possibly quantized) bytes without dequantizing the row into memory. Two implementations exist
+ * with identical contracts: a Vector API one ({@code panama}) and a portable scalar twin ({@code
+ * scalar}); {@link WeightKernels} picks one per process. Stateless and thread-safe.
+ */
+interface WeightKernel {
+
+    /** {@code "panama"} or {@code "scalar"}. */
+    String name();
+
+    /**
+     * {@code Σ w[i]·x[xOff+i]} for {@code i < n}, where {@code w} are the {@code n} elements of
+     * {@code type} stored at {@code w + offset} ({@code n} a multiple of the type's block size).
+     */
+    float dot(GgmlType type, MemorySegment w, long offset, float[] x, int xOff, int n);
+
+    /**
+     * One stored row against {@code tokens} input rows: {@code y[yOff + t·yStride] = dot(type, w,
+     * offset, x, t·n, n)} for {@code t < tokens}, bit for bit. Implementations may widen the row once
+     * into {@code scratch} (at least {@code n} floats) and share each weight load among several
+     * tokens; that is what makes a prefill matmul cheaper than {@code tokens} matvecs.
+     */
+    default void dotTokens(
+            GgmlType type,
+            MemorySegment w,
+            long offset,
+            float[] x,
+            int tokens,
+            int n,
+            float[] y,
+            int yOff,
+            int yStride,
+            float[] scratch) {
+        for (int t = 0; t < tokens; t++) {
+            y[yOff + t * yStride] = dot(type, w, offset, x, t * n, n);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+package io.kvcache4j.eval.niah;
+
+import io.kvcache4j.api.EvictionPolicy;
+import io.kvcache4j.api.KvCache;
+import io.kvcache4j.api.KvCacheBuilder;
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ModelShape;
+import io.kvcache4j.eval.llama.LlamaEngine;
+import io.kvcache4j.eval.llama.LlamaWeights;
+import io.kvcache4j.store.PagedHeadStore;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Runs the needle-in-a-haystack grid: every configuration (policy × quant × mode) over lengths ×
+ * depths × samples, each cell a fresh cache built with that configuration, the prompt run through the
+ * reference engine, the answer generated greedily and scored by exact containment of VALUE.
+ *
+ * <p>Every random choice (haystack start, KEY, VALUE) derives from the seed and the cell's
+ * coordinates only, so results are identical for a seed whatever the thread count.
+ */
+public final class NiahRunner {
+    /** Resource with the KEY words the shipped model never saw as KEYs in training. */
+    public static final String KEYS_RESOURCE = "/io/kvcache4j/eval/niah-keys.txt";
+
+    private final LlamaWeights weights;
+    private final TextCodec codec;
+    private final Haystack haystack;
+    private final PolicyFactory policies;
+    private final List<String> keyWords;
+
+    public NiahRunner(LlamaWeights weights, TextCodec codec, Haystack haystack, PolicyFactory policies)
+            throws IOException {
+        this.weights = weights;
+        this.codec = codec;
+        this.haystack = haystack;
+        this.policies = policies;
+        this.keyWords = loadKeyWords();
+    }
+
+    static List<String> loadKeyWords() throws IOException {
+        try (InputStream in = NiahRunner.class.getResourceAsStream(KEYS_RESOURCE)) {
+            if (in == null) {
+                throw new IOException("KEY word list " + KEYS_RESOURCE + " missing from the class path");
+            }
+            List<String> words = new ArrayList<>();
+            for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
+                String w = line.trim();
+                if (!w.isEmpty() && !w.startsWith("#")) {
+                    words.add(w);
+                }
+            }
+            return words;
+        }
+    }
+
+    private record Cell(String policy, String quant, NiahMode mode, int length, double depth, int sample) {}
+
+    /** Runs the whole grid; {@code progress} receives a progress line per finished cell. */
+    public List<NiahResult> run(NiahOptions o, PrintStream progress) throws Exception {
+        for (String q : o.quants()) {
+            if (!q.equals("none")) {
+                throw new IllegalArgumentException("unknown --quant '" + q + "'; available: none");
+            }
+        }
+        for (String p : o.policies()) {
+            if (!policies.names().contains(p)) {
+                throw new IllegalArgumentException("unknown policy '" + p + "'; available: " + policies.names());
+            }
+        }
+        List<Cell> cells = new ArrayList<>();
+        for (String p : o.policies()) {
+            for (String q : o.quants()) {
+                for (NiahMode m : o.modes()) {
+                    for (int len : o.lengths()) {
+                        for (double d : o.depths()) {
+                            for (int s = 0; s < o.samples(); s++) {
+                                cells.add(new Cell(p, q, m, len, d, s));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Fail early on impossible budgets, before hours of work.
+        for (String p : o.policies()) {
+            for (int len : o.lengths()) {
+                policies.create(p, o.budgetTokens(len), len, weights.config().cacheShape());
+            }
+        }
+        NiahResult[] results = new NiahResult[cells.size()];
+        Progress bar = new Progress(progress, cells.size());
+        ExecutorService pool = Executors.newFixedThreadPool(o.threads());
+        try {
+            ThreadLocal<LlamaEngine> engines = ThreadLocal.withInitial(() -> new LlamaEngine(weights, 256));
+            List<Future<?>> futures = new ArrayList<>();
+            AtomicInteger done = new AtomicInteger();
+            for (int i = 0; i < cells.size(); i++) {
+                final int idx = i;
+                futures.add(pool.submit(() -> {
+                    NiahResult r = runCell(engines.get(), cells.get(idx), o);
+                    results[idx] = r;
+                    bar.update(done.incrementAndGet(), r);
+                    return null;
+                }));
+            }
+            for (Future<?> f : futures) {
+                f.get();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        bar.finish();
+        return Arrays.asList(results);
+    }
+
+    private NiahResult runCell(LlamaEngine engine, Cell cell, NiahOptions o) {
+        long start = System.nanoTime();
+        // The cell's randomness depends on (seed, length, depth, sample) only: every policy sees the
+        // same prompts.
+        long cellSeed =
+                o.seed() * 1_000_003L + cell.length() * 7919L + Math.round(cell.depth() * 10_000) * 31L + cell.sample();
+        SplittableRandom r = new SplittableRandom(cellSeed);
+        String key = o.key() != null ? o.key() : randomKey(r);
+        String value = o.value() != null ? o.value() : randomValue(r);
+        Needle needle = o.customNeedle() != null ? o.customNeedle() : Needle.standard(key, value);
+        NiahPrompt prompt = NiahPrompt.build(haystack, codec, needle, cell.length(), cell.depth(), r);
+        ModelShape shape = weights.config().cacheShape();
+        int budgetTokens = o.budgetTokens(cell.length());
+        EvictionPolicy policy = policies.create(cell.policy(), budgetTokens, cell.length(), shape);
+        StringBuilder out = new StringBuilder();
+        long retained;
+        int fed;
+        try (KvCache cache =
+                KvCache.builder(shape).dtype(KvDType.F16).policy(policy).build()) {
+            float[] logits;
+            if (cell.mode() == NiahMode.QUERY_AGNOSTIC) {
+                engine.forward(prompt.context(), 0, prompt.context().length, cache);
+                cache.endPrefill();
+                logits = engine.forward(prompt.question(), 0, prompt.question().length, cache);
+            } else {
+                int[] all = prompt.all();
+                logits = engine.forward(all, 0, all.length, cache);
+                cache.endPrefill();
+            }
+            fed = prompt.length();
+            int[] generated = new int[o.maxNewTokens()];
+            int n = 0;
+            while (true) {
+                int next = LlamaEngine.argmax(logits);
+                if (next == codec.eosId()) {
+                    break;
+                }
+                generated[n++] = next;
+                String text = codec.decode(generated, 0, n);
+                if (n >= o.maxNewTokens() || finished(text)) {
+                    out.append(text);
+                    break;
+                }
+                logits = engine.forward(generated, n - 1, 1, cache);
+                fed++;
+            }
+            if (out.isEmpty() && n > 0) {
+                out.append(codec.decode(generated, 0, n));
+            }
+            retained = cache.bytesHeld();
+        }
+        long full = (long) shape.layers()
+                * shape.kvHeads()
+                * PagedHeadStore.bytesFor(KvDType.F16, shape.headDim(), KvCacheBuilder.DEFAULT_PAGE_TOKENS, fed);
+        String output = out.toString();
+        return new NiahResult(
+                cell.policy(),
+                cell.policy().equals("full") ? 1.0 : o.budget(),
+                budgetTokens,
+                cell.quant(),
+                cell.mode().label(),
+                cell.length(),
+                cell.depth(),
+                prompt.depth(),
+                cell.sample(),
+                o.customNeedle() != null ? "" : key,
+                needle.answer(),
+                output.contains(needle.answer()),
+                output,
+                retained,
+                full,
+                (System.nanoTime() - start) / 1_000_000);
+    }
+
+    /** An answer ends at a newline, or at a period after at least one digit. */
+    static boolean finished(String text) {
+        if (text.indexOf('\n') >= 0) {
+            return true;
+        }
+        int dot = text.lastIndexOf('.');
+        return dot > 0 && Character.isDigit(text.charAt(dot - 1));
+    }
+
+    String randomKey(SplittableRandom r) {
+        double u = r.nextDouble();
+        int words = u < 0.5 ? 1 : u < 0.83 ? 2 : 3;
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < words; i++) {
+            String w = keyWords.get(r.nextInt(keyWords.size()));
+            double c = r.nextDouble();
+            if (c < 0.6) {
+                // lower case as listed
+            } else if (c < 0.92) {
+                w = Character.toUpperCase(w.charAt(0)) + w.substring(1);
+            } else {
+                w = w.toUpperCase(Locale.ROOT);
+            }
+            if (i > 0) {
+                b.append(' ');
+            }
+            b.append(w);
+        }
+        return b.toString();
+    }
+
+    static String randomValue(SplittableRandom r) {
+        int digits = 5 + r.nextInt(4);
+        StringBuilder b = new StringBuilder().append((char) ('1' + r.nextInt(9)));
+        for (int i = 1; i < digits; i++) {
+            b.append((char) ('0' + r.nextInt(10)));
+        }
+        return b.toString();
+    }
+
+    /** A one-line progress bar, redrawn in place on a terminal. */
+    private static final class Progress {
+        private final PrintStream out;
+        private final int total;
+        private final long start = System.nanoTime();
+        private final boolean tty = System.console() != null;
+        private int correct;
+        private int lastPercent = -1;
+
+        Progress(PrintStream out, int total) {
+            this.out = out;
+            this.total = total;
+        }
+
+        synchronized void update(int done, NiahResult r) {
+            if (r.correct()) {
+                correct++;
+            }
+            double elapsed = (System.nanoTime() - start) / 1e9;
+            double eta = elapsed / done * (total - done);
+            int width = 30;
+            int filled = (int) ((long) width * done / total);
+            String line = String.format(
+                    Locale.ROOT,
+                    "[%s%s] %d/%d cells, %d correct, %.0fs elapsed, ~%.0fs left  (%s L=%d d=%.2f %s)",
+                    "#".repeat(filled),
+                    ".".repeat(width - filled),
+                    done,
+                    total,
+                    correct,
+                    elapsed,
+                    eta,
+                    r.policy(),
+                    r.length(),
+                    r.depth(),
+                    r.correct() ? "ok" : "miss");
+            int percent = 100 * done / total;
+            if (tty) {
+                out.print("\r" + line);
+            } else if (percent / 10 != lastPercent / 10 || done == total) {
+                out.println(line);
+            }
+            lastPercent = percent;
+            out.flush();
+        }
+
+        void finish() {
+            if (tty) {
+                out.println();
+            }
+        }
+    }
+}
