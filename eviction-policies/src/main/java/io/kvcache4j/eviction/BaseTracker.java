@@ -1,0 +1,158 @@
+package io.kvcache4j.eviction;
+
+import io.kvcache4j.api.CacheAccess;
+import io.kvcache4j.api.EvictionTracker;
+import io.kvcache4j.api.HeadSlots;
+import io.kvcache4j.api.ModelShape;
+
+/**
+ * Shared machinery of the trackers in this package: the head stores, a {@code long} column with
+ * each slot's position (so protection checks never touch off-heap pages), sink and recent-window
+ * protection, and allocation-free victim selection.
+ *
+ * <p>Scratch arrays grow (amortised doubling) only when a head holds more slots than ever before;
+ * in steady state nothing is allocated. Not thread-safe: driven by the cache's thread.
+ */
+abstract class BaseTracker implements EvictionTracker {
+    final CacheAccess cache;
+    final ModelShape shape;
+    final HeadSlots[][] heads;
+    final int sinks;
+    final int recent;
+    /** Column id of the position column in every head (all heads register columns in one order). */
+    final int posColumn;
+
+    long[] keys = new long[64];
+    int[] victims = new int[64];
+
+    BaseTracker(CacheAccess cache, PolicyConfig config) {
+        this.cache = cache;
+        this.shape = cache.shape();
+        this.sinks = config.sinkTokens();
+        this.recent = config.recentTokens();
+        this.heads = new HeadSlots[shape.layers()][shape.kvHeads()];
+        int col = -1;
+        for (int l = 0; l < shape.layers(); l++) {
+            for (int h = 0; h < shape.kvHeads(); h++) {
+                heads[l][h] = cache.head(l, h);
+                int c = heads[l][h].addLongColumn();
+                if (col >= 0 && c != col) {
+                    throw new IllegalStateException("heads assigned different column ids: " + col + " and " + c);
+                }
+                col = c;
+            }
+        }
+        this.posColumn = col;
+    }
+
+    /** Registers a float column in every head and returns its (common) id. */
+    final int addFloatColumn() {
+        int col = -1;
+        for (HeadSlots[] layer : heads) {
+            for (HeadSlots h : layer) {
+                int c = h.addFloatColumn();
+                if (col >= 0 && c != col) {
+                    throw new IllegalStateException("heads assigned different column ids: " + col + " and " + c);
+                }
+                col = c;
+            }
+        }
+        return col;
+    }
+
+    /** Registers a long column in every head and returns its (common) id. */
+    final int addLongColumn() {
+        int col = -1;
+        for (HeadSlots[] layer : heads) {
+            for (HeadSlots h : layer) {
+                int c = h.addLongColumn();
+                if (col >= 0 && c != col) {
+                    throw new IllegalStateException("heads assigned different column ids: " + col + " and " + c);
+                }
+                col = c;
+            }
+        }
+        return col;
+    }
+
+    @Override
+    public final void afterAppend(int layer, int tokens) {
+        int first = cache.nextPosition(layer) - tokens;
+        for (HeadSlots h : heads[layer]) {
+            long[] pos = h.longColumn(posColumn);
+            int base = h.count() - tokens;
+            for (int t = 0; t < tokens; t++) {
+                pos[base + t] = first + t;
+            }
+        }
+        onAppend(layer, tokens);
+    }
+
+    /** Hook after the positions of the {@code tokens} newest slots of {@code layer} were recorded. */
+    void onAppend(int layer, int tokens) {}
+
+    /**
+     * Whether the token at {@code position} is protected when the next appended position is {@code
+     * next}: a sink ({@code position < sinks}) or in the recent window ({@code position >= next -
+     * recent}).
+     */
+    final boolean isProtected(long position, int next) {
+        return position < sinks || position >= (long) next - recent;
+    }
+
+    final void ensureScratch(int n) {
+        if (keys.length < n) {
+            keys = new long[Math.max(n, keys.length * 2)];
+        }
+        if (victims.length < n) {
+            victims = new int[Math.max(n, victims.length * 2)];
+        }
+    }
+
+    /**
+     * Evicts from {@code head} the {@code n} candidates with the smallest keys among {@code
+     * keys[0..m)} (keys made by {@link Selection#key}). With {@code keepOrder} the remaining slots keep
+     * their order ({@link HeadSlots#evictAll}); otherwise each victim is replaced by the last slot
+     * (O(1) per victim), which needs no pending tokens.
+     */
+    final void evictSmallest(HeadSlots head, int m, int n, boolean keepOrder) {
+        if (n <= 0) {
+            return;
+        }
+        if (n > m) {
+            throw new IllegalStateException("asked to evict " + n + " slots but only " + m + " are evictable");
+        }
+        if (n == 1 && !keepOrder) {
+            head.evict(Selection.slot(keys[Selection.argMin(keys, m)]));
+            return;
+        }
+        Selection.selectSmallest(keys, m, n);
+        for (int i = 0; i < n; i++) {
+            victims[i] = Selection.slot(keys[i]);
+        }
+        Selection.sort(victims, n);
+        evictSorted(head, n, keepOrder);
+    }
+
+    /** Evicts {@code victims[0..n)} (strictly increasing slots) from {@code head}. */
+    final void evictSorted(HeadSlots head, int n, boolean keepOrder) {
+        if (keepOrder) {
+            head.evictAll(victims, n);
+        } else {
+            // Highest slot first: the slot moved into each hole is beyond every remaining victim.
+            for (int i = n - 1; i >= 0; i--) {
+                head.evict(victims[i]);
+            }
+        }
+    }
+
+    /** Bytes of this tracker's scratch arrays. */
+    long scratchBytes() {
+        return 8L * keys.length + 4L * victims.length;
+    }
+
+    @Override
+    public long stateBytes() {
+        return scratchBytes();
+    }
+}
