@@ -200,8 +200,9 @@ public final class NiahReport {
         return b.append('"').toString();
     }
 
+    /** RFC 4180 quoting, with line breaks written as {@code \n} so that every run is one line. */
     static String csvQuote(String s) {
-        return "\"" + s.replace("\"", "\"\"") + "\"";
+        return "\"" + s.replace("\"", "\"\"").replace("\r", "\\r").replace("\n", "\\n") + "\"";
     }
 
     /** Accuracy colour: red (0) through yellow to green (1), like the classic NIAH plots. */
