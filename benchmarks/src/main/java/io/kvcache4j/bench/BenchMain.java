@@ -66,6 +66,8 @@ public final class BenchMain {
                     .include(MemoryBandwidthBenchmark.class.getName() + ".read")
                     .include(DotProductBenchmark.class.getName() + ".*")
                     .include(NaiveAttentionBenchmark.class.getName() + ".decode")
+                    .include(JlamaAttentionBenchmark.class.getName() + ".decode")
+                    .include(EngineBenchmark.class.getName() + ".*")
                     .include("io.kvcache4j.bench.EvictionBenchmark.*");
         }
         if (quick) {
@@ -97,6 +99,7 @@ public final class BenchMain {
         Double bandwidthMBs = null;
         Map<String, Double> attentionUs = new TreeMap<>();
         Map<String, Double> naiveUs = new TreeMap<>();
+        Map<String, Double> jlamaUs = new TreeMap<>();
         Map<String, Double> dotNs = new TreeMap<>();
         List<String[]> rows = new ArrayList<>();
         for (RunResult r : results) {
@@ -122,6 +125,7 @@ public final class BenchMain {
                     attentionUs.put(key, toMicros(score, unit));
                 }
                 case "NaiveAttentionBenchmark.decode" -> naiveUs.put(params.getParam("tokens"), toMicros(score, unit));
+                case "JlamaAttentionBenchmark.decode" -> jlamaUs.put(params.getParam("tokens"), toMicros(score, unit));
                 case "DotProductBenchmark.kvcache4j", "DotProductBenchmark.lucene" ->
                     dotNs.put(simple + "/" + params.getParam("dims"), toMicros(score, unit) * 1000);
                 default -> rows.add(new String[] {simple, params.toString(), fmt(score) + " " + unit, ""});
@@ -175,6 +179,15 @@ public final class BenchMain {
                         fmt(e.getValue()),
                         ours == null ? "n/a" : fmt(ours),
                         ours == null ? "n/a" : fmt(e.getValue() / ours) + "x");
+            }
+        }
+        if (!jlamaUs.isEmpty()) {
+            out.println();
+            out.println("== Against Jlama 0.8.4's attention path (batchDotProduct, softMax, saxpy), f32 ==");
+            for (var e : jlamaUs.entrySet()) {
+                Double ours = attentionUs.get(e.getKey() + "/f32/vector");
+                out.printf(Locale.ROOT, "tokens %-9s jlama %12s us   kvcache4j %12s us   speedup %s%n", e.getKey(),
+                        fmt(e.getValue()), ours == null ? "n/a" : fmt(ours), ours == null ? "n/a" : fmt(e.getValue() / ours) + "x");
             }
         }
         if (!dotNs.isEmpty()) {
