@@ -186,8 +186,13 @@ public final class BenchMain {
             out.println("== Against Jlama 0.8.4's attention path (batchDotProduct, softMax, saxpy), f32 ==");
             for (var e : jlamaUs.entrySet()) {
                 Double ours = attentionUs.get(e.getKey() + "/f32/vector");
-                out.printf(Locale.ROOT, "tokens %-9s jlama %12s us   kvcache4j %12s us   speedup %s%n", e.getKey(),
-                        fmt(e.getValue()), ours == null ? "n/a" : fmt(ours), ours == null ? "n/a" : fmt(e.getValue() / ours) + "x");
+                out.printf(
+                        Locale.ROOT,
+                        "tokens %-9s jlama %12s us   kvcache4j %12s us   speedup %s%n",
+                        e.getKey(),
+                        fmt(e.getValue()),
+                        ours == null ? "n/a" : fmt(ours),
+                        ours == null ? "n/a" : fmt(e.getValue() / ours) + "x");
             }
         }
         if (!dotNs.isEmpty()) {

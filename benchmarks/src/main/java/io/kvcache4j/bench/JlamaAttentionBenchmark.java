@@ -7,6 +7,8 @@ import com.github.tjake.jlama.tensor.operations.TensorOperationsProvider;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.store.PagedHeadStore;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -67,12 +69,12 @@ public class JlamaAttentionBenchmark {
         float[] q = AttentionBenchmark.randomFloats(new SplittableRandom(7), GROUP * D);
         keys = new FloatBufferTensor(tokens, D);
         values = new FloatBufferTensor(tokens, D);
-        for (int t = 0; t < tokens; t++) {
-            int row = (t % block) * D;
-            for (int i = 0; i < D; i++) {
-                keys.set(k[row + i], t, i);
-                values.set(v[row + i], t, i);
-            }
+        MemorySegment kSeg = keys.getMemorySegment();
+        MemorySegment vSeg = values.getMemorySegment();
+        for (int t = 0; t < tokens; t += block) {
+            int n = Math.min(block, tokens - t);
+            MemorySegment.copy(k, 0, kSeg, ValueLayout.JAVA_FLOAT_UNALIGNED, (long) t * D * 4, n * D);
+            MemorySegment.copy(v, 0, vSeg, ValueLayout.JAVA_FLOAT_UNALIGNED, (long) t * D * 4, n * D);
         }
         query = new FloatBufferTensor(1, GROUP * D);
         for (int i = 0; i < q.length; i++) {
