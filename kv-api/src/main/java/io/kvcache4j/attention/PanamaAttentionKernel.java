@@ -142,9 +142,14 @@ final class PanamaAttentionKernel implements AttentionKernel {
         final int e = type.bytes();
         final long rowBytes = (long) d * e;
         final long dimStride = (long) keyStride * e;
+        boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
             long kBase = keyOffset + (long) r0 * e;
+            if (directF16) {
+                scanF16Block(st, page, kBase, dimStride, valueOffset + r0 * rowBytes, nb, firstSlot + r0);
+                continue;
+            }
             if (keyStride == block) {
                 decode(page, kBase, type, st.kBuf, 0, d * block);
             } else {
@@ -179,6 +184,146 @@ final class PanamaAttentionKernel implements AttentionKernel {
             for (; h < g; h++) {
                 accumulate1(st, nb, h);
             }
+        }
+    }
+
+    /**
+     * One block of f16 keys and values read straight from the page (no scratch round trip), for
+     * 16-lane vectors and GQA groups of 2 or a multiple of 4: each key lane vector is widened once and
+     * feeds every head's FMA, each value vector likewise.
+     */
+    private static void scanF16Block(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        if (g == 2) {
+            scoresF16x2(st, page, kBase, dimStride);
+        } else {
+            for (int h = 0; h < g; h += 4) {
+                scoresF16x4(st, page, kBase, dimStride, h);
+            }
+        }
+        if (nb < block) {
+            for (int hh = 0; hh < g; hh++) {
+                java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
+            }
+        }
+        softmaxBlock(st, nb, slot);
+        if (g == 2) {
+            accumulateF16x2(st, page, vBase, nb);
+        } else {
+            for (int h = 0; h < g; h += 4) {
+                accumulateF16x4(st, page, vBase, nb, h);
+            }
+        }
+    }
+
+    /** {@code LANES} binary16 values at {@code at}, widened exactly (finite inputs; see {@link #decode}). */
+    private static FloatVector f16(MemorySegment page, long at) {
+        return ((IntVector) ShortVector.fromMemorySegment(S, page, at, LE).convertShape(VectorOperators.S2I, I, 0))
+                .lanewise(VectorOperators.LSHL, 13)
+                .and(0x8FFFE000)
+                .reinterpretAsFloats()
+                .mul(TWO_POW_112);
+    }
+
+    private static void scoresF16x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        final int q2 = q1 + d;
+        final int q3 = q2 + d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
+        }
+        int base = h * GroupAttention.BLOCK;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + GroupAttention.BLOCK);
+        a2.intoArray(st.blockLogits, base + 2 * GroupAttention.BLOCK);
+        a3.intoArray(st.blockLogits, base + 3 * GroupAttention.BLOCK);
+    }
+
+    private static void scoresF16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        long off = kBase;
+        int i = 0;
+        for (; i + 1 < d; i += 2, off += 2 * dimStride) {
+            FloatVector k0 = f16(page, off);
+            FloatVector k1 = f16(page, off + dimStride);
+            a0 = k0.fma(FloatVector.broadcast(F, q[i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[d + i]), b0);
+            a1 = k1.fma(FloatVector.broadcast(F, q[i + 1]), a1);
+            b1 = k1.fma(FloatVector.broadcast(F, q[d + i + 1]), b1);
+        }
+        if (i < d) {
+            FloatVector k0 = f16(page, off);
+            a0 = k0.fma(FloatVector.broadcast(F, q[i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[d + i]), b0);
+        }
+        a0.add(a1).intoArray(st.blockLogits, 0);
+        b0.add(b1).intoArray(st.blockLogits, GroupAttention.BLOCK);
+    }
+
+    private static void accumulateF16x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        final long rowBytes = 2L * d;
+        final int p0 = h * block;
+        for (int i = 0; i < d; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            long off = vBase + 2L * i;
+            for (int j = 0; j < nb; j++, off += rowBytes) {
+                FloatVector x = f16(page, off);
+                a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[p0 + 3 * block + j]), a3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+        }
+    }
+
+    private static void accumulateF16x2(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        final long rowBytes = 2L * d;
+        for (int i = 0; i < d; i += LANES) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, i);
+            FloatVector a1 = FloatVector.fromArray(F, acc, i + d);
+            long off = vBase + 2L * i;
+            for (int j = 0; j < nb; j++, off += rowBytes) {
+                FloatVector x = f16(page, off);
+                a0 = x.fma(FloatVector.broadcast(F, p[j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[block + j]), a1);
+            }
+            a0.intoArray(acc, i);
+            a1.intoArray(acc, i + d);
         }
     }
 
