@@ -2,12 +2,14 @@ package io.kvcache4j.api;
 
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.PagedHeadStore;
 import io.kvcache4j.store.PagedKvCache;
 import java.util.Objects;
 
 /**
- * Composes a {@link KvCache}: storage type, eviction policy, page size, hard capacity and kernel.
+ * Composes a {@link KvCache}: storage type, eviction policy, head store (exact, or a codec's or a
+ * tier's), page size, hard capacity and kernel.
  * Builders are not thread-safe; the caches they build are independent of each other.
  */
 public final class KvCacheBuilder {
@@ -20,6 +22,7 @@ public final class KvCacheBuilder {
     private int pageTokens = DEFAULT_PAGE_TOKENS;
     private int capacityTokens = Integer.MAX_VALUE;
     private AttentionKernel kernel = AttentionKernels.get();
+    private HeadStoreFactory storeFactory = HeadStoreFactory.EXACT;
 
     KvCacheBuilder(ModelShape shape) {
         this.shape = Objects.requireNonNull(shape, "shape");
@@ -62,8 +65,17 @@ public final class KvCacheBuilder {
         return this;
     }
 
+    /**
+     * How each (layer, KV head) stores its tokens (default {@link HeadStoreFactory#EXACT}: exact rows in
+     * {@link #dtype}). Quantizing codecs and device/host tiers plug in here.
+     */
+    public KvCacheBuilder store(HeadStoreFactory storeFactory) {
+        this.storeFactory = Objects.requireNonNull(storeFactory, "storeFactory");
+        return this;
+    }
+
     /** Builds an empty cache. */
     public KvCache build() {
-        return new PagedKvCache(shape, dtype, policy, pageTokens, capacityTokens, kernel);
+        return new PagedKvCache(shape, dtype, policy, pageTokens, capacityTokens, kernel, storeFactory);
     }
 }

@@ -129,6 +129,39 @@ public final class GroupAttention {
         }
     }
 
+    /** The pass's queries, already scaled, head-major {@code [group][headDim]}. Read-only. */
+    public float[] queries() {
+        return q;
+    }
+
+    /**
+     * The unnormalised output accumulator, head-major {@code [group][headDim]}: after {@link
+     * #pushLogits} the caller adds {@code Σ_j w[h][j]·v_j} into row {@code h}.
+     */
+    public float[] accumulator() {
+        return acc;
+    }
+
+    /**
+     * One online-softmax step for a block of {@code nb <= BLOCK} keys whose scaled logits were computed
+     * outside the kernels (for example on packed codes): {@code logits[h·BLOCK + j]} is head {@code
+     * h}'s logit for key {@code j}, {@code slot} the slot index of key 0 (for the logit record). Raises
+     * the running maximum, rescales the running sum and the accumulator, and replaces the logits by
+     * their weights {@code exp(s − m)}; the caller then accumulates the weighted values.
+     */
+    public void pushLogits(float[] logits, int nb, int slot) {
+        if (nb < 1 || nb > BLOCK) {
+            throw new IllegalArgumentException("nb " + nb + " out of range [1, " + BLOCK + "]");
+        }
+        for (int h = 0; h < group; h++) {
+            System.arraycopy(logits, h * BLOCK, blockLogits, h * BLOCK, nb);
+        }
+        ScalarAttentionKernel.softmaxBlock(this, nb, slot);
+        for (int h = 0; h < group; h++) {
+            System.arraycopy(blockLogits, h * BLOCK, logits, h * BLOCK, nb);
+        }
+    }
+
     /** Log-sum-exp of head {@code h} of the last finished pass. */
     public float lse(int h) {
         return lse[h];

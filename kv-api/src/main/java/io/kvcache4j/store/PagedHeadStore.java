@@ -1,6 +1,5 @@
 package io.kvcache4j.store;
 
-import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
@@ -24,7 +23,7 @@ import java.util.Arrays;
  *
  * <p>Not thread-safe.
  */
-public final class PagedHeadStore implements HeadSlots, AutoCloseable {
+public final class PagedHeadStore implements HeadStore {
     private static final ValueLayout.OfInt POS = ValueLayout.JAVA_INT_UNALIGNED;
 
     private final KvDType type;
@@ -45,12 +44,6 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
     private long[][] longColumns = new long[0][];
     private int columnCapacity;
     private boolean closed;
-
-    /** Tells the store how many of its newest slots still wait for their attention (they may not be evicted). */
-    @FunctionalInterface
-    public interface PendingCounter {
-        int pendingTokens();
-    }
 
     /**
      * Creates an empty store.
@@ -117,6 +110,7 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
      * Appends one token: {@code headDim} key floats at {@code k[kOff..]}, value floats at {@code
      * v[vOff..]}, rounded to the storage type. The caller validated the values.
      */
+    @Override
     public void append(float[] k, int kOff, float[] v, int vOff, int position) {
         ensureOpen();
         int page = count / pageTokens;
@@ -147,6 +141,7 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
      * Runs the attention pass of {@code state} over slots {@code [0, visible)}, page by page. The
      * caller has called {@link GroupAttention#begin} and calls {@link GroupAttention#finish}.
      */
+    @Override
     public void attend(GroupAttention state, int visible) {
         ensureOpen();
         if (visible < 0 || visible > count) {
@@ -214,6 +209,7 @@ public final class PagedHeadStore implements HeadSlots, AutoCloseable {
     }
 
     /** Bytes of the on-heap metadata columns (their capacity). */
+    @Override
     public long metadataBytes() {
         return (long) columnCapacity * (4L * floatColumns.length + 8L * longColumns.length);
     }

@@ -14,7 +14,8 @@ import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.attention.Partial;
 
 /**
- * The exact-storage {@link KvCache}: one {@link PagedHeadStore} per (layer, KV head), attention by
+ * The {@link KvCache}: one {@link HeadStore} per (layer, KV head) (exact {@link PagedHeadStore} by
+ * default, or a codec's or tier's), attention by
  * the process's {@link AttentionKernel}, eviction by the bound {@link EvictionTracker}.
  *
  * <p>The decode path (append one token, attend one token) allocates nothing once the score scratch
@@ -27,7 +28,7 @@ public final class PagedKvCache implements KvCache {
     private final AttentionKernel kernel;
     private final int capacityTokens;
     private final float scale;
-    private final PagedHeadStore[][] stores;
+    private final HeadStore[][] stores;
     private final int[] nextPosition;
     private final int[] attendedUpTo;
     private final GroupAttention state;
@@ -43,7 +44,8 @@ public final class PagedKvCache implements KvCache {
             EvictionPolicy policy,
             int pageTokens,
             int capacityTokens,
-            AttentionKernel kernel) {
+            AttentionKernel kernel,
+            HeadStoreFactory storeFactory) {
         this.shape = shape;
         this.dtype = dtype;
         this.policyName = policy.name();
@@ -53,11 +55,13 @@ public final class PagedKvCache implements KvCache {
         this.nextPosition = new int[shape.layers()];
         this.attendedUpTo = new int[shape.layers()];
         java.util.Arrays.fill(attendedUpTo, -1);
-        this.stores = new PagedHeadStore[shape.layers()][shape.kvHeads()];
+        this.stores = new HeadStore[shape.layers()][shape.kvHeads()];
         for (int l = 0; l < shape.layers(); l++) {
             final int layer = l;
             for (int h = 0; h < shape.kvHeads(); h++) {
-                stores[l][h] = new PagedHeadStore(dtype, shape.headDim(), pageTokens, kernel, () -> pending(layer));
+                final int head = h;
+                stores[l][h] = storeFactory.create(new HeadStoreFactory.Spec(
+                        layer, head, dtype, shape.headDim(), pageTokens, kernel, () -> pending(layer)));
             }
         }
         this.state = new GroupAttention(shape.groupSize(), shape.headDim());
@@ -111,8 +115,8 @@ public final class PagedKvCache implements KvCache {
     public long bytesHeld() {
         ensureOpen();
         long total = 0;
-        for (PagedHeadStore[] layer : stores) {
-            for (PagedHeadStore s : layer) {
+        for (HeadStore[] layer : stores) {
+            for (HeadStore s : layer) {
                 total += s.bytesHeld();
             }
         }
@@ -123,8 +127,8 @@ public final class PagedKvCache implements KvCache {
     public long metadataBytes() {
         ensureOpen();
         long total = tracker.stateBytes();
-        for (PagedHeadStore[] layer : stores) {
-            for (PagedHeadStore s : layer) {
+        for (HeadStore[] layer : stores) {
+            for (HeadStore s : layer) {
                 total += s.metadataBytes();
             }
         }
@@ -221,7 +225,7 @@ public final class PagedKvCache implements KvCache {
     }
 
     private void runHead(int layer, int kvHead, int qpos, float[] queries, int offset) {
-        PagedHeadStore store = stores[layer][kvHead];
+        HeadStore store = stores[layer][kvHead];
         int visible = store.count() - (nextPosition[layer] - 1 - qpos);
         state.begin(queries, offset, scale);
         if (aggregation != null) {
@@ -270,8 +274,8 @@ public final class PagedKvCache implements KvCache {
             return;
         }
         closed = true;
-        for (PagedHeadStore[] layer : stores) {
-            for (PagedHeadStore s : layer) {
+        for (HeadStore[] layer : stores) {
+            for (HeadStore s : layer) {
                 s.close();
             }
         }
@@ -367,7 +371,8 @@ public final class PagedKvCache implements KvCache {
                 int visibleSlots,
                 ScoreAggregation agg,
                 float[] massOut) {
-            PagedHeadStore store = (PagedHeadStore) head(layer, kvHead);
+            HeadStore store = stores[layer][kvHead];
+            shape.checkLayer(layer);
             scoreState.begin(queries, offset, scale);
             scoreState.recordLogits(visibleSlots);
             store.attend(scoreState, visibleSlots);
