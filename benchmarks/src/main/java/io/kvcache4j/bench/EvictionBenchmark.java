@@ -145,11 +145,11 @@ public class EvictionBenchmark {
         }
     }
 
-    /** The attention of one decode step over exactly {@code tokens} stored tokens, no policy. */
+    /** The attention of one decode step over exactly {@code attendTokens} stored tokens, no policy. */
     @State(Scope.Thread)
     public static class AttentionState {
         @Param({"2048"})
-        public int tokens;
+        public int attendTokens;
 
         PagedHeadStore[] stores;
         GroupAttention state;
@@ -165,7 +165,7 @@ public class EvictionBenchmark {
             float[] row = new float[d];
             for (int h = 0; h < stores.length; h++) {
                 stores[h] = new PagedHeadStore(KvDType.F16, d, 16, AttentionKernels.get(), () -> 0);
-                for (int t = 0; t < tokens; t++) {
+                for (int t = 0; t < attendTokens; t++) {
                     for (int i = 0; i < d; i++) {
                         row[i] = (float) r.nextGaussian();
                     }
@@ -182,7 +182,7 @@ public class EvictionBenchmark {
             int groupFloats = SHAPE.groupSize() * SHAPE.headDim();
             for (int h = 0; h < stores.length; h++) {
                 state.begin(queries, h * groupFloats, scale);
-                stores[h].attend(state, tokens);
+                stores[h].attend(state, attendTokens);
                 state.finish(out, h * groupFloats);
             }
             return out[0] + out[out.length - 1];

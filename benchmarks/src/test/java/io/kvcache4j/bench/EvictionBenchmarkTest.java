@@ -43,7 +43,7 @@ class EvictionBenchmarkTest {
     @Test
     void attentionOnlyAttendsTheGivenTokens() {
         EvictionBenchmark.AttentionState s = new EvictionBenchmark.AttentionState();
-        s.tokens = 100;
+        s.attendTokens = 100;
         s.setup();
         try {
             assertEquals(100, s.stores[0].count());
