@@ -100,6 +100,9 @@ public final class BenchMain {
         Map<String, Double> attentionUs = new TreeMap<>();
         Map<String, Double> naiveUs = new TreeMap<>();
         Map<String, Double> jlamaUs = new TreeMap<>();
+        Map<String, Double> policyStepUs = new TreeMap<>();
+        Double attentionOnlyUs = null;
+        Map<String, Double> engineMs = new TreeMap<>();
         Map<String, Double> dotNs = new TreeMap<>();
         List<String[]> rows = new ArrayList<>();
         for (RunResult r : results) {
@@ -126,6 +129,11 @@ public final class BenchMain {
                 }
                 case "NaiveAttentionBenchmark.decode" -> naiveUs.put(params.getParam("tokens"), toMicros(score, unit));
                 case "JlamaAttentionBenchmark.decode" -> jlamaUs.put(params.getParam("tokens"), toMicros(score, unit));
+                case "EvictionBenchmark.decodeStep" ->
+                    policyStepUs.put(params.getParam("policy"), toMicros(score, unit));
+                case "EvictionBenchmark.attentionOnly" -> attentionOnlyUs = toMicros(score, unit);
+                case "EngineBenchmark.prefill", "EngineBenchmark.decode" ->
+                    engineMs.put(simple + "/" + params.getParam("promptTokens"), toMicros(score, unit) / 1000);
                 case "DotProductBenchmark.kvcache4j", "DotProductBenchmark.lucene" ->
                     dotNs.put(simple + "/" + params.getParam("dims"), toMicros(score, unit) * 1000);
                 default -> rows.add(new String[] {simple, params.toString(), fmt(score) + " " + unit, ""});
@@ -193,6 +201,39 @@ public final class BenchMain {
                         fmt(e.getValue()),
                         ours == null ? "n/a" : fmt(ours),
                         ours == null ? "n/a" : fmt(e.getValue() / ours) + "x");
+            }
+        }
+        if (!policyStepUs.isEmpty()) {
+            out.println();
+            out.println("== Eviction bookkeeping: one decode step (attention + policy) at 32K positions, budget 2K,"
+                    + " against the attention of the same step over 2K tokens ==");
+            for (var e : policyStepUs.entrySet()) {
+                String over = attentionOnlyUs == null
+                        ? "n/a"
+                        : fmt(100 * (e.getValue() - attentionOnlyUs) / attentionOnlyUs) + "% of attention";
+                out.printf(
+                        Locale.ROOT,
+                        "%-13s step %10s us   attention alone %10s us   bookkeeping %s%n",
+                        e.getKey(),
+                        fmt(e.getValue()),
+                        attentionOnlyUs == null ? "n/a" : fmt(attentionOnlyUs),
+                        over);
+            }
+        }
+        if (!engineMs.isEmpty()) {
+            out.println();
+            out.println("== Reference engine, random Llama (4 layers, d 512, GQA 8/2, F16 weights), full f16 cache ==");
+            for (var e : engineMs.entrySet()) {
+                String[] k = e.getKey().split("/");
+                double tps =
+                        k[0].endsWith("prefill") ? Integer.parseInt(k[1]) / (e.getValue() / 1000) : 1000 / e.getValue();
+                out.printf(
+                        Locale.ROOT,
+                        "%-24s prompt %s: %10s ms/op  %10s tokens/s%n",
+                        k[0],
+                        k[1],
+                        fmt(e.getValue()),
+                        fmt(tps));
             }
         }
         if (!dotNs.isEmpty()) {
