@@ -55,33 +55,67 @@ public final class BenchMain {
         }
         Files.createDirectories(out);
         Path json = out.resolve("jmh.json");
-        ChainedOptionsBuilder opts = new OptionsBuilder()
-                .resultFormat(ResultFormatType.JSON)
-                .result(json.toString())
-                .shouldFailOnError(true);
+        List<ChainedOptionsBuilder> runs = new ArrayList<>();
+        String a = AttentionBenchmark.class.getName() + ".decode";
         if (include != null) {
-            opts.include(include);
-        } else {
-            opts.include(AttentionBenchmark.class.getName() + ".decode")
+            runs.add(new OptionsBuilder().include(include));
+        } else if (!quick) {
+            runs.add(new OptionsBuilder()
+                    .include(a)
                     .include(MemoryBandwidthBenchmark.class.getName() + ".read")
                     .include(DotProductBenchmark.class.getName() + ".*")
                     .include(NaiveAttentionBenchmark.class.getName() + ".decode")
                     .include(JlamaAttentionBenchmark.class.getName() + ".decode")
                     .include(EngineBenchmark.class.getName() + ".*")
-                    .include("io.kvcache4j.bench.EvictionBenchmark.*");
-        }
-        if (quick) {
+                    .include(EvictionBenchmark.class.getName() + ".*"));
+        } else {
             // One configuration per target, short iterations: about 3 minutes on 2 cores.
-            opts.warmupIterations(2)
-                    .warmupTime(TimeValue.seconds(1))
-                    .measurementIterations(3)
-                    .measurementTime(TimeValue.seconds(1))
-                    .param("tokens", "65536", "1048576")
+            // 1. Attention at 1M tokens against the read ceiling.
+            runs.add(new OptionsBuilder()
+                    .include(a)
+                    .include(MemoryBandwidthBenchmark.class.getName() + ".read")
+                    .param("tokens", "1048576")
                     .param("dtype", "f16", "f32")
-                    .param("megabytes", "512")
-                    .param("dims", "128");
+                    .param("impl", "vector")
+                    .param("megabytes", "512"));
+            // 2. Peers at 64K tokens: naive loop, Jlama, the scalar twin; Lucene's dot.
+            runs.add(new OptionsBuilder()
+                    .include(a)
+                    .include(NaiveAttentionBenchmark.class.getName() + ".decode")
+                    .include(JlamaAttentionBenchmark.class.getName() + ".decode")
+                    .include(DotProductBenchmark.class.getName() + ".*")
+                    .param("tokens", "65536")
+                    .param("dtype", "f32", "f16")
+                    .param("dims", "128"));
+            // 3. Eviction bookkeeping and the engine.
+            runs.add(new OptionsBuilder()
+                    .include(EvictionBenchmark.class.getName() + ".*")
+                    .include(EngineBenchmark.class.getName() + ".*"));
         }
-        Collection<RunResult> results = new Runner(opts.build()).run();
+        List<RunResult> results = new ArrayList<>();
+        StringBuilder combined = new StringBuilder();
+        for (int i = 0; i < runs.size(); i++) {
+            Path part = out.resolve("jmh-part" + i + ".json");
+            ChainedOptionsBuilder opts = runs.get(i)
+                    .resultFormat(ResultFormatType.JSON)
+                    .result(part.toString())
+                    .shouldFailOnError(true);
+            if (quick) {
+                opts.warmupIterations(2)
+                        .warmupTime(TimeValue.seconds(1))
+                        .measurementIterations(3)
+                        .measurementTime(TimeValue.seconds(1));
+            }
+            results.addAll(new Runner(opts.build()).run());
+            // Concatenate the runs' JSON arrays into one JMH result file.
+            String text = Files.readString(part).trim();
+            String body = text.substring(1, text.length() - 1).trim();
+            if (!body.isEmpty()) {
+                combined.append(combined.isEmpty() ? "" : ",\n").append(body);
+            }
+            Files.delete(part);
+        }
+        Files.writeString(json, "[\n" + combined + "\n]\n");
         report(results, System.out);
         System.out.println("JMH results: " + json.toAbsolutePath());
     }

@@ -64,7 +64,10 @@ final class NiahCommand implements Command {
                 List.of());
         Path modelPath = a.get("--model") == null ? ModelFiles.shippedModel() : ModelFiles.existing(a.get("--model"));
         List<String> policyNames = a.get("--policy") == null ? policies.names() : list(a.get("--policy"));
-        double budget = parseDouble(a.get("--budget", "0.1"), "--budget");
+        List<Double> budgets = new ArrayList<>();
+        for (String b : list(a.get("--budget", "0.1"))) {
+            budgets.add(parseDouble(b, "--budget"));
+        }
         List<String> quants = list(a.get("--quant", "none"));
         List<Integer> lengths = new ArrayList<>();
         for (String s : list(a.get("--lengths", "512,1024,2048,4096"))) {
@@ -104,7 +107,7 @@ final class NiahCommand implements Command {
         try {
             options = new NiahOptions(
                     policyNames,
-                    budget,
+                    budgets,
                     quants,
                     modes,
                     lengths,

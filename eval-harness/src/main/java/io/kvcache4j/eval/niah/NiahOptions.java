@@ -7,7 +7,8 @@ import java.util.List;
  * What a NIAH run evaluates.
  *
  * @param policies eviction policy names
- * @param budget fraction of the prompt length if below 1, else tokens per (layer, KV head)
+ * @param budgets each a fraction of the prompt length if below 1, else tokens per (layer, KV head);
+ *     every policy but {@code full} runs at each
  * @param quants KV codecs ({@code none} stores f16)
  * @param modes query-agnostic and/or query-aware
  * @param lengths prompt lengths in tokens
@@ -24,7 +25,7 @@ import java.util.List;
  */
 public record NiahOptions(
         List<String> policies,
-        double budget,
+        List<Double> budgets,
         List<String> quants,
         List<NiahMode> modes,
         List<Integer> lengths,
@@ -41,16 +42,22 @@ public record NiahOptions(
 
     public NiahOptions {
         policies = List.copyOf(policies);
+        budgets = List.copyOf(budgets);
+        if (budgets.isEmpty()) {
+            throw new IllegalArgumentException("budgets must not be empty");
+        }
+        for (double budget : budgets) {
+            if (!(budget > 0) || Double.isInfinite(budget) || (budget >= 1 && budget != Math.floor(budget))) {
+                throw new IllegalArgumentException(
+                        "budget must be a fraction in (0, 1) or a whole number of tokens >= 1, was " + budget);
+            }
+        }
         quants = List.copyOf(quants);
         modes = List.copyOf(modes);
         lengths = List.copyOf(lengths);
         depths = List.copyOf(depths);
         if (policies.isEmpty() || quants.isEmpty() || modes.isEmpty() || lengths.isEmpty() || depths.isEmpty()) {
             throw new IllegalArgumentException("policies, quants, modes, lengths and depths must not be empty");
-        }
-        if (!(budget > 0) || Double.isInfinite(budget) || (budget >= 1 && budget != Math.floor(budget))) {
-            throw new IllegalArgumentException(
-                    "budget must be a fraction in (0, 1) or a whole number of tokens >= 1, was " + budget);
         }
         for (double d : depths) {
             if (!(d >= 0 && d <= 1)) {
@@ -67,8 +74,8 @@ public record NiahOptions(
         }
     }
 
-    /** Budget in tokens for a prompt of {@code length} tokens. */
-    public int budgetTokens(int length) {
+    /** Budget {@code budget} in tokens for a prompt of {@code length} tokens. */
+    public static int budgetTokens(double budget, int length) {
         return budget < 1 ? (int) Math.max(1, Math.round(budget * length)) : (int) budget;
     }
 

@@ -65,7 +65,8 @@ public final class NiahRunner {
         }
     }
 
-    private record Cell(String policy, String quant, NiahMode mode, int length, double depth, int sample) {}
+    private record Cell(
+            String policy, double budget, String quant, NiahMode mode, int length, double depth, int sample) {}
 
     /** Runs the whole grid; {@code progress} receives a progress line per finished cell. */
     public List<NiahResult> run(NiahOptions o, PrintStream progress) throws Exception {
@@ -81,12 +82,16 @@ public final class NiahRunner {
         }
         List<Cell> cells = new ArrayList<>();
         for (String p : o.policies()) {
-            for (String q : o.quants()) {
-                for (NiahMode m : o.modes()) {
-                    for (int len : o.lengths()) {
-                        for (double d : o.depths()) {
-                            for (int s = 0; s < o.samples(); s++) {
-                                cells.add(new Cell(p, q, m, len, d, s));
+            // The full cache has no budget: it runs once, whatever the budget list.
+            List<Double> budgets = p.equals("full") ? List.of(1.0) : o.budgets();
+            for (double b : budgets) {
+                for (String q : o.quants()) {
+                    for (NiahMode m : o.modes()) {
+                        for (int len : o.lengths()) {
+                            for (double d : o.depths()) {
+                                for (int s = 0; s < o.samples(); s++) {
+                                    cells.add(new Cell(p, b, q, m, len, d, s));
+                                }
                             }
                         }
                     }
@@ -94,10 +99,12 @@ public final class NiahRunner {
             }
         }
         // Fail early on impossible budgets, before hours of work.
-        for (String p : o.policies()) {
-            for (int len : o.lengths()) {
-                policies.create(p, o.budgetTokens(len), len, weights.config().cacheShape());
-            }
+        for (Cell c : cells) {
+            policies.create(
+                    c.policy(),
+                    NiahOptions.budgetTokens(c.budget(), c.length()),
+                    c.length(),
+                    weights.config().cacheShape());
         }
         NiahResult[] results = new NiahResult[cells.size()];
         Progress bar = new Progress(progress, cells.size());
@@ -137,7 +144,8 @@ public final class NiahRunner {
         Needle needle = o.customNeedle() != null ? o.customNeedle() : Needle.standard(key, value);
         NiahPrompt prompt = NiahPrompt.build(haystack, codec, needle, cell.length(), cell.depth(), r);
         ModelShape shape = weights.config().cacheShape();
-        int budgetTokens = o.budgetTokens(cell.length());
+        int budgetTokens =
+                cell.policy().equals("full") ? cell.length() : NiahOptions.budgetTokens(cell.budget(), cell.length());
         EvictionPolicy policy = policies.create(cell.policy(), budgetTokens, cell.length(), shape);
         StringBuilder out = new StringBuilder();
         long retained;
@@ -182,7 +190,7 @@ public final class NiahRunner {
         String output = out.toString();
         return new NiahResult(
                 cell.policy(),
-                cell.policy().equals("full") ? 1.0 : o.budget(),
+                cell.budget(),
                 budgetTokens,
                 cell.quant(),
                 cell.mode().label(),

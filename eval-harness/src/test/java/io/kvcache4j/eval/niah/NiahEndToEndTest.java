@@ -110,7 +110,7 @@ class NiahEndToEndTest {
             NiahRunner runner = new NiahRunner(model, codec, Haystack.builtIn(codec), POLICIES);
             NiahOptions o = new NiahOptions(
                     List.of("full", "streaming"),
-                    64,
+                    List.of(64.0),
                     List.of("none"),
                     List.of(NiahMode.QUERY_AGNOSTIC),
                     List.of(512),
@@ -140,7 +140,7 @@ class NiahEndToEndTest {
             // Same seed, other thread count: identical results.
             NiahOptions one = new NiahOptions(
                     o.policies(),
-                    o.budget(),
+                    o.budgets(),
                     o.quants(),
                     o.modes(),
                     o.lengths(),
