@@ -207,6 +207,11 @@ public final class NiahRunner {
                 (System.nanoTime() - start) / 1_000_000);
     }
 
+    /** The cell's budget in tokens; the full cache's "budget" is the whole prompt. */
+    private static int budgetTokens(Cell cell) {
+        return cell.policy().equals("full") ? cell.length() : NiahOptions.budgetTokens(cell.budget(), cell.length());
+    }
+
     /** An answer ends at a newline, or at a period after at least one digit. */
     static boolean finished(String text) {
         if (text.indexOf('\n') >= 0) {
