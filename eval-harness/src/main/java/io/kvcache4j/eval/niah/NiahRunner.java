@@ -101,10 +101,7 @@ public final class NiahRunner {
         // Fail early on impossible budgets, before hours of work.
         for (Cell c : cells) {
             policies.create(
-                    c.policy(),
-                    NiahOptions.budgetTokens(c.budget(), c.length()),
-                    c.length(),
-                    weights.config().cacheShape());
+                    c.policy(), budgetTokens(c), c.length(), weights.config().cacheShape());
         }
         NiahResult[] results = new NiahResult[cells.size()];
         Progress bar = new Progress(progress, cells.size());
@@ -144,8 +141,7 @@ public final class NiahRunner {
         Needle needle = o.customNeedle() != null ? o.customNeedle() : Needle.standard(key, value);
         NiahPrompt prompt = NiahPrompt.build(haystack, codec, needle, cell.length(), cell.depth(), r);
         ModelShape shape = weights.config().cacheShape();
-        int budgetTokens =
-                cell.policy().equals("full") ? cell.length() : NiahOptions.budgetTokens(cell.budget(), cell.length());
+        int budgetTokens = budgetTokens(cell);
         EvictionPolicy policy = policies.create(cell.policy(), budgetTokens, cell.length(), shape);
         StringBuilder out = new StringBuilder();
         long retained;
