@@ -3,7 +3,7 @@ package io.kvcache4j;
 import java.util.SplittableRandom;
 
 /**
- * Seeds for randomized tests: {@code -Dkvcache4j.test.seed=N} replays a run; otherwise each test
+ * Seeds for randomized tests of every module (kv-api's test jar): {@code -Dkvcache4j.test.seed=N} replays a run; otherwise each test
  * derives its seed from the wall clock and prints it, and every assertion message carries it.
  */
 public final class TestSeeds {
@@ -21,6 +21,13 @@ public final class TestSeeds {
 
     public static SplittableRandom random(long seed) {
         return new SplittableRandom(seed);
+    }
+
+    /** Fills {@code a[off..off+n)} with values in [-scale, scale). */
+    public static void fill(SplittableRandom r, float[] a, int off, int n, float scale) {
+        for (int i = 0; i < n; i++) {
+            a[off + i] = (float) ((r.nextDouble() * 2 - 1) * scale);
+        }
     }
 
     /** Fills {@code n} floats with values in [-scale, scale). */

@@ -2,6 +2,7 @@ package io.kvcache4j.eviction;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvcache4j.TestSeeds;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.store.NativeMemory;

@@ -2,6 +2,7 @@ package io.kvcache4j.eviction;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.kvcache4j.TestSeeds;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;

@@ -1,5 +1,6 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.TestSeeds;
 import io.kvcache4j.api.HeadView;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;

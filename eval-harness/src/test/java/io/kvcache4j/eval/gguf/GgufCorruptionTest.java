@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.kvcache4j.eval.TestSeeds;
+import io.kvcache4j.TestSeeds;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

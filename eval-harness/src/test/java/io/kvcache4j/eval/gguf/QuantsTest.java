@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.kvcache4j.eval.TestSeeds;
+import io.kvcache4j.TestSeeds;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 

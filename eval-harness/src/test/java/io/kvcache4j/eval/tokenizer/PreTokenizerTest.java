@@ -2,7 +2,7 @@ package io.kvcache4j.eval.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.kvcache4j.eval.TestSeeds;
+import io.kvcache4j.TestSeeds;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
