@@ -1,6 +1,7 @@
 package io.kvcache4j.attention;
 
 import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.util.Locale;
 
 /**
@@ -59,8 +60,10 @@ public final class Vectorization {
             return new Choice<>(scalar, "C2 compiler unavailable (interpreted or C1-only VM)");
         }
         try {
+            // The caller's lookup reaches its package-private class and constructor.
             Class<?> cls = lookup.findClass(panamaClass);
-            T impl = type.cast(cls.getDeclaredConstructor().newInstance());
+            T impl = type.cast(lookup.findConstructor(cls, MethodType.methodType(void.class))
+                    .invoke());
             return new Choice<>(
                     impl, forced.isEmpty() ? "Vector API available" : "forced by -D" + PROPERTY + "=panama");
         } catch (ReflectiveOperationException | LinkageError | UnsupportedOperationException e) {
@@ -69,6 +72,10 @@ public final class Vectorization {
                 throw new IllegalStateException("Vector API implementation cannot be used: " + cause, cause);
             }
             return new Choice<>(scalar, "Vector API implementation unusable: " + cause);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("constructing " + panamaClass + " failed", t);
         }
     }
 
