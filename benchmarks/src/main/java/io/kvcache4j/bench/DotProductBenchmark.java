@@ -1,7 +1,6 @@
 package io.kvcache4j.bench;
 
 import io.kvcache4j.attention.AttentionKernel;
-import io.kvcache4j.attention.AttentionKernels;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.apache.lucene.util.VectorUtil;
@@ -55,10 +54,5 @@ public class DotProductBenchmark {
     @Benchmark
     public float lucene() {
         return VectorUtil.dotProduct(a, b);
-    }
-
-    /** Which implementation the two methods ran, for the report. */
-    static String describe() {
-        return "kvcache4j " + AttentionKernels.get().name();
     }
 }

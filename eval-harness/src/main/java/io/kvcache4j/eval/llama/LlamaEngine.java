@@ -2,7 +2,6 @@ package io.kvcache4j.eval.llama;
 
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;
-import java.util.Arrays;
 
 /**
  * A Llama-architecture forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU) whose every
@@ -220,10 +219,5 @@ public final class LlamaEngine {
             }
         }
         return p.length - 1;
-    }
-
-    /** Copy of the last logits (the scratch array is reused). */
-    public float[] logitsCopy() {
-        return Arrays.copyOf(logits, logits.length);
     }
 }
