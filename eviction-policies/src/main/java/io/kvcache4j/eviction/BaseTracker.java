@@ -110,6 +110,23 @@ abstract class BaseTracker implements EvictionTracker {
     }
 
     /**
+     * Fills {@code keys[0..m)} with the selection keys ({@link Selection#key}) of {@code head}'s
+     * unprotected slots scored by {@code score}, and returns {@code m}.
+     */
+    final int candidates(HeadSlots head, float[] score, int next) {
+        int count = head.count();
+        ensureScratch(count);
+        long[] pos = head.longColumn(posColumn);
+        int m = 0;
+        for (int s = 0; s < count; s++) {
+            if (!isProtected(pos[s], next)) {
+                keys[m++] = Selection.key(Selection.sortable(score[s]), s);
+            }
+        }
+        return m;
+    }
+
+    /**
      * Evicts from {@code head} the {@code n} candidates with the smallest keys among {@code
      * keys[0..m)} (keys made by {@link Selection#key}). With {@code keepOrder} the remaining slots keep
      * their order ({@link HeadSlots#evictAll}); otherwise each victim is replaced by the last slot

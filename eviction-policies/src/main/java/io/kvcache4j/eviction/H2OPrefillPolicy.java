@@ -81,15 +81,7 @@ public final class H2OPrefillPolicy extends BudgetedPolicy {
                     if (count <= budget) {
                         continue;
                     }
-                    ensureScratch(count);
-                    float[] score = h.floatColumn(scoreColumn);
-                    long[] pos = h.longColumn(posColumn);
-                    int m = 0;
-                    for (int s = 0; s < count; s++) {
-                        if (!isProtected(pos[s], next)) {
-                            keys[m++] = Selection.key(Selection.sortable(score[s]), s);
-                        }
-                    }
+                    int m = candidates(h, h.floatColumn(scoreColumn), next);
                     evictSmallest(h, m, count - budget, true);
                 }
             }

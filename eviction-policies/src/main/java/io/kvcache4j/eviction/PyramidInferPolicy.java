@@ -301,12 +301,7 @@ public final class PyramidInferPolicy extends BudgetedPolicy {
                     }
                 }
             }
-            int m = 0;
-            for (int s = 0; s < count; s++) {
-                if (!isProtected(pos[s], next)) {
-                    keys[m++] = Selection.key(Selection.sortable(score[s]), s);
-                }
-            }
+            int m = candidates(first, score, next);
             int evict = count - budgets[layer];
             Selection.selectSmallest(keys, m, evict);
             for (int i = 0; i < evict; i++) {
