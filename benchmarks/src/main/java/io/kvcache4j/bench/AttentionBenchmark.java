@@ -5,6 +5,7 @@ import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.store.PagedHeadStore;
+import io.kvcache4j.store.SlotSelection;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -54,12 +55,13 @@ public class AttentionBenchmark {
     float[] queries;
     float[] out;
     float scale;
+    final SlotSelection prefix = new SlotSelection();
 
     @Setup(Level.Trial)
     public void setup() {
         AttentionKernel kernel = kernel(impl);
         KvDType type = KvDType.parse(dtype);
-        store = new PagedHeadStore(type, HEAD_DIM, 16, kernel, () -> 0);
+        store = new PagedHeadStore(type, HEAD_DIM, 16, kernel);
         fill(store, tokens, 42);
         state = new GroupAttention(GROUP, HEAD_DIM);
         queries = randomFloats(new SplittableRandom(7), GROUP * HEAD_DIM);
@@ -70,7 +72,7 @@ public class AttentionBenchmark {
     @Benchmark
     public float decode() {
         state.begin(queries, 0, scale);
-        store.attend(state, tokens);
+        store.attend(state, prefix.prefix(tokens));
         state.finish(out, 0);
         return out[0] + out[out.length - 1];
     }
@@ -103,7 +105,7 @@ public class AttentionBenchmark {
         float[] v = randomFloats(r, block * HEAD_DIM);
         for (int t = 0; t < tokens; t++) {
             int row = (t % block) * HEAD_DIM;
-            store.append(k, row, v, row, t);
+            store.append(k, row, v, row, 0, 1);
         }
     }
 

@@ -8,6 +8,7 @@ import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.eviction.EvictionPolicies;
 import io.kvcache4j.eviction.PolicyConfig;
 import io.kvcache4j.store.PagedHeadStore;
+import io.kvcache4j.store.SlotSelection;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -156,6 +157,7 @@ public class EvictionBenchmark {
         float[] queries;
         float[] out;
         float scale;
+        final SlotSelection prefix = new SlotSelection();
 
         @Setup(Level.Trial)
         public void setup() {
@@ -164,12 +166,12 @@ public class EvictionBenchmark {
             stores = new PagedHeadStore[SHAPE.kvHeads()];
             float[] row = new float[d];
             for (int h = 0; h < stores.length; h++) {
-                stores[h] = new PagedHeadStore(KvDType.F16, d, 16, AttentionKernels.get(), () -> 0);
+                stores[h] = new PagedHeadStore(KvDType.F16, d, 16, AttentionKernels.get());
                 for (int t = 0; t < attendTokens; t++) {
                     for (int i = 0; i < d; i++) {
                         row[i] = (float) r.nextGaussian();
                     }
-                    stores[h].append(row, 0, row, 0, t);
+                    stores[h].append(row, 0, row, 0, 0, 1);
                 }
             }
             state = new GroupAttention(SHAPE.groupSize(), d);
@@ -182,7 +184,7 @@ public class EvictionBenchmark {
             int groupFloats = SHAPE.groupSize() * SHAPE.headDim();
             for (int h = 0; h < stores.length; h++) {
                 state.begin(queries, h * groupFloats, scale);
-                stores[h].attend(state, attendTokens);
+                stores[h].attend(state, prefix.prefix(attendTokens));
                 state.finish(out, h * groupFloats);
             }
             return out[0] + out[out.length - 1];

@@ -7,6 +7,7 @@ import com.github.tjake.jlama.tensor.operations.TensorOperationsProvider;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.store.PagedHeadStore;
+import io.kvcache4j.store.SlotSelection;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
@@ -100,15 +101,14 @@ public class JlamaAttentionBenchmark {
 
     /** Same data through kvcache4j (f32 storage): the outputs must agree, or the comparison is void. */
     private void check(float[] k, float[] v, float[] q) {
-        try (PagedHeadStore store =
-                new PagedHeadStore(KvDType.F32, D, 16, AttentionBenchmark.kernel("vector"), () -> 0)) {
+        try (PagedHeadStore store = new PagedHeadStore(KvDType.F32, D, 16, AttentionBenchmark.kernel("vector"))) {
             for (int t = 0; t < tokens; t++) {
                 int row = (t % 4096) * D;
-                store.append(k, row, v, row, t);
+                store.append(k, row, v, row, 0, 1);
             }
             GroupAttention st = new GroupAttention(GROUP, D);
             st.begin(q, 0, scale);
-            store.attend(st, tokens);
+            store.attend(st, new SlotSelection().prefix(tokens));
             float[] ours = new float[GROUP * D];
             st.finish(ours, 0);
             decode();

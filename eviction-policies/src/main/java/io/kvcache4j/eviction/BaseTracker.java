@@ -24,6 +24,8 @@ abstract class BaseTracker implements EvictionTracker {
 
     long[] keys = new long[64];
     int[] victims = new int[64];
+    private long[] groupKeys = new long[0];
+    private int[] groupMembers = new int[0];
 
     BaseTracker(CacheAccess cache, PolicyConfig config) {
         this.cache = cache;
@@ -130,7 +132,8 @@ abstract class BaseTracker implements EvictionTracker {
      * Evicts from {@code head} the {@code n} candidates with the smallest keys among {@code
      * keys[0..m)} (keys made by {@link Selection#key}). With {@code keepOrder} the remaining slots keep
      * their order ({@link HeadSlots#evictAll}); otherwise each victim is replaced by the last slot
-     * (O(1) per victim), which needs no pending tokens.
+     * (O(1) per victim), which needs no pending tokens. On a store of granularity {@code g > 1} the
+     * victims are {@code ⌊n/g⌋} whole groups instead (see {@link #selectGroups}).
      */
     final void evictSmallest(HeadSlots head, int m, int n, boolean keepOrder) {
         if (n <= 0) {
@@ -139,20 +142,120 @@ abstract class BaseTracker implements EvictionTracker {
         if (n > m) {
             throw new IllegalStateException("asked to evict " + n + " slots but only " + m + " are evictable");
         }
+        int g = head.granularity();
+        if (g > 1) {
+            head.evictAll(victims, selectGroups(head.count(), g, m, n));
+            return;
+        }
         if (n == 1 && !keepOrder) {
             head.evict(Selection.slot(keys[Selection.argMin(keys, m)]));
             return;
         }
+        selectVictims(m, n);
+        evictSorted(head, n, keepOrder);
+    }
+
+    /**
+     * Evicts the same {@code n} smallest-key candidates of {@code keys[0..m)} from every head of
+     * {@code layerHeads}, which share one slot layout (a layer-wide selection), keeping order. On a
+     * store of granularity {@code g > 1}: {@code ⌊n/g⌋} whole groups.
+     */
+    final void evictSmallestEverywhere(HeadSlots[] layerHeads, int m, int n) {
+        if (n <= 0) {
+            return;
+        }
+        HeadSlots first = layerHeads[0];
+        int g = first.granularity();
+        int count = g > 1 ? selectGroups(first.count(), g, m, n) : n;
+        if (g == 1) {
+            selectVictims(m, n);
+        }
+        for (HeadSlots h : layerHeads) {
+            h.evictAll(victims, count);
+        }
+    }
+
+    /** Puts the slots of the {@code n} smallest of {@code keys[0..m)} into {@code victims[0..n)}, sorted. */
+    private void selectVictims(int m, int n) {
         Selection.selectSmallest(keys, m, n);
         for (int i = 0; i < n; i++) {
             victims[i] = Selection.slot(keys[i]);
         }
         Selection.sort(victims, n);
-        evictSorted(head, n, keepOrder);
     }
 
-    /** Evicts {@code victims[0..n)} (strictly increasing slots) from {@code head}. */
+    /**
+     * Group selection for a store of granularity {@code g}: among the complete aligned groups {@code
+     * [k·g, (k+1)·g)} of a head of {@code count} slots whose every slot is a candidate in {@code
+     * keys[0..m)}, the {@code ⌊n/g⌋} groups whose highest member key is smallest (a group leaves only
+     * if all its tokens rank low); their slots go to {@code victims}, sorted. Returns how many slots.
+     */
+    final int selectGroups(int count, int g, int m, int n) {
+        int groups = count / g;
+        ensureGroupScratch(groups);
+        java.util.Arrays.fill(groupMembers, 0, groups, 0);
+        for (int i = 0; i < m; i++) {
+            int slot = Selection.slot(keys[i]);
+            int k = slot / g;
+            if (k >= groups) {
+                continue;
+            }
+            long key = keys[i] & 0xFFFFFFFF00000000L;
+            groupKeys[k] = groupMembers[k] == 0 ? key : Math.max(groupKeys[k], key);
+            groupMembers[k]++;
+        }
+        int complete = 0;
+        for (int k = 0; k < groups; k++) {
+            if (groupMembers[k] == g) {
+                keys[complete++] = groupKeys[k] | k;
+            }
+        }
+        int take = Math.min(n / g, complete);
+        Selection.selectSmallest(keys, complete, take);
+        for (int i = 0; i < take; i++) {
+            groupMembers[i] = Selection.slot(keys[i]);
+        }
+        Selection.sort(groupMembers, take);
+        int v = 0;
+        for (int i = 0; i < take; i++) {
+            int start = groupMembers[i] * g;
+            for (int j = 0; j < g; j++) {
+                victims[v++] = start + j;
+            }
+        }
+        return v;
+    }
+
+    private void ensureGroupScratch(int groups) {
+        if (groupKeys.length < groups) {
+            groupKeys = new long[Math.max(groups, groupKeys.length * 2)];
+            groupMembers = new int[Math.max(groups, groupMembers.length * 2)];
+        }
+    }
+
+    /**
+     * Evicts {@code victims[0..n)} (strictly increasing slots) from {@code head}. On a store of
+     * granularity {@code g > 1} only the complete aligned groups all of whose slots are victims leave.
+     */
     final void evictSorted(HeadSlots head, int n, boolean keepOrder) {
+        int g = head.granularity();
+        if (g > 1) {
+            int count = head.count();
+            int kept = 0;
+            for (int i = 0; i < n; ) {
+                int slot = victims[i];
+                if (slot % g == 0 && i + g <= n && victims[i + g - 1] == slot + g - 1 && slot + g <= count) {
+                    for (int j = 0; j < g; j++) {
+                        victims[kept++] = slot + j;
+                    }
+                    i += g;
+                } else {
+                    i++;
+                }
+            }
+            head.evictAll(victims, kept);
+            return;
+        }
         if (keepOrder) {
             head.evictAll(victims, n);
         } else {
@@ -165,7 +268,7 @@ abstract class BaseTracker implements EvictionTracker {
 
     /** Bytes of this tracker's scratch arrays. */
     long scratchBytes() {
-        return 8L * keys.length + 4L * victims.length;
+        return 8L * keys.length + 4L * victims.length + 8L * groupKeys.length + 4L * groupMembers.length;
     }
 
     @Override

@@ -166,9 +166,22 @@ public final class HashEvictPolicy extends BudgetedPolicy {
                     }
                 }
             }
-            if (worst >= 0) {
-                head.evict(worst);
+            if (worst < 0) {
+                return;
             }
+            if (head.granularity() == 1) {
+                head.evict(worst);
+                return;
+            }
+            // A store of coarse granularity: whole groups, ranked like afterAttention does.
+            ensureScratch(candidates);
+            int m = 0;
+            for (int s = 0; s < candidates; s++) {
+                if (!isProtected(pos[s], next)) {
+                    keys[m++] = Selection.key(Selection.sortable(-score(loss[s], pos[s], queryPosition)), s);
+                }
+            }
+            evictSmallest(head, m, head.count() - budget, true);
         }
 
         /** The eviction score of a slot; higher leaves first. */

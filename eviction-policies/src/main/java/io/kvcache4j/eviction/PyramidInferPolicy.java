@@ -227,17 +227,7 @@ public final class PyramidInferPolicy extends BudgetedPolicy {
                 float sc = (float) (s0[k] + slope * s1[k]);
                 keys[m++] = Selection.key(Selection.sortable(sc), base + k);
             }
-            int evict = Math.min(m, block - keep[layer]);
-            if (evict > 0) {
-                Selection.selectSmallest(keys, m, evict);
-                for (int i = 0; i < evict; i++) {
-                    victims[i] = Selection.slot(keys[i]);
-                }
-                Selection.sort(victims, evict);
-                for (HeadSlots h : heads[layer]) {
-                    h.evictAll(victims, evict);
-                }
-            }
+            evictSmallestEverywhere(heads[layer], m, Math.min(m, block - keep[layer]));
             int zone = next - settled;
             System.arraycopy(s0, block, s0, 0, zone - block);
             System.arraycopy(s1, block, s1, 0, zone - block);
@@ -302,15 +292,7 @@ public final class PyramidInferPolicy extends BudgetedPolicy {
                 }
             }
             int m = candidates(first, score, next);
-            int evict = count - budgets[layer];
-            Selection.selectSmallest(keys, m, evict);
-            for (int i = 0; i < evict; i++) {
-                victims[i] = Selection.slot(keys[i]);
-            }
-            Selection.sort(victims, evict);
-            for (HeadSlots h : heads[layer]) {
-                h.evictAll(victims, evict);
-            }
+            evictSmallestEverywhere(heads[layer], m, count - budgets[layer]);
         }
 
         private static int countAtOrBefore(long[] pos, int count, long position) {

@@ -10,9 +10,7 @@ public interface CacheAccess {
 
     ModelShape shape();
 
-    KvDType dtype();
-
-    /** The kernel implementation the cache uses. */
+    /** The kernel implementation the cache computes scores with. */
     AttentionKernel kernel();
 
     /** The slots of ({@code layer}, {@code kvHead}). */

@@ -26,12 +26,17 @@ import io.kvcache4j.attention.Partial;
  * IllegalArgumentException} naming the layer, token, head, element and value, and the cache is
  * unchanged.
  *
- * <p><b>Threads.</b> A cache is not thread-safe: one thread drives it at a time (hand-offs between
- * threads need a happens-before edge, e.g. an executor). Distinct caches share no mutable state, so N
- * caches driven by N threads give bit-identical results to the same work done serially.
+ * <p><b>Threads.</b> One thread drives a cache at a time. This is enforced: a call that arrives
+ * while another thread is inside the cache throws {@link IllegalStateException} before touching
+ * anything, so misuse cannot corrupt the cache or return wrong outputs as valid. Hand-offs between
+ * threads need no further synchronisation. {@link #close()} may come from any thread at any time: on
+ * an idle cache it frees at once; during a call it marks the cache closed and the thread inside frees
+ * the memory as it leaves. Distinct caches share no mutable state, so N caches driven by N threads
+ * give bit-identical results to the same work done serially.
  *
- * <p><b>Memory.</b> Keys and values live off-heap and belong to the cache; {@link #close()} frees
- * them at once. Any call after close throws {@link IllegalStateException}.
+ * <p><b>Memory.</b> Keys and values live in the cache's stores (off-heap for exact storage) and
+ * belong to the cache; {@link #close()} frees them. Any call after close throws {@link
+ * IllegalStateException}.
  */
 public interface KvCache extends AutoCloseable {
 
@@ -42,7 +47,8 @@ public interface KvCache extends AutoCloseable {
 
     ModelShape shape();
 
-    KvDType dtype();
+    /** Name of the storage, e.g. {@code f16} or a codec's name ({@link io.kvcache4j.store.HeadStoreFactory#name}). */
+    String storage();
 
     /** Name of the eviction policy, e.g. {@code full}. */
     String policyName();
@@ -56,10 +62,13 @@ public interface KvCache extends AutoCloseable {
     /** Tokens that ({@code layer}, {@code kvHead}) holds now. */
     int retainedTokens(int layer, int kvHead);
 
-    /** Off-heap bytes the cache holds now (keys, values, positions, page slack), exactly. */
+    /**
+     * Bytes the cache's stores hold now for keys and values (codes, scales and page slack included),
+     * exactly.
+     */
     long bytesHeld();
 
-    /** Bytes of eviction bookkeeping (per-slot metadata and policy state), on-heap. */
+    /** Bytes of bookkeeping on the heap: positions, policies' per-slot columns and their state. */
     long metadataBytes();
 
     /**
@@ -82,9 +91,23 @@ public interface KvCache extends AutoCloseable {
     void attend(int layer, float[] queries, int queriesOffset, int tokens, float[] out, int outOffset);
 
     /**
-     * Like {@link #attend} for one token, but writes the per-head output and log-sum-exp into {@code
-     * dst} (a partial with {@code queryHeads} heads) for merging with other sources by {@link
-     * Partial#merge}.
+     * Like {@link #attend}, and also writes the log-sum-exp of the scaled logits of every (token,
+     * query head) to {@code lse[lseOffset + t·queryHeads + q]} ({@code −∞} where a head sees no
+     * token), so the outputs merge exactly with attention over other sources ({@link Partial}).
+     */
+    void attendPartial(
+            int layer,
+            float[] queries,
+            int queriesOffset,
+            int tokens,
+            float[] out,
+            int outOffset,
+            float[] lse,
+            int lseOffset);
+
+    /**
+     * {@link #attendPartial(int, float[], int, int, float[], int, float[], int)} for one token, into
+     * a partial with {@code queryHeads} heads.
      */
     void attendPartial(int layer, float[] queries, int queriesOffset, Partial dst);
 
@@ -97,7 +120,7 @@ public interface KvCache extends AutoCloseable {
     /** Read view of the tokens ({@code layer}, {@code kvHead}) holds. */
     HeadView view(int layer, int kvHead);
 
-    /** Frees all memory. Idempotent. */
+    /** Frees all memory; safe from any thread, idempotent. */
     @Override
     void close();
 }

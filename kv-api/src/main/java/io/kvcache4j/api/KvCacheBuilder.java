@@ -2,15 +2,15 @@ package io.kvcache4j.api;
 
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.cache.DefaultKvCache;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.PagedHeadStore;
-import io.kvcache4j.store.PagedKvCache;
 import java.util.Objects;
 
 /**
- * Composes a {@link KvCache}: storage type, eviction policy, head store (exact, or a codec's or a
- * tier's), page size, hard capacity and kernel.
- * Builders are not thread-safe; the caches they build are independent of each other.
+ * Composes a {@link KvCache}: storage (exact rows in a {@link KvDType}, or a codec's or a tier's
+ * {@link HeadStoreFactory}), eviction policy, page size, hard capacity and kernel. Builders are not
+ * thread-safe; the caches they build are independent of each other.
  */
 public final class KvCacheBuilder {
     /** Default tokens per off-heap page: small enough that per-head budgets free real memory. */
@@ -22,13 +22,13 @@ public final class KvCacheBuilder {
     private int pageTokens = DEFAULT_PAGE_TOKENS;
     private int capacityTokens = Integer.MAX_VALUE;
     private AttentionKernel kernel = AttentionKernels.get();
-    private HeadStoreFactory storeFactory = HeadStoreFactory.EXACT;
+    private HeadStoreFactory storeFactory;
 
     KvCacheBuilder(ModelShape shape) {
         this.shape = Objects.requireNonNull(shape, "shape");
     }
 
-    /** Storage type of keys and values (default f16). */
+    /** Type of the exact storage (default f16); ignored when {@link #store} is set. */
     public KvCacheBuilder dtype(KvDType dtype) {
         this.dtype = Objects.requireNonNull(dtype, "dtype");
         return this;
@@ -40,7 +40,7 @@ public final class KvCacheBuilder {
         return this;
     }
 
-    /** Tokens per off-heap page: a multiple of 16 in [16, 65536] (default 16). */
+    /** Tokens per off-heap page of the exact storage: a multiple of 16 in [16, 65536] (default 16). */
     public KvCacheBuilder pageTokens(int pageTokens) {
         PagedHeadStore.checkPageTokens(pageTokens);
         this.pageTokens = pageTokens;
@@ -59,15 +59,16 @@ public final class KvCacheBuilder {
         return this;
     }
 
-    /** Kernel implementation (default {@link AttentionKernels#get()}); tests pin one. */
+    /** Kernel of the exact storage and of score computation (default {@link AttentionKernels#get()}); tests pin one. */
     public KvCacheBuilder kernel(AttentionKernel kernel) {
         this.kernel = Objects.requireNonNull(kernel, "kernel");
         return this;
     }
 
     /**
-     * How each (layer, KV head) stores its tokens (default {@link HeadStoreFactory#EXACT}: exact rows in
-     * {@link #dtype}). Quantizing codecs and device/host tiers plug in here.
+     * How each (layer, KV head) stores its tokens and how a layer's attention runs over them (default:
+     * {@link HeadStoreFactory#exact} in {@link #dtype}). Quantizing codecs and device/host tiers plug in
+     * here.
      */
     public KvCacheBuilder store(HeadStoreFactory storeFactory) {
         this.storeFactory = Objects.requireNonNull(storeFactory, "storeFactory");
@@ -76,6 +77,8 @@ public final class KvCacheBuilder {
 
     /** Builds an empty cache. */
     public KvCache build() {
-        return new PagedKvCache(shape, dtype, policy, pageTokens, capacityTokens, kernel, storeFactory);
+        HeadStoreFactory factory =
+                storeFactory != null ? storeFactory : HeadStoreFactory.exact(dtype, pageTokens, kernel);
+        return new DefaultKvCache(shape, policy, capacityTokens, kernel, factory);
     }
 }

@@ -57,6 +57,14 @@ public interface AttentionKernel {
             int firstSlot);
 
     /**
+     * One online-softmax step over the block logits in {@code state} ({@code nb} valid keys; lanes
+     * past {@code nb} hold {@code −∞}): records the raw logits at {@code slot} if the pass records,
+     * raises the running maximum (rescaling sum and accumulator) and replaces the logits by their
+     * weights {@code exp(s − m)}.
+     */
+    void onlineSoftmax(GroupAttention state, int nb, int slot);
+
+    /**
      * After {@link GroupAttention#finish}, converts the recorded logits of slots {@code [0, slots)}
      * into softmax mass per slot, reduced over the group by {@code aggregation}, into {@code
      * massOut[0..slots)}.

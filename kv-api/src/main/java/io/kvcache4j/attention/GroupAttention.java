@@ -36,9 +36,16 @@ public final class GroupAttention {
     float[] logits;
     int logitsStride;
     boolean recording;
+    private final AttentionKernel kernel;
 
-    /** Creates state for {@code group} query heads of {@code headDim} elements. */
+    /** Creates state for {@code group} query heads of {@code headDim} elements, with the process's kernel. */
     public GroupAttention(int group, int headDim) {
+        this(group, headDim, AttentionKernels.get());
+    }
+
+    /** Creates state whose online-softmax steps run on {@code kernel}. */
+    public GroupAttention(int group, int headDim, AttentionKernel kernel) {
+        this.kernel = java.util.Objects.requireNonNull(kernel, "kernel");
         if (group <= 0 || headDim <= 0) {
             throw new IllegalArgumentException("group and headDim must be >= 1, were " + group + " and " + headDim);
         }
@@ -156,10 +163,45 @@ public final class GroupAttention {
         for (int h = 0; h < group; h++) {
             System.arraycopy(logits, h * BLOCK, blockLogits, h * BLOCK, nb);
         }
-        ScalarAttentionKernel.softmaxBlock(this, nb, slot);
+        for (int h = 0; h < group; h++) {
+            java.util.Arrays.fill(blockLogits, h * BLOCK + nb, (h + 1) * BLOCK, Float.NEGATIVE_INFINITY);
+        }
+        kernel.onlineSoftmax(this, nb, slot);
         for (int h = 0; h < group; h++) {
             System.arraycopy(blockLogits, h * BLOCK, logits, h * BLOCK, nb);
         }
+    }
+
+    /**
+     * Merges a partial computed elsewhere (another tier, a device, a retrieved subset) into the
+     * running state: {@code out[outOffset + h·headDim ..]} is head {@code h}'s normalised output over
+     * keys this pass has not seen and {@code lse[lseOffset + h]} its log-sum-exp ({@code −∞}: empty,
+     * ignored). Exact up to float rounding, in any order with the blocks of the pass.
+     */
+    public void mergePartial(float[] out, int outOffset, float[] lse, int lseOffset) {
+        for (int h = 0; h < group; h++) {
+            float b = lse[lseOffset + h];
+            if (b == Float.NEGATIVE_INFINITY) {
+                continue;
+            }
+            if (Float.isNaN(b) || b == Float.POSITIVE_INFINITY) {
+                throw new IllegalArgumentException("lse of head " + h + " is " + b + "; must be finite or -Infinity");
+            }
+            float mNew = Math.max(m[h], b);
+            float ca = m[h] == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp(m[h] - mNew);
+            float cb = (float) Math.exp(b - mNew);
+            l[h] = l[h] * ca + cb;
+            int base = h * headDim;
+            for (int i = 0; i < headDim; i++) {
+                acc[base + i] = Math.fma(cb, out[outOffset + base + i], acc[base + i] * ca);
+            }
+            m[h] = mNew;
+        }
+    }
+
+    /** The kernel this state's online-softmax steps run on. */
+    public AttentionKernel kernel() {
+        return kernel;
     }
 
     /** Log-sum-exp of head {@code h} of the last finished pass. */

@@ -39,6 +39,11 @@ final class PanamaAttentionKernel implements AttentionKernel {
     }
 
     @Override
+    public void onlineSoftmax(GroupAttention state, int nb, int slot) {
+        softmaxBlock(state, nb, slot);
+    }
+
+    @Override
     public String name() {
         return "panama";
     }

@@ -22,6 +22,11 @@ public final class ScalarAttentionKernel implements AttentionKernel {
     private ScalarAttentionKernel() {}
 
     @Override
+    public void onlineSoftmax(GroupAttention state, int nb, int slot) {
+        softmaxBlock(state, nb, slot);
+    }
+
+    @Override
     public String name() {
         return "scalar";
     }

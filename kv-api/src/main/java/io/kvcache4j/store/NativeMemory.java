@@ -5,6 +5,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -13,7 +14,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Blocks come from the C library ({@code aligned_alloc}/{@code free}) through the FFM linker, so
  * freeing a page returns its memory at once, which an {@link java.lang.foreign.Arena} per page
  * would only do at a much higher cost. Every block has exactly one owner (a store page); the owner
- * frees it once. {@link #liveBytes()} lets tests check that everything allocated was freed.
+ * frees it once. The addresses of live blocks are tracked, so freeing a block twice, or a segment
+ * this class did not allocate, throws {@link IllegalStateException} instead of corrupting the C
+ * heap. {@link #liveBytes()} lets tests check that everything allocated was freed.
  *
  * <p>Thread-safe.
  */
@@ -25,6 +28,7 @@ public final class NativeMemory {
     private static final MethodHandle FREE;
     private static final AtomicLong LIVE_BYTES = new AtomicLong();
     private static final AtomicLong LIVE_BLOCKS = new AtomicLong();
+    private static final ConcurrentHashMap<Long, Long> LIVE = new ConcurrentHashMap<>();
 
     static {
         Linker linker = Linker.nativeLinker();
@@ -56,13 +60,29 @@ public final class NativeMemory {
         if (raw.address() == 0) {
             throw new OutOfMemoryError("off-heap allocation of " + size + " bytes failed");
         }
+        LIVE.put(raw.address(), size);
         LIVE_BYTES.addAndGet(size);
         LIVE_BLOCKS.incrementAndGet();
         return raw.reinterpret(size);
     }
 
-    /** Frees a block returned by {@link #allocate(long)}; the segment must not be used afterwards. */
+    /**
+     * Frees a block returned by {@link #allocate(long)}; the segment must not be used afterwards.
+     *
+     * @throws IllegalStateException if the block is not live (freed already, or not from this class),
+     *     or its size is not the allocated size; nothing is freed then
+     */
     public static void free(MemorySegment block) {
+        Long size = LIVE.remove(block.address());
+        if (size == null) {
+            throw new IllegalStateException("block at 0x" + Long.toHexString(block.address())
+                    + " is not a live block of NativeMemory (freed twice, or never allocated here)");
+        }
+        if (size != block.byteSize()) {
+            LIVE.put(block.address(), size);
+            throw new IllegalStateException("block at 0x" + Long.toHexString(block.address()) + " has " + size
+                    + " bytes, but the segment passed to free has " + block.byteSize());
+        }
         try {
             FREE.invokeExact(block);
         } catch (Throwable t) {

@@ -10,6 +10,7 @@ import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.api.ScoreAggregation;
 import io.kvcache4j.store.NativeMemory;
 import io.kvcache4j.store.PagedHeadStore;
+import io.kvcache4j.store.SlotSelection;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
@@ -150,16 +151,16 @@ class AttentionKernelTest {
         int d = 32;
         int group = 4;
         for (int tokens : new int[] {1, 16, 17, 250}) {
-            try (PagedHeadStore store = new PagedHeadStore(type, d, 16, kernel, () -> 0)) {
+            try (PagedHeadStore store = new PagedHeadStore(type, d, 16, kernel)) {
                 for (int t = 0; t < tokens; t++) {
-                    store.append(TestSeeds.floats(r, d, 2f), 0, TestSeeds.floats(r, d, 2f), 0, t);
+                    store.append(TestSeeds.floats(r, d, 2f), 0, TestSeeds.floats(r, d, 2f), 0, d, 1);
                 }
                 float[] q = TestSeeds.floats(r, group * d, 2f);
                 GroupAttention st = new GroupAttention(group, d);
                 for (ScoreAggregation agg : ScoreAggregation.values()) {
                     st.begin(q, 0, (float) (1 / Math.sqrt(d)));
                     st.recordLogits(tokens);
-                    store.attend(st, tokens);
+                    store.attend(st, new SlotSelection().prefix(tokens));
                     Partial p = new Partial(group, d);
                     st.finish(p, 0);
                     float[] mass = new float[tokens];

@@ -1,6 +1,7 @@
 package io.kvcache4j.attention;
 
 import io.kvcache4j.api.HeadView;
+import io.kvcache4j.store.HeadStore;
 
 /** Float64 attention over stored (already rounded) keys and values: the judge of the kernels. */
 final class ReferenceAttention {
@@ -15,6 +16,36 @@ final class ReferenceAttention {
         this.absOut = absOut;
         this.lse = lse;
         this.probs = probs;
+    }
+
+    /** {@link #of(float[], int, HeadView, int, int)} over the rows of a store. */
+    static ReferenceAttention of(float[] q, int qOff, HeadStore store, int visible, int d) {
+        return of(
+                q,
+                qOff,
+                new HeadView() {
+                    @Override
+                    public int count() {
+                        return store.count();
+                    }
+
+                    @Override
+                    public int position(int slot) {
+                        throw new UnsupportedOperationException("positions belong to the cache");
+                    }
+
+                    @Override
+                    public void readKey(int slot, float[] dst, int offset) {
+                        store.readKey(slot, dst, offset);
+                    }
+
+                    @Override
+                    public void readValue(int slot, float[] dst, int offset) {
+                        store.readValue(slot, dst, offset);
+                    }
+                },
+                visible,
+                d);
     }
 
     /** Attention of one query head {@code q[qOff..qOff+d)} over slots {@code [0, visible)} of {@code view}. */
