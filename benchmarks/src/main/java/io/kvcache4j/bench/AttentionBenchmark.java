@@ -1,11 +1,15 @@
 package io.kvcache4j.bench;
 
+import io.kvcache4j.api.AttentionPool;
 import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
-import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.attention.LayerBatch;
+import io.kvcache4j.attention.LayerContext;
+import io.kvcache4j.cache.CpuLayerAttention;
+import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.PagedHeadStore;
-import io.kvcache4j.store.SlotSelection;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -24,9 +28,11 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * One decode step of attention for one KV head: headDim 128, a GQA group of 4 query heads, over
- * {@code tokens} stored tokens in the cache's own paged off-heap store. Each op reads every key and
- * value byte once ({@code tokens × 128 × 2 × bytesPerElement}); compare with {@link
- * MemoryBandwidthBenchmark} from the same run.
+ * {@code tokens} stored tokens in the cache's own paged off-heap store, through the cache's CPU layer
+ * source (heads cut into chunks of {@link CpuLayerAttention#CHUNK_TOKENS} merged by log-sum-exp) on
+ * {@code threads} threads (0: every core). Each op reads every key and value byte once ({@code tokens
+ * × 128 × 2 × bytesPerElement}); compare with {@link MemoryBandwidthBenchmark} of the same thread
+ * count from the same run.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -50,12 +56,17 @@ public class AttentionBenchmark {
     @Param({"vector", "scalar"})
     public String impl;
 
+    /** Threads attending; 0 means every core. */
+    @Param({"1", "0"})
+    public int threads;
+
     PagedHeadStore store;
-    GroupAttention state;
+    AttentionPool pool;
+    CpuLayerAttention source;
+    LayerBatch batch;
     float[] queries;
     float[] out;
     float scale;
-    final SlotSelection prefix = new SlotSelection();
 
     @Setup(Level.Trial)
     public void setup() {
@@ -63,22 +74,28 @@ public class AttentionBenchmark {
         KvDType type = KvDType.parse(dtype);
         store = new PagedHeadStore(type, HEAD_DIM, 16, kernel);
         fill(store, tokens, 42);
-        state = new GroupAttention(GROUP, HEAD_DIM);
+        int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
+        pool = n > 1 ? AttentionPool.create(n) : null;
+        ModelShape shape = new ModelShape(1, GROUP, 1, HEAD_DIM);
+        source = new CpuLayerAttention(new LayerContext(shape, 0, new HeadStore[] {store}, pool), kernel);
         queries = randomFloats(new SplittableRandom(7), GROUP * HEAD_DIM);
         out = new float[GROUP * HEAD_DIM];
         scale = (float) (1 / Math.sqrt(HEAD_DIM));
+        batch = new LayerBatch(shape, 1).set(0, 1, queries, 0, scale, out, 0, null, 0, null, null);
+        batch.setVisible(0, 0, tokens);
     }
 
     @Benchmark
     public float decode() {
-        state.begin(queries, 0, scale);
-        store.attend(state, prefix.prefix(tokens));
-        state.finish(out, 0);
+        source.attend(batch);
         return out[0] + out[out.length - 1];
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        if (pool != null) {
+            pool.close();
+        }
         store.close();
     }
 

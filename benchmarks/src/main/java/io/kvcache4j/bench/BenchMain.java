@@ -77,6 +77,7 @@ public final class BenchMain {
                     .param("tokens", "1048576")
                     .param("dtype", "f16", "f32")
                     .param("impl", "vector")
+                    .param("threads", "1", "0")
                     .param("megabytes", "512"));
             // 2. Peers at 64K tokens: naive loop, Jlama, the scalar twin; Lucene's dot.
             runs.add(new OptionsBuilder()
@@ -86,6 +87,7 @@ public final class BenchMain {
                     .include(DotProductBenchmark.class.getName() + ".*")
                     .param("tokens", "65536")
                     .param("dtype", "f32", "f16")
+                    .param("threads", "1")
                     .param("dims", "128"));
             // 3. Eviction bookkeeping and the engine.
             runs.add(new OptionsBuilder()
@@ -130,7 +132,7 @@ public final class BenchMain {
 
     /** Prints the derived table. */
     static void report(Collection<RunResult> results, PrintStream out) {
-        Double bandwidthMBs = null;
+        Map<String, Double> bandwidthByThreads = new TreeMap<>();
         Map<String, Double> attentionUs = new TreeMap<>();
         Map<String, Double> naiveUs = new TreeMap<>();
         Map<String, Double> jlamaUs = new TreeMap<>();
@@ -149,16 +151,20 @@ public final class BenchMain {
                 case "MemoryBandwidthBenchmark.read" -> {
                     double mb = Double.parseDouble(params.getParam("megabytes"));
                     double mbs = mb / (toMicros(score, unit) * 1e-6);
-                    if (bandwidthMBs == null || mb >= 512) {
-                        bandwidthMBs = mbs;
+                    String threads = params.getParam("threads");
+                    if (!bandwidthByThreads.containsKey(threads) || mb >= 512) {
+                        bandwidthByThreads.put(threads, mbs);
                     }
                     rows.add(new String[] {
-                        simple, "megabytes=" + (int) mb, fmt(score) + " " + unit, fmt(mbs / 1024) + " GiB/s"
+                        simple,
+                        "megabytes=" + (int) mb + " threads=" + threadsText(threads),
+                        fmt(score) + " " + unit,
+                        fmt(mbs / 1024) + " GiB/s"
                     });
                 }
                 case "AttentionBenchmark.decode" -> {
-                    String key =
-                            params.getParam("tokens") + "/" + params.getParam("dtype") + "/" + params.getParam("impl");
+                    String key = params.getParam("tokens") + "/" + params.getParam("dtype") + "/"
+                            + params.getParam("impl") + "/" + params.getParam("threads");
                     attentionUs.put(key, toMicros(score, unit));
                 }
                 case "NaiveAttentionBenchmark.decode" -> naiveUs.put(params.getParam("tokens"), toMicros(score, unit));
@@ -177,13 +183,14 @@ public final class BenchMain {
         out.println("== Attention, one decode step, one KV head (headDim 128, 4 query heads) ==");
         out.printf(
                 Locale.ROOT,
-                "%-10s %-5s %-7s %12s %12s %14s%n",
+                "%-10s %-5s %-7s %-8s %12s %12s %22s%n",
                 "tokens",
                 "dtype",
                 "impl",
+                "threads",
                 "us/op",
                 "GB/s",
-                "x read bw");
+                "x read bw (same thr.)");
         for (var e : attentionUs.entrySet()) {
             String[] k = e.getKey().split("/");
             long tokens = Long.parseLong(k[0]);
@@ -192,28 +199,31 @@ public final class BenchMain {
                 default -> 2;
             };
             double gbs = tokens * 128.0 * 2 * bytes / (e.getValue() * 1e-6) / 1e9;
-            String ratio = bandwidthMBs == null ? "n/a" : fmt(gbs * 1e9 / (bandwidthMBs * 1024 * 1024));
+            Double bw = bandwidthByThreads.get(k[3]);
+            String ratio = bw == null ? "n/a" : fmt(gbs * 1e9 / (bw * 1024 * 1024));
             out.printf(
                     Locale.ROOT,
-                    "%-10s %-5s %-7s %12s %12s %14s%n",
+                    "%-10s %-5s %-7s %-8s %12s %12s %22s%n",
                     k[0],
                     k[1],
                     k[2],
+                    threadsText(k[3]),
                     fmt(e.getValue()),
                     fmt(gbs),
                     ratio);
         }
-        if (bandwidthMBs != null) {
+        for (var e : bandwidthByThreads.entrySet()) {
             out.printf(
                     Locale.ROOT,
-                    "read bandwidth (MemoryBandwidthBenchmark, largest buffer): %s GB/s%n",
-                    fmt(bandwidthMBs * 1024 * 1024 / 1e9));
+                    "read bandwidth (MemoryBandwidthBenchmark, largest buffer, %s threads): %s GB/s%n",
+                    threadsText(e.getKey()),
+                    fmt(e.getValue() * 1024 * 1024 / 1e9));
         }
         if (!naiveUs.isEmpty()) {
             out.println();
             out.println("== Against a naive scalar attention loop (llama3.java's shape), f32 ==");
             for (var e : naiveUs.entrySet()) {
-                Double ours = attentionUs.get(e.getKey() + "/f32/vector");
+                Double ours = attentionUs.get(e.getKey() + "/f32/vector/1");
                 out.printf(
                         Locale.ROOT,
                         "tokens %-9s naive %12s us   kvcache4j %12s us   speedup %s%n",
@@ -227,7 +237,7 @@ public final class BenchMain {
             out.println();
             out.println("== Against Jlama 0.8.4's attention path (batchDotProduct, softMax, saxpy), f32 ==");
             for (var e : jlamaUs.entrySet()) {
-                Double ours = attentionUs.get(e.getKey() + "/f32/vector");
+                Double ours = attentionUs.get(e.getKey() + "/f32/vector/1");
                 out.printf(
                         Locale.ROOT,
                         "tokens %-9s jlama %12s us   kvcache4j %12s us   speedup %s%n",
@@ -295,6 +305,11 @@ public final class BenchMain {
                 out.printf(Locale.ROOT, "%-40s %-40s %16s %s%n", (Object[]) row);
             }
         }
+    }
+
+    /** {@code 0} (every core) written out with the core count. */
+    static String threadsText(String threads) {
+        return threads.equals("0") ? "all(" + Runtime.getRuntime().availableProcessors() + ")" : threads;
     }
 
     static double toMicros(double score, String unit) {

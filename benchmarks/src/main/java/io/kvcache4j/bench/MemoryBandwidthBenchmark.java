@@ -1,5 +1,6 @@
 package io.kvcache4j.bench;
 
+import io.kvcache4j.api.AttentionPool;
 import io.kvcache4j.store.NativeMemory;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -23,8 +24,10 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The machine's single-thread read ceiling: one vectorized pass summing {@code megabytes} MB of an
- * off-heap buffer (far larger than the caches). Attention throughput is reported against it.
+ * The machine's read ceiling: one vectorized pass summing {@code megabytes} MB of an off-heap buffer
+ * (far larger than the caches), on {@code threads} threads (0: every core), each summing one
+ * contiguous slice, run by the same {@link AttentionPool} mechanism the cache's attention uses.
+ * Attention throughput is reported against the ceiling of the same thread count.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -41,7 +44,14 @@ public class MemoryBandwidthBenchmark {
     @Param({"64", "512"})
     public int megabytes;
 
+    /** Threads reading; 0 means every core. */
+    @Param({"1", "0"})
+    public int threads;
+
     MemorySegment buffer;
+    AttentionPool pool;
+    float[] sums;
+    AttentionPool.Task slices;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -50,18 +60,32 @@ public class MemoryBandwidthBenchmark {
         for (long i = 0; i < bytes; i += 4) {
             buffer.set(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) (i & 1023) * 1e-3f);
         }
+        int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
+        pool = AttentionPool.create(n);
+        sums = new float[n];
+        long slice = bytes / n / 4096 * 4096;
+        slices = (item, worker) -> sums[item] = sum(buffer, item * slice, item == n - 1 ? bytes : (item + 1) * slice);
     }
 
     @Benchmark
     public float read() {
-        long bytes = buffer.byteSize();
+        pool.run(slices, sums.length);
+        float total = 0;
+        for (float x : sums) {
+            total += x;
+        }
+        return total;
+    }
+
+    static float sum(MemorySegment buffer, long from, long to) {
+        long bytes = to;
         long step = 4L * F.vectorByteSize();
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
         FloatVector a3 = FloatVector.zero(F);
         int vb = F.vectorByteSize();
-        for (long off = 0; off <= bytes - step; off += step) {
+        for (long off = from; off <= bytes - step; off += step) {
             a0 = a0.add(FloatVector.fromMemorySegment(F, buffer, off, ByteOrder.LITTLE_ENDIAN));
             a1 = a1.add(FloatVector.fromMemorySegment(F, buffer, off + vb, ByteOrder.LITTLE_ENDIAN));
             a2 = a2.add(FloatVector.fromMemorySegment(F, buffer, off + 2L * vb, ByteOrder.LITTLE_ENDIAN));
@@ -72,6 +96,7 @@ public class MemoryBandwidthBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        pool.close();
         NativeMemory.free(buffer);
     }
 }

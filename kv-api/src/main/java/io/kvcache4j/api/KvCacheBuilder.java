@@ -23,6 +23,7 @@ public final class KvCacheBuilder {
     private int capacityTokens = Integer.MAX_VALUE;
     private AttentionKernel kernel = AttentionKernels.get();
     private HeadStoreFactory storeFactory;
+    private AttentionPool pool;
 
     KvCacheBuilder(ModelShape shape) {
         this.shape = Objects.requireNonNull(shape, "shape");
@@ -75,10 +76,20 @@ public final class KvCacheBuilder {
         return this;
     }
 
+    /**
+     * Threads for attention: a layer's heads, and chunks of long heads, run on {@code pool} (default:
+     * the calling thread only). Outputs are bit-identical whatever the pool's size. The pool stays the
+     * caller's: closing the cache does not close it, and one pool may serve many caches.
+     */
+    public KvCacheBuilder attentionPool(AttentionPool pool) {
+        this.pool = Objects.requireNonNull(pool, "pool");
+        return this;
+    }
+
     /** Builds an empty cache. */
     public KvCache build() {
         HeadStoreFactory factory =
                 storeFactory != null ? storeFactory : HeadStoreFactory.exact(dtype, pageTokens, kernel);
-        return new DefaultKvCache(shape, policy, capacityTokens, kernel, factory);
+        return new DefaultKvCache(shape, policy, capacityTokens, kernel, factory, pool);
     }
 }

@@ -1,6 +1,5 @@
 package io.kvcache4j.attention;
 
-import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.cache.CpuLayerAttention;
 import io.kvcache4j.store.HeadStore;
 
@@ -31,10 +30,11 @@ public interface LayerAttention {
     boolean reportsScores();
 
     /**
-     * The CPU source: for each token and KV head, one single-pass grouped attention over the head's
-     * store ({@link HeadStore#attend}) with the given kernel, and the per-key mass from the same pass.
+     * The CPU source: for each token and KV head, single-pass grouped attention over the head's store
+     * ({@link HeadStore#attend}) with the given kernel, and the per-key mass from the same pass; heads
+     * and long heads' chunks of {@link CpuLayerAttention#CHUNK_TOKENS} run on the context's pool.
      */
-    static LayerAttention cpu(ModelShape shape, HeadStore[] stores, AttentionKernel kernel) {
-        return new CpuLayerAttention(shape, stores, kernel);
+    static LayerAttention cpu(LayerContext context, AttentionKernel kernel) {
+        return new CpuLayerAttention(context, kernel);
     }
 }

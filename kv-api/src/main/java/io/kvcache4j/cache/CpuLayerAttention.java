@@ -1,37 +1,91 @@
 package io.kvcache4j.cache;
 
+import io.kvcache4j.api.AttentionPool;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.api.ScoreAggregation;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.attention.LayerAttention;
 import io.kvcache4j.attention.LayerBatch;
+import io.kvcache4j.attention.LayerContext;
 import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.SlotSelection;
 
 /**
- * The CPU {@link LayerAttention}: for each token of the batch and each KV head, one single-pass
- * grouped attention over the head's store (each stored byte read once for the whole GQA group),
- * with the per-key softmax mass computed from the logits recorded in the same pass when the policy
- * wants it. Allocates only when a head holds more slots than ever before (the mass scratch).
+ * The CPU {@link LayerAttention}: single-pass grouped attention over each head's store (each stored
+ * byte read once for the whole GQA group), flash-decoding style across cores.
+ *
+ * <p><b>Work split.</b> Each (token, KV head) of a batch is one work item; a head that sees more than
+ * {@link #CHUNK_TOKENS} slots is cut into chunks of that many slots, one item each, whose partials
+ * {@code (output, lse)} are merged by log-sum-exp in chunk order. The split depends on the visible
+ * counts alone, and each item is computed by one thread, so outputs are bit-identical whatever the
+ * pool's size (or without a pool). The items run on the context's {@link AttentionPool} when there
+ * are two or more and enough work to pay for waking the pool; otherwise on the caller's thread.
+ *
+ * <p><b>Scores.</b> When the eviction policy wants per-key mass the heads are not chunked (the mass
+ * of a key needs the head's total log-sum-exp); the heads still run in parallel, and the mass is
+ * reported to the cache in head order after the batch.
+ *
+ * <p>Allocates only when a batch has more items, or a head more slots, than ever before (scratch
+ * grows by doubling). Driven by the cache's thread.
  */
-public final class CpuLayerAttention implements LayerAttention {
+public final class CpuLayerAttention implements LayerAttention, AttentionPool.Task {
+    /** Slots per chunk of a long head: a fixed constant, so the split never depends on threads. */
+    public static final int CHUNK_TOKENS = 16_384;
+
+    /** Below this many visible slots in a whole batch the pool is not woken. */
+    static final long PARALLEL_MIN_SLOTS = 4_096;
+
     private final ModelShape shape;
     private final HeadStore[] stores;
     private final AttentionKernel kernel;
-    private final GroupAttention state;
-    private final SlotSelection selection = new SlotSelection();
-    private float[] mass = new float[0];
+    private final AttentionPool pool;
+    private final GroupAttention[] states;
+    private final SlotSelection[] selections;
+    private final int groupFloats;
+    private final int chunkTokens;
 
-    public CpuLayerAttention(ModelShape shape, HeadStore[] stores, AttentionKernel kernel) {
-        if (stores.length != shape.kvHeads()) {
-            throw new IllegalArgumentException(
-                    "a layer has " + shape.kvHeads() + " KV heads, got " + stores.length + " stores");
+    // The batch in flight and its items.
+    private LayerBatch batch;
+    private int[] itemToken = new int[0];
+    private int[] itemHead = new int[0];
+    private int[] itemFrom = new int[0];
+    private int[] itemTo = new int[0];
+    /** Per item: index of its partial in {@link #partOut}, or -1 when it writes straight to the output. */
+    private int[] itemPart = new int[0];
+
+    private float[] partOut = new float[0];
+    private float[] partLse = new float[0];
+    private float[][] mass = new float[0][];
+
+    public CpuLayerAttention(LayerContext context, AttentionKernel kernel) {
+        this(context, kernel, CHUNK_TOKENS);
+    }
+
+    /**
+     * A source that cuts heads into chunks of {@code chunkTokens} slots (tests use small chunks to
+     * exercise the merge on short contexts).
+     */
+    public CpuLayerAttention(LayerContext context, AttentionKernel kernel, int chunkTokens) {
+        if (chunkTokens < 1) {
+            throw new IllegalArgumentException("chunkTokens must be >= 1, was " + chunkTokens);
         }
-        this.shape = shape;
-        this.stores = stores.clone();
+        this.chunkTokens = chunkTokens;
+        this.shape = context.shape();
+        this.stores = new HeadStore[shape.kvHeads()];
+        for (int h = 0; h < stores.length; h++) {
+            stores[h] = context.store(h);
+        }
         this.kernel = kernel;
-        this.state = new GroupAttention(shape.groupSize(), shape.headDim(), kernel);
+        this.pool = context.pool();
+        int workers = pool == null ? 1 : pool.parallelism();
+        this.states = new GroupAttention[workers];
+        this.selections = new SlotSelection[workers];
+        for (int w = 0; w < workers; w++) {
+            states[w] = new GroupAttention(shape.groupSize(), shape.headDim(), kernel);
+            selections[w] = new SlotSelection();
+        }
+        this.groupFloats = shape.groupSize() * shape.headDim();
     }
 
     @Override
@@ -41,34 +95,178 @@ public final class CpuLayerAttention implements LayerAttention {
 
     @Override
     public void attend(LayerBatch b) {
+        int kvHeads = shape.kvHeads();
+        boolean scores = b.scoreAggregation() != null;
+        int items = 0;
+        int parts = 0;
+        long slots = 0;
+        for (int t = 0; t < b.tokens(); t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                int visible = b.visible(t, h);
+                slots += visible;
+                int chunks = scores || visible <= chunkTokens ? 1 : (visible + chunkTokens - 1) / chunkTokens;
+                ensureItems(items + chunks);
+                for (int c = 0; c < chunks; c++) {
+                    itemToken[items] = t;
+                    itemHead[items] = h;
+                    itemFrom[items] = chunks == 1 ? 0 : c * chunkTokens;
+                    itemTo[items] = chunks == 1 ? visible : Math.min(visible, (c + 1) * chunkTokens);
+                    itemPart[items] = chunks == 1 ? -1 : parts++;
+                    items++;
+                }
+            }
+        }
+        ensureParts(parts);
+        if (scores) {
+            ensureMass(items, b);
+        }
+        this.batch = b;
+        try {
+            if (pool != null && items > 1 && slots >= PARALLEL_MIN_SLOTS) {
+                pool.run(this, items);
+            } else {
+                for (int i = 0; i < items; i++) {
+                    run(i, 0);
+                }
+            }
+        } finally {
+            this.batch = null;
+        }
+        if (parts > 0) {
+            mergeChunks(b, items);
+        }
+        if (scores) {
+            for (int i = 0; i < items; i++) {
+                b.reportScores(itemHead[i], itemToken[i], mass[i], itemTo[i]);
+            }
+        }
+    }
+
+    /** One item: a (token, KV head) pass or one chunk of it. */
+    @Override
+    public void run(int item, int worker) {
+        LayerBatch b = batch;
+        GroupAttention st = states[worker];
+        int t = itemToken[item];
+        int h = itemHead[item];
+        int from = itemFrom[item];
+        int to = itemTo[item];
+        int qRow = shape.queryRowFloats();
+        int headOff = h * groupFloats;
+        ScoreAggregation agg = b.scoreAggregation();
+        st.begin(b.queries(), b.queriesOffset() + t * qRow + headOff, b.scale());
+        if (agg != null) {
+            st.recordLogits(to);
+        }
+        stores[h].attend(st, selections[worker].range(from, to));
+        int part = itemPart[item];
+        if (part < 0) {
+            st.finish(b.out(), b.outOffset() + t * qRow + headOff);
+            float[] lse = b.lse();
+            if (lse != null) {
+                int g = shape.groupSize();
+                for (int j = 0; j < g; j++) {
+                    lse[b.lseOffset() + t * shape.queryHeads() + h * g + j] = st.lse(j);
+                }
+            }
+        } else {
+            st.finish(partOut, part * groupFloats);
+            for (int j = 0; j < shape.groupSize(); j++) {
+                partLse[part * shape.groupSize() + j] = st.lse(j);
+            }
+        }
+        if (agg != null) {
+            kernel.mass(st, to, agg, mass[item]);
+        }
+    }
+
+    /**
+     * Merges each chunked (token, KV head)'s partials, in chunk order: {@code L = max + log Σ exp(lse_c −
+     * max)}, {@code o = Σ exp(lse_c − L)·o_c}, with {@link StrictMath} so the bits never depend on the
+     * JIT.
+     */
+    private void mergeChunks(LayerBatch b, int items) {
         int g = shape.groupSize();
         int d = shape.headDim();
         int qRow = shape.queryRowFloats();
-        int qHeads = shape.queryHeads();
-        ScoreAggregation agg = b.scoreAggregation();
-        float[] lse = b.lse();
-        for (int t = 0; t < b.tokens(); t++) {
-            for (int h = 0; h < shape.kvHeads(); h++) {
-                int visible = b.visible(t, h);
-                int headOff = h * g * d;
-                state.begin(b.queries(), b.queriesOffset() + t * qRow + headOff, b.scale());
-                if (agg != null) {
-                    state.recordLogits(visible);
+        float[] out = b.out();
+        float[] lseOut = b.lse();
+        for (int i = 0; i < items; ) {
+            if (itemPart[i] < 0) {
+                i++;
+                continue;
+            }
+            int t = itemToken[i];
+            int h = itemHead[i];
+            int first = itemPart[i];
+            int end = i;
+            while (end < items && itemToken[end] == t && itemHead[end] == h) {
+                end++;
+            }
+            int chunks = end - i;
+            for (int j = 0; j < g; j++) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (int c = 0; c < chunks; c++) {
+                    max = Math.max(max, partLse[(first + c) * g + j]);
                 }
-                stores[h].attend(state, selection.prefix(visible));
-                state.finish(b.out(), b.outOffset() + t * qRow + headOff);
-                if (lse != null) {
-                    for (int j = 0; j < g; j++) {
-                        lse[b.lseOffset() + t * qHeads + h * g + j] = state.lse(j);
+                int o = b.outOffset() + t * qRow + h * groupFloats + j * d;
+                if (max == Double.NEGATIVE_INFINITY) {
+                    java.util.Arrays.fill(out, o, o + d, 0f);
+                    if (lseOut != null) {
+                        lseOut[b.lseOffset() + t * shape.queryHeads() + h * g + j] = Float.NEGATIVE_INFINITY;
                     }
+                    continue;
                 }
-                if (agg != null) {
-                    if (mass.length < visible) {
-                        mass = new float[Math.max(visible, mass.length * 2)];
+                double sum = 0;
+                for (int c = 0; c < chunks; c++) {
+                    sum += StrictMath.exp(partLse[(first + c) * g + j] - max);
+                }
+                double total = max + StrictMath.log(sum);
+                for (int e = 0; e < d; e++) {
+                    double acc = 0;
+                    for (int c = 0; c < chunks; c++) {
+                        float l = partLse[(first + c) * g + j];
+                        if (l != Float.NEGATIVE_INFINITY) {
+                            acc += StrictMath.exp(l - total) * partOut[(first + c) * groupFloats + j * d + e];
+                        }
                     }
-                    kernel.mass(state, visible, agg, mass);
-                    b.reportScores(h, t, mass, visible);
+                    out[o + e] = (float) acc;
                 }
+                if (lseOut != null) {
+                    lseOut[b.lseOffset() + t * shape.queryHeads() + h * g + j] = (float) total;
+                }
+            }
+            i = end;
+        }
+    }
+
+    private void ensureItems(int n) {
+        if (itemToken.length < n) {
+            int cap = Math.max(n, Math.max(8, itemToken.length * 2));
+            itemToken = java.util.Arrays.copyOf(itemToken, cap);
+            itemHead = java.util.Arrays.copyOf(itemHead, cap);
+            itemFrom = java.util.Arrays.copyOf(itemFrom, cap);
+            itemTo = java.util.Arrays.copyOf(itemTo, cap);
+            itemPart = java.util.Arrays.copyOf(itemPart, cap);
+        }
+    }
+
+    private void ensureParts(int parts) {
+        if (partLse.length < parts * shape.groupSize()) {
+            int cap = Math.max(parts, partLse.length / shape.groupSize() * 2);
+            partOut = new float[cap * groupFloats];
+            partLse = new float[cap * shape.groupSize()];
+        }
+    }
+
+    private void ensureMass(int items, LayerBatch b) {
+        if (mass.length < items) {
+            mass = java.util.Arrays.copyOf(mass, Math.max(items, mass.length * 2));
+        }
+        for (int i = 0; i < items; i++) {
+            int need = itemTo[i];
+            if (mass[i] == null || mass[i].length < need) {
+                mass[i] = new float[Math.max(need, mass[i] == null ? 16 : mass[i].length * 2)];
             }
         }
     }

@@ -1,5 +1,6 @@
 package io.kvcache4j.cache;
 
+import io.kvcache4j.api.AttentionPool;
 import io.kvcache4j.api.CacheAccess;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.EvictionTracker;
@@ -13,6 +14,7 @@ import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.attention.LayerAttention;
 import io.kvcache4j.attention.LayerBatch;
+import io.kvcache4j.attention.LayerContext;
 import io.kvcache4j.attention.Partial;
 import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.HeadStoreFactory;
@@ -56,7 +58,8 @@ public final class DefaultKvCache implements KvCache {
             EvictionPolicy policy,
             int capacityTokens,
             AttentionKernel kernel,
-            HeadStoreFactory factory) {
+            HeadStoreFactory factory,
+            AttentionPool pool) {
         this.shape = shape;
         this.storage = factory.name();
         this.policyName = policy.name();
@@ -81,7 +84,7 @@ public final class DefaultKvCache implements KvCache {
                     slots[l][h] = new SlotTable(s, () -> pending(layer));
                     views[l][h] = new GuardedView(slots[l][h]);
                 }
-                sources[l] = factory.layerAttention(shape, l, stores[l].clone());
+                sources[l] = factory.layerAttention(new LayerContext(shape, l, stores[l], pool));
             }
             float max = Float.MAX_VALUE;
             for (HeadStore[] layer : stores) {

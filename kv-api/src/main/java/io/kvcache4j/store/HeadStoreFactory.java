@@ -5,6 +5,7 @@ import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.LayerAttention;
+import io.kvcache4j.attention.LayerContext;
 import java.util.Objects;
 
 /**
@@ -37,8 +38,8 @@ public interface HeadStoreFactory {
      * The attention source of {@code layer} over its stores (index = KV head). Default: the CPU
      * source, one grouped single-pass attention per (token, KV head) through {@link HeadStore#attend}.
      */
-    default LayerAttention layerAttention(ModelShape shape, int layer, HeadStore[] stores) {
-        return LayerAttention.cpu(shape, stores, AttentionKernels.get());
+    default LayerAttention layerAttention(LayerContext context) {
+        return LayerAttention.cpu(context, AttentionKernels.get());
     }
 
     /** Short name for reports, e.g. {@code f16} or {@code int4}. */
@@ -63,8 +64,8 @@ public interface HeadStoreFactory {
             }
 
             @Override
-            public LayerAttention layerAttention(ModelShape shape, int layer, HeadStore[] stores) {
-                return LayerAttention.cpu(shape, stores, kernel);
+            public LayerAttention layerAttention(LayerContext context) {
+                return LayerAttention.cpu(context, kernel);
             }
 
             @Override

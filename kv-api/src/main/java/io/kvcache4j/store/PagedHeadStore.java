@@ -20,7 +20,7 @@ import java.util.Arrays;
  * otherwise allocate and free a page every step). {@link #bytesHeld()} is the exact sum of the
  * blocks held, the spare page included.
  *
- * <p>Attention over a prefix reads the pages in place; over a bitmap or a list it gathers up to
+ * <p>Attention over a range reads the pages in place; over a bitmap or a list it gathers up to
  * {@link GroupAttention#BLOCK} selected rows at a time into an on-heap page of one block.
  *
  * <p>Ownership: the store owns its pages and frees them in {@link #close()}. Not thread-safe.
@@ -136,11 +136,23 @@ public final class PagedHeadStore implements HeadStore {
             throw new IllegalArgumentException(
                     "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
         }
-        if (selection.isPrefix()) {
-            int visible = selection.size();
-            for (int page = 0, slot = 0; slot < visible; page++, slot += pageTokens) {
-                int rows = Math.min(pageTokens, visible - slot);
-                kernel.scan(state, pages[page], 0, pageTokens, valuesOffset, type, rows, slot);
+        if (selection.isRange()) {
+            int from = selection.from();
+            int to = selection.to();
+            long e = type.bytes();
+            for (int slot = from; slot < to; ) {
+                int row = slot % pageTokens;
+                int rows = Math.min(pageTokens - row, to - slot);
+                kernel.scan(
+                        state,
+                        pages[slot / pageTokens],
+                        row * e,
+                        pageTokens,
+                        valuesOffset + row * rowBytes,
+                        type,
+                        rows,
+                        slot - from);
+                slot += rows;
             }
             return;
         }

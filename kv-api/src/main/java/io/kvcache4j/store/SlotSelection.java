@@ -1,8 +1,8 @@
 package io.kvcache4j.store;
 
 /**
- * Which slots of a {@link HeadStore} one attention pass reads: all of them, a prefix, a bitmap, or a
- * strictly increasing list. Selections are mutable and reusable (a decode step configures one and
+ * Which slots of a {@link HeadStore} one attention pass reads: a contiguous range (a prefix, all of
+ * them, or one chunk of a split pass), a bitmap, or a strictly increasing list. Selections are mutable and reusable (a decode step configures one and
  * allocates nothing); the arrays handed to {@link #bitmap} and {@link #list} are referenced, not
  * copied, and must not change while a pass reads them.
  *
@@ -15,16 +15,17 @@ package io.kvcache4j.store;
 public final class SlotSelection {
     /** The kinds of selection. */
     public enum Kind {
-        /** Slots {@code [0, n)}. */
-        PREFIX,
+        /** Slots {@code [from, to)}. */
+        RANGE,
         /** The set bits of a {@code long[]} bitmap (bit {@code s & 63} of word {@code s >>> 6} is slot {@code s}). */
         BITMAP,
         /** A strictly increasing list of slots. */
         LIST
     }
 
-    private Kind kind = Kind.PREFIX;
-    private int prefix;
+    private Kind kind = Kind.RANGE;
+    private int from;
+    private int to;
     private long[] words = new long[0];
     private int bitmapSlots;
     private int[] slots = new int[0];
@@ -42,9 +43,18 @@ public final class SlotSelection {
         if (n < 0) {
             throw new IllegalArgumentException("prefix length must be >= 0, was " + n);
         }
-        kind = Kind.PREFIX;
-        prefix = n;
-        size = n;
+        return range(0, n);
+    }
+
+    /** Selects slots {@code [from, to)}. */
+    public SlotSelection range(int from, int to) {
+        if (from < 0 || to < from) {
+            throw new IllegalArgumentException("range [" + from + ", " + to + ") must have 0 <= from <= to");
+        }
+        kind = Kind.RANGE;
+        this.from = from;
+        this.to = to;
+        size = to - from;
         return reset();
     }
 
@@ -108,7 +118,7 @@ public final class SlotSelection {
      */
     public int limit() {
         return switch (kind) {
-            case PREFIX -> prefix;
+            case RANGE -> size == 0 ? 0 : to;
             case LIST -> size == 0 ? 0 : slots[size - 1] + 1;
             case BITMAP -> {
                 for (int w = (bitmapSlots + 63) / 64 - 1; w >= 0; w--) {
@@ -121,9 +131,19 @@ public final class SlotSelection {
         };
     }
 
-    /** Whether this is a prefix selection ({@link #size()} is then its length). */
-    public boolean isPrefix() {
-        return kind == Kind.PREFIX;
+    /** Whether this is a contiguous range ({@link #from()}, {@link #to()}). */
+    public boolean isRange() {
+        return kind == Kind.RANGE;
+    }
+
+    /** First slot of a range selection. */
+    public int from() {
+        return from;
+    }
+
+    /** One past the last slot of a range selection. */
+    public int to() {
+        return to;
     }
 
     /** Restarts the iteration of {@link #next()}. */
@@ -137,8 +157,8 @@ public final class SlotSelection {
     /** The next selected slot in increasing order, or {@code -1} when the selection is exhausted. */
     public int next() {
         switch (kind) {
-            case PREFIX -> {
-                return cursor < prefix ? cursor++ : -1;
+            case RANGE -> {
+                return from + cursor < to ? from + cursor++ : -1;
             }
             case LIST -> {
                 return cursor < size ? slots[cursor++] : -1;

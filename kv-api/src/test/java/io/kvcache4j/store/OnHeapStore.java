@@ -4,6 +4,7 @@ import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.attention.LayerAttention;
 import io.kvcache4j.attention.LayerBatch;
+import io.kvcache4j.attention.LayerContext;
 import java.util.Arrays;
 
 /**
@@ -38,10 +39,10 @@ public final class OnHeapStore implements HeadStore {
             }
 
             @Override
-            public LayerAttention layerAttention(ModelShape shape, int layer, HeadStore[] stores) {
+            public LayerAttention layerAttention(LayerContext context) {
                 return ownLayerSource
-                        ? new Layer(shape, stores)
-                        : HeadStoreFactory.super.layerAttention(shape, layer, stores);
+                        ? new Layer(context.shape(), context.stores())
+                        : HeadStoreFactory.super.layerAttention(context);
             }
 
             @Override
