@@ -8,7 +8,7 @@ import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.NativeMemory;
-import io.kvcache4j.store.OnHeapStore;
+import io.kvcache4j.testing.OnHeapStore;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
 import java.util.stream.Stream;

@@ -11,6 +11,7 @@ import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.attention.Partial;
+import io.kvcache4j.testing.OnHeapStore;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

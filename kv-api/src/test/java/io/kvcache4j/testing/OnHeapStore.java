@@ -1,10 +1,13 @@
-package io.kvcache4j.store;
+package io.kvcache4j.testing;
 
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.attention.LayerAttention;
 import io.kvcache4j.attention.LayerBatch;
 import io.kvcache4j.attention.LayerContext;
+import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.HeadStoreFactory;
+import io.kvcache4j.store.SlotSelection;
 import java.util.Arrays;
 
 /**
