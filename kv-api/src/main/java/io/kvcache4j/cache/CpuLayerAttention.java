@@ -57,6 +57,7 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
     private float[] partOut = new float[0];
     private float[] partLse = new float[0];
     private float[][] mass = new float[0][];
+    private double[] weights = new double[0];
 
     public CpuLayerAttention(LayerContext context, AttentionKernel kernel) {
         this(context, kernel, CHUNK_TOKENS);
@@ -222,13 +223,15 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
                     sum += StrictMath.exp(partLse[(first + c) * g + j] - max);
                 }
                 double total = max + StrictMath.log(sum);
+                ensureWeights(chunks);
+                for (int c = 0; c < chunks; c++) {
+                    float l = partLse[(first + c) * g + j];
+                    weights[c] = l == Float.NEGATIVE_INFINITY ? 0 : StrictMath.exp(l - total);
+                }
                 for (int e = 0; e < d; e++) {
                     double acc = 0;
                     for (int c = 0; c < chunks; c++) {
-                        float l = partLse[(first + c) * g + j];
-                        if (l != Float.NEGATIVE_INFINITY) {
-                            acc += StrictMath.exp(l - total) * partOut[(first + c) * groupFloats + j * d + e];
-                        }
+                        acc += weights[c] * partOut[(first + c) * groupFloats + j * d + e];
                     }
                     out[o + e] = (float) acc;
                 }
@@ -237,6 +240,12 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
                 }
             }
             i = end;
+        }
+    }
+
+    private void ensureWeights(int chunks) {
+        if (weights.length < chunks) {
+            weights = new double[Math.max(chunks, weights.length * 2)];
         }
     }
 
