@@ -16,6 +16,10 @@ import java.util.Arrays;
  * so that {@link AttentionKernel#mass} can turn them into per-key softmax mass after the pass
  * without reading the keys again.
  *
+ * <p>Every step uses operations whose results are defined to the bit ({@link SoftmaxExp} for the
+ * weights, {@code StrictMath.log} for the log-sum-exp, sums in a fixed order), so a pass gives the
+ * same bits in every JIT tier and on every thread.
+ *
  * <p>Allocation happens only in the constructor and when the logit record has to grow; a state is
  * reused across decode steps. Not thread-safe: one state per thread.
  */
@@ -27,7 +31,13 @@ public final class GroupAttention {
     final int group;
     final float[] q;
     final float[] m;
+    /**
+     * Running sums of the softmax weights by block position, {@code [group][BLOCK]}: {@code
+     * l[h·BLOCK + j]} adds head {@code h}'s weights of keys {@code j, j + BLOCK, …} (a lane-wise
+     * vector add per block, no horizontal sum); {@link #finish} adds the sixteen in a fixed order.
+     */
     final float[] l;
+
     final float[] acc;
     final float[] blockLogits;
     final float[] kBuf;
@@ -53,7 +63,7 @@ public final class GroupAttention {
         this.headDim = headDim;
         this.q = new float[group * headDim];
         this.m = new float[group];
-        this.l = new float[group];
+        this.l = new float[group * BLOCK];
         this.acc = new float[group * headDim];
         this.blockLogits = new float[group * BLOCK];
         this.kBuf = new float[BLOCK * headDim];
@@ -104,17 +114,18 @@ public final class GroupAttention {
         float[] dstLse = dst.lse();
         for (int h = 0; h < group; h++) {
             int base = (dstHead + h) * headDim;
-            if (l[h] == 0f) {
+            float sum = ScalarAttentionKernel.blockSum(l, h * BLOCK);
+            if (sum == 0f) {
                 Arrays.fill(out, base, base + headDim, 0f);
                 dstLse[dstHead + h] = Float.NEGATIVE_INFINITY;
                 lse[h] = Float.NEGATIVE_INFINITY;
                 continue;
             }
-            float inv = 1f / l[h];
+            float inv = 1f / sum;
             for (int i = 0; i < headDim; i++) {
                 out[base + i] = acc[h * headDim + i] * inv;
             }
-            lse[h] = m[h] + (float) Math.log(l[h]);
+            lse[h] = m[h] + (float) StrictMath.log(sum);
             dstLse[dstHead + h] = lse[h];
         }
     }
@@ -123,16 +134,17 @@ public final class GroupAttention {
     public void finish(float[] out, int offset) {
         for (int h = 0; h < group; h++) {
             int base = offset + h * headDim;
-            if (l[h] == 0f) {
+            float sum = ScalarAttentionKernel.blockSum(l, h * BLOCK);
+            if (sum == 0f) {
                 Arrays.fill(out, base, base + headDim, 0f);
                 lse[h] = Float.NEGATIVE_INFINITY;
                 continue;
             }
-            float inv = 1f / l[h];
+            float inv = 1f / sum;
             for (int i = 0; i < headDim; i++) {
                 out[base + i] = acc[h * headDim + i] * inv;
             }
-            lse[h] = m[h] + (float) Math.log(l[h]);
+            lse[h] = m[h] + (float) StrictMath.log(sum);
         }
     }
 

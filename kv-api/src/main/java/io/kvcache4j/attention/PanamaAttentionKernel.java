@@ -9,6 +9,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -19,6 +20,15 @@ import jdk.incubator.vector.VectorSpecies;
  * normal and subnormal values; the cache never stores NaN or infinity), bfloat16 by a 16-bit shift.
  * A block of {@link GroupAttention#BLOCK} rows is widened once into L1-resident scratch and then
  * used by every query head of the group, so each stored byte is read from memory once.
+ *
+ * <p>Results do not depend on the JIT tier: every operation used has one IEEE result, the same in
+ * C2's intrinsics as in the Java fallback that the interpreter and C1 run. That rules out two
+ * Vector API operations whose results are not pinned down: {@code lanewise(EXP)} (a vector math
+ * library in C2, {@code Math.exp} per lane elsewhere), replaced by {@link #expLanes}, which gives
+ * the bits of {@link SoftmaxExp#exp}; and {@code reduceLanes(ADD)} on floats (a tree in C2, lane
+ * after lane elsewhere), replaced by lane-wise running sums and a butterfly in a fixed order. Where the
+ * scalar twin adds in the same order (scores of four heads at a time, softmax weights and sums,
+ * weighted values, mass), the two kernels agree to the bit.
  *
  * <p>Loaded reflectively by {@link AttentionKernels} only when {@code jdk.incubator.vector} is in the
  * boot layer.
@@ -31,6 +41,11 @@ final class PanamaAttentionKernel implements AttentionKernel {
     private static final int LANES = F.length();
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final float TWO_POW_112 = 0x1.0p112f;
+    // Butterfly shuffles for a lane sum in one fixed order (see dot).
+    private static final VectorShuffle<Float> SWAP8 = LANES >= 16 ? VectorShuffle.fromOp(F, i -> i ^ 8) : null;
+    private static final VectorShuffle<Float> SWAP4 = LANES >= 8 ? VectorShuffle.fromOp(F, i -> i ^ 4) : null;
+    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F, i -> i ^ 2);
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F, i -> i ^ 1);
 
     PanamaAttentionKernel() {
         if (LANES < 4 || GroupAttention.BLOCK % LANES != 0) {
@@ -69,12 +84,53 @@ final class PanamaAttentionKernel implements AttentionKernel {
             for (int bound = n - LANES; i <= bound; i += LANES) {
                 acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
             }
-            sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+            // the lanes' sum by butterfly, in one fixed order: reduceLanes(ADD) leaves the order
+            // open, and C2 adds as a tree while the interpreter and C1 add lane after lane
+            FloatVector v = acc0.add(acc1).add(acc2.add(acc3));
+            if (LANES >= 16) {
+                v = v.add(v.rearrange(SWAP8));
+            }
+            if (LANES >= 8) {
+                v = v.add(v.rearrange(SWAP4));
+            }
+            v = v.add(v.rearrange(SWAP2));
+            sum = v.add(v.rearrange(SWAP1)).lane(0);
         }
         for (; i < n; i++) {
             sum = Math.fma(a[aOff + i], b[bOff + i], sum);
         }
         return sum;
+    }
+
+    /**
+     * {@code dst[dstOff + i] = exp(src[srcOff + i] − sub)} for the {@code LANES} lanes {@code i},
+     * with the bits of {@link SoftmaxExp#exp} (the same operations in the same order) in every JIT
+     * tier, unlike {@code lanewise(EXP)}, which C2 turns into a vector math library call and the
+     * interpreter and C1 into {@code Math.exp} per lane. Arrays in and out: a vector passed to or
+     * returned from a call that C2 does not inline is boxed on the heap, and whether C2 inlines a
+     * method this size depends on the call site's profile.
+     */
+    static void expLanes(float[] src, int srcOff, float sub, float[] dst, int dstOff) {
+        FloatVector x = FloatVector.fromArray(F, src, srcOff)
+                .sub(sub)
+                .max(SoftmaxExp.MIN_X)
+                .min(SoftmaxExp.MAX_X);
+        FloatVector t = x.fma(SoftmaxExp.LOG2E, SoftmaxExp.ROUND);
+        FloatVector kf = t.sub(SoftmaxExp.ROUND);
+        IntVector n = t.reinterpretAsInts().sub(SoftmaxExp.ROUND_BITS);
+        FloatVector r = kf.fma(FloatVector.broadcast(F, -SoftmaxExp.LN2_HI), x);
+        r = kf.fma(FloatVector.broadcast(F, -SoftmaxExp.LN2_LO), r);
+        FloatVector p = r.fma(SoftmaxExp.C7, SoftmaxExp.C6);
+        p = p.fma(r, FloatVector.broadcast(F, SoftmaxExp.C5));
+        p = p.fma(r, FloatVector.broadcast(F, SoftmaxExp.C4));
+        p = p.fma(r, FloatVector.broadcast(F, SoftmaxExp.C3));
+        p = p.fma(r, FloatVector.broadcast(F, SoftmaxExp.C2));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        IntVector n1 = n.lanewise(VectorOperators.ASHR, 1);
+        FloatVector s1 = n1.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        FloatVector s2 = n.sub(n1).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        p.mul(s1).mul(s2).intoArray(dst, dstOff);
     }
 
     @Override
@@ -523,8 +579,10 @@ final class PanamaAttentionKernel implements AttentionKernel {
             float bm = maxV.reduceLanes(VectorOperators.MAX);
             float mOld = st.m[h];
             if (bm > mOld) {
-                float corr = (float) Math.exp(mOld - bm);
-                st.l[h] *= corr;
+                float corr = SoftmaxExp.exp(mOld - bm);
+                for (int j = 0; j < block; j += LANES) {
+                    FloatVector.fromArray(F, st.l, pBase + j).mul(corr).intoArray(st.l, pBase + j);
+                }
                 int i = h * d;
                 int end = i + d;
                 for (; i <= end - LANES; i += LANES) {
@@ -536,15 +594,13 @@ final class PanamaAttentionKernel implements AttentionKernel {
                 st.m[h] = bm;
             }
             float mNew = st.m[h];
-            FloatVector sumV = FloatVector.zero(F);
             for (int j = 0; j < block; j += LANES) {
-                FloatVector p = FloatVector.fromArray(F, st.blockLogits, pBase + j)
-                        .sub(mNew)
-                        .lanewise(VectorOperators.EXP);
-                p.intoArray(st.blockLogits, pBase + j);
-                sumV = sumV.add(p);
+                // lanes past nb held −∞ and now hold 0, which leaves their sums as the scalar twin does
+                expLanes(st.blockLogits, pBase + j, mNew, st.blockLogits, pBase + j);
+                FloatVector.fromArray(F, st.l, pBase + j)
+                        .add(FloatVector.fromArray(F, st.blockLogits, pBase + j))
+                        .intoArray(st.l, pBase + j);
             }
-            st.l[h] += sumV.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -559,9 +615,9 @@ final class PanamaAttentionKernel implements AttentionKernel {
                 if (st.lse[h] == Float.NEGATIVE_INFINITY) {
                     continue;
                 }
-                FloatVector p = FloatVector.fromArray(F, st.logits, h * st.logitsStride + j)
-                        .sub(st.lse[h])
-                        .lanewise(VectorOperators.EXP);
+                // massOut[j..] is scratch until agg is stored there
+                expLanes(st.logits, h * st.logitsStride + j, st.lse[h], massOut, j);
+                FloatVector p = FloatVector.fromArray(F, massOut, j);
                 agg = aggregation == ScoreAggregation.MAX ? agg.max(p) : agg.add(p);
             }
             if (aggregation == ScoreAggregation.MEAN) {

@@ -185,7 +185,9 @@ public final class ScalarAttentionKernel implements AttentionKernel {
     /**
      * Online-softmax update for one block: records raw logits if asked, raises the running maximum
      * (rescaling the sum and accumulator), and replaces the block's logits by their weights {@code
-     * exp(s − m)}.
+     * exp(s − m)}, adding each to the running sum of its block position ({@link GroupAttention#l}).
+     * Weights come from {@link SoftmaxExp} and sums are lane-wise, as in the Vector API twin, so both
+     * kernels turn the same logits into the same bits.
      */
     static void softmaxBlock(GroupAttention st, int nb, int slot) {
         final int block = GroupAttention.BLOCK;
@@ -201,22 +203,36 @@ public final class ScalarAttentionKernel implements AttentionKernel {
             }
             float mOld = st.m[h];
             if (bm > mOld) {
-                float corr = (float) Math.exp(mOld - bm);
-                st.l[h] *= corr;
+                float corr = SoftmaxExp.exp(mOld - bm);
+                for (int j = pBase; j < pBase + block; j++) {
+                    st.l[j] *= corr;
+                }
                 for (int i = h * d, end = i + d; i < end; i++) {
                     st.acc[i] *= corr;
                 }
                 st.m[h] = bm;
             }
             float mNew = st.m[h];
-            float sum = 0;
             for (int j = 0; j < nb; j++) {
-                float p = (float) Math.exp(st.blockLogits[pBase + j] - mNew);
+                float p = SoftmaxExp.exp(st.blockLogits[pBase + j] - mNew);
                 st.blockLogits[pBase + j] = p;
-                sum += p;
+                st.l[pBase + j] += p;
             }
-            st.l[h] += sum;
         }
+    }
+
+    /**
+     * {@code Σ p[off + j]} for {@code j < BLOCK} (16) in one fixed pairwise order, the butterfly that
+     * a 16-lane (or 8-lane, after one vector add of the two halves) shuffle reduction follows. The
+     * softmax sum of both kernels ends with it; a fixed order is what keeps a sum independent of the
+     * JIT tier, which {@code reduceLanes(ADD)} does not.
+     */
+    static float blockSum(float[] p, int off) {
+        float s0 = (p[off] + p[off + 8]) + (p[off + 4] + p[off + 12]);
+        float s1 = (p[off + 2] + p[off + 10]) + (p[off + 6] + p[off + 14]);
+        float s2 = (p[off + 1] + p[off + 9]) + (p[off + 5] + p[off + 13]);
+        float s3 = (p[off + 3] + p[off + 11]) + (p[off + 7] + p[off + 15]);
+        return (s0 + s1) + (s2 + s3);
     }
 
     @Override
@@ -232,7 +248,7 @@ public final class ScalarAttentionKernel implements AttentionKernel {
             for (int h = 0; h < g; h++) {
                 float p = st.lse[h] == Float.NEGATIVE_INFINITY
                         ? 0f
-                        : (float) Math.exp(st.logits[h * st.logitsStride + j] - st.lse[h]);
+                        : SoftmaxExp.exp(st.logits[h * st.logitsStride + j] - st.lse[h]);
                 agg = aggregation == ScoreAggregation.MAX ? Math.max(agg, p) : agg + p;
             }
             massOut[j] = aggregation == ScoreAggregation.MEAN ? agg / g : agg;
