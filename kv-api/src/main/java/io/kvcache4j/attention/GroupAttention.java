@@ -200,9 +200,13 @@ public final class GroupAttention {
                 throw new IllegalArgumentException("lse of head " + h + " is " + b + "; must be finite or -Infinity");
             }
             float mNew = Math.max(m[h], b);
-            float ca = m[h] == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp(m[h] - mNew);
-            float cb = (float) Math.exp(b - mNew);
-            l[h] = l[h] * ca + cb;
+            float ca = m[h] == Float.NEGATIVE_INFINITY ? 0f : SoftmaxExp.exp(m[h] - mNew);
+            float cb = SoftmaxExp.exp(b - mNew);
+            // The sums by block position all rescale; the partial's weight joins position 0.
+            for (int j = 0; j < BLOCK; j++) {
+                l[h * BLOCK + j] *= ca;
+            }
+            l[h * BLOCK] += cb;
             int base = h * headDim;
             for (int i = 0; i < headDim; i++) {
                 acc[base + i] = Math.fma(cb, out[outOffset + base + i], acc[base + i] * ca);

@@ -78,8 +78,8 @@ public final class Partial {
                 continue;
             }
             float max = Math.max(a, b);
-            float wa = (float) Math.exp(a - max);
-            float wb = (float) Math.exp(b - max);
+            float wa = (float) StrictMath.exp(a - max);
+            float wb = (float) StrictMath.exp(b - max);
             float sum = wa + wb;
             float na = wa / sum;
             float nb = wb / sum;
@@ -87,7 +87,7 @@ public final class Partial {
             for (int i = 0; i < headDim; i++) {
                 out[base + i] = na * out[base + i] + nb * other.out[base + i];
             }
-            lse[h] = max + (float) Math.log(sum);
+            lse[h] = max + (float) StrictMath.log(sum);
         }
     }
 
@@ -115,16 +115,16 @@ public final class Partial {
             }
             double sum = 0;
             for (int i = 0; i < count; i++) {
-                sum += Math.exp(parts[i].lse[h] - max);
+                sum += StrictMath.exp(parts[i].lse[h] - max);
             }
-            float total = max + (float) Math.log(sum);
+            float total = max + (float) StrictMath.log(sum);
             // Accumulate into a local order so that dst may alias parts[0].
             for (int j = 0; j < d; j++) {
                 double acc = 0;
                 for (int i = 0; i < count; i++) {
                     float l = parts[i].lse[h];
                     if (l != Float.NEGATIVE_INFINITY) {
-                        acc += Math.exp(l - total) * parts[i].out[h * d + j];
+                        acc += StrictMath.exp(l - total) * parts[i].out[h * d + j];
                     }
                 }
                 dst.out[h * d + j] = (float) acc;

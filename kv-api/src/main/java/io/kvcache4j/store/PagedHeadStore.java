@@ -17,8 +17,9 @@ import java.util.Arrays;
  * the store grows without copying; compaction frees every page past the last occupied one at once,
  * except that one free page is kept when a compaction removed fewer than {@code pageTokens} slots
  * (the steady state of a decode-time policy at a budget that is a multiple of the page size would
- * otherwise allocate and free a page every step). {@link #bytesHeld()} is the exact sum of the
- * blocks held, the spare page included.
+ * otherwise allocate and free a page every step); a spare that no append took before the next
+ * compaction is freed then. {@link #bytesHeld()} is the exact sum of the blocks held, the spare page
+ * included.
  *
  * <p>Attention over a range reads the pages in place; over a bitmap or a list it gathers up to
  * {@link GroupAttention#BLOCK} selected rows at a time into an on-heap page of one block.
@@ -38,6 +39,9 @@ public final class PagedHeadStore implements HeadStore {
     private MemorySegment[] pages = new MemorySegment[4];
     private int pageCount;
     private MemorySegment spare;
+    /** Whether an append took the spare page since the last compaction. */
+    private boolean spareTaken;
+
     private int count;
     private MemorySegment gather;
     private boolean closed;
@@ -117,6 +121,7 @@ public final class PagedHeadStore implements HeadStore {
                 if (spare != null) {
                     pages[pageCount++] = spare;
                     spare = null;
+                    spareTaken = true;
                 } else {
                     pages[pageCount++] = NativeMemory.allocate(pageBytes);
                 }
@@ -219,6 +224,12 @@ public final class PagedHeadStore implements HeadStore {
         }
         int removed = count - newCount;
         count = newCount;
+        if (spare != null && !spareTaken) {
+            // Unused for a whole step: the store no longer cycles at a page boundary.
+            NativeMemory.free(spare);
+            spare = null;
+        }
+        spareTaken = false;
         int needed = (newCount + pageTokens - 1) / pageTokens;
         while (pageCount > needed) {
             MemorySegment page = pages[--pageCount];
