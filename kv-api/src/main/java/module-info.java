@@ -11,6 +11,9 @@ module io.kvcache4j.api {
     exports io.kvcache4j.api;
     exports io.kvcache4j.attention;
     exports io.kvcache4j.store;
+    // Support objects (dot, f16/bf16 conversion) for kvcache4j's own modules, not for users.
+    exports io.kvcache4j.internal.vectorization to
+            io.kvcache4j.eviction;
 
     uses io.kvcache4j.store.HeadStoreProvider;
 }

@@ -1,6 +1,7 @@
 package io.kvcache4j.bench;
 
-import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.apache.lucene.util.VectorUtil;
@@ -36,14 +37,18 @@ public class DotProductBenchmark {
 
     float[] a;
     float[] b;
-    AttentionKernel kernel;
+    VectorUtilSupport kernel;
 
     @Setup(Level.Trial)
     public void setup() {
         SplittableRandom r = new SplittableRandom(3);
         a = AttentionBenchmark.randomFloats(r, dims);
         b = AttentionBenchmark.randomFloats(r, dims);
-        kernel = AttentionBenchmark.kernel("vector");
+        VectorizationProvider p = VectorizationProvider.getInstance();
+        if (!p.name().equals("panama")) {
+            throw new IllegalStateException("the Vector API implementation is not active: " + p.name());
+        }
+        kernel = p.vectorUtil();
     }
 
     @Benchmark

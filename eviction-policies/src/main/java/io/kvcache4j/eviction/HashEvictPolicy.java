@@ -4,7 +4,8 @@ import io.kvcache4j.api.CacheAccess;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ScoreAggregation;
-import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
 
 /**
  * HashEvict (first published as LSH-E): pre-attention eviction by locality-sensitive hashing. Liu,
@@ -55,7 +56,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
         final SimHash[][] hashes;
         private final int budget;
         private final PolicyConfig.HashScoring scoring;
-        private final AttentionKernel kernel;
+        private final VectorUtilSupport kernel;
         private final float[] keyBuf;
         private final long[] querySigs;
 
@@ -63,7 +64,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
             super(cache, config);
             this.budget = config.budgetTokens();
             this.scoring = config.hashScoring();
-            this.kernel = cache.kernel();
+            this.kernel = VectorizationProvider.getInstance().vectorUtil();
             this.sigColumn = addLongColumn();
             this.lossColumn = addLongColumn();
             this.hashes = new SimHash[shape.layers()][shape.kvHeads()];

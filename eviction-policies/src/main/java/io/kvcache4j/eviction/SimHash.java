@@ -1,6 +1,6 @@
 package io.kvcache4j.eviction;
 
-import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
 import java.util.SplittableRandom;
 
 /**
@@ -10,7 +10,7 @@ import java.util.SplittableRandom;
  * distance of signatures estimates the angle: {@code E[hamming] = bits·θ/π}.
  *
  * <p>Immutable after construction and thread-safe; projections use the cache's {@link
- * AttentionKernel#dot} so they vectorize like attention does.
+ * io.kvcache4j.internal.vectorization.VectorUtilSupport#dot} so they vectorize like attention does.
  */
 final class SimHash {
     private final int bits;
@@ -44,7 +44,7 @@ final class SimHash {
     }
 
     /** The signature of {@code x[offset..offset+dim)}. */
-    long signature(AttentionKernel kernel, float[] x, int offset) {
+    long signature(VectorUtilSupport kernel, float[] x, int offset) {
         long sig = 0;
         for (int b = 0; b < bits; b++) {
             if (kernel.dot(planes, b * dim, x, offset, dim) >= 0f) {

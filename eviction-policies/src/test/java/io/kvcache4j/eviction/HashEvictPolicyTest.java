@@ -9,7 +9,6 @@ import io.kvcache4j.api.HeadView;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
-import io.kvcache4j.attention.AttentionKernels;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -194,7 +193,8 @@ class HashEvictPolicyTest {
             }
             HashEvictPolicy.Tracker tracker = capture.tracker();
             SimHash hash = tracker.hashes[0][0];
-            var kernel = AttentionKernels.get();
+            var kernel = io.kvcache4j.internal.vectorization.VectorizationProvider.getInstance()
+                    .vectorUtil();
             HeadSlots head = tracker.heads[0][0];
             long[] sig = head.longColumn(tracker.sigColumn);
             long[] loss = head.longColumn(tracker.lossColumn);

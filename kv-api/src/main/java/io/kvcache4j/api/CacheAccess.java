@@ -1,7 +1,5 @@
 package io.kvcache4j.api;
 
-import io.kvcache4j.attention.AttentionKernel;
-
 /**
  * What an {@link EvictionTracker} may see and do of the cache that owns it. Valid for the cache's
  * lifetime; not thread-safe.
@@ -9,9 +7,6 @@ import io.kvcache4j.attention.AttentionKernel;
 public interface CacheAccess {
 
     ModelShape shape();
-
-    /** The kernel implementation the cache computes scores with. */
-    AttentionKernel kernel();
 
     /** The slots of ({@code layer}, {@code kvHead}). */
     HeadSlots head(int layer, int kvHead);

@@ -5,8 +5,9 @@ import io.kvcache4j.api.ScoreAggregation;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The numeric kernels of the cache: conversion between {@code float} and the storage types, dot
- * products, and single-pass grouped attention over stored key/value rows.
+ * Single-pass grouped attention over stored key/value rows: the paged scan, its online-softmax
+ * step, and per-key softmax mass. Conversion and dot products are separate supports of the same
+ * implementation family ({@code io.kvcache4j.internal.vectorization.VectorizationProvider}).
  *
  * <p>Two implementations exist with identical contracts: a Vector API one ({@code panama}) and a
  * portable scalar twin ({@code scalar}). {@link AttentionKernels#get()} picks one per process. All
@@ -22,23 +23,6 @@ public interface AttentionKernel {
 
     /** {@code "panama"} or {@code "scalar"}. */
     String name();
-
-    /** {@code Σ a[aOff+i]·b[bOff+i]} for {@code i < n}. */
-    float dot(float[] a, int aOff, float[] b, int bOff, int n);
-
-    /** Rounds {@code n} floats to {@code type} and stores them at {@code dst + dstOffset}. */
-    void encode(float[] src, int srcOff, MemorySegment dst, long dstOffset, KvDType type, int n);
-
-    /** Widens {@code n} stored elements of {@code type} into floats. */
-    void decode(MemorySegment src, long srcOffset, KvDType type, float[] dst, int dstOff, int n);
-
-    /** Rounds {@code n} floats to {@code type} and stores element {@code i} at {@code dstOffset + i·strideBytes}. */
-    void encodeStrided(
-            float[] src, int srcOff, MemorySegment dst, long dstOffset, long strideBytes, KvDType type, int n);
-
-    /** Widens {@code n} elements stored at {@code srcOffset + i·strideBytes} into floats. */
-    void decodeStrided(
-            MemorySegment src, long srcOffset, long strideBytes, KvDType type, float[] dst, int dstOff, int n);
 
     /**
      * Feeds the first {@code rows} tokens of a page to the running attention in {@code state}: keys

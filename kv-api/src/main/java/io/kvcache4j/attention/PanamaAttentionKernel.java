@@ -2,6 +2,8 @@ package io.kvcache4j.attention;
 
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ScoreAggregation;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -33,7 +35,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Loaded reflectively by {@link AttentionKernels} only when {@code jdk.incubator.vector} is in the
  * boot layer.
  */
-final class PanamaAttentionKernel implements AttentionKernel {
+final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport, ConversionSupport {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Short> S =

@@ -2,6 +2,8 @@ package io.kvcache4j.attention;
 
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ScoreAggregation;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -12,7 +14,7 @@ import java.nio.ByteOrder;
  * accumulator is what makes strict-order scalar code slow), and values accumulate block-wise so
  * each output element stays in a register over {@link GroupAttention#BLOCK} keys.
  */
-public final class ScalarAttentionKernel implements AttentionKernel {
+final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport, ConversionSupport {
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 

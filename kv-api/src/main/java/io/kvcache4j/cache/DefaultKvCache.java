@@ -512,11 +512,6 @@ public final class DefaultKvCache implements KvCache {
         }
 
         @Override
-        public AttentionKernel kernel() {
-            return scoreState.kernel();
-        }
-
-        @Override
         public HeadSlots head(int layer, int kvHead) {
             shape.checkLayer(layer);
             shape.checkKvHead(kvHead);

@@ -3,6 +3,8 @@ package io.kvcache4j.store;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
@@ -35,6 +37,8 @@ public final class PagedHeadStore implements HeadStore {
     private final long valuesOffset;
     private final long pageBytes;
     private final AttentionKernel kernel;
+    private final ConversionSupport conversion =
+            VectorizationProvider.getInstance().conversion();
 
     private MemorySegment[] pages = new MemorySegment[4];
     private int pageCount;
@@ -128,8 +132,8 @@ public final class PagedHeadStore implements HeadStore {
             }
             MemorySegment p = pages[page];
             int src = t * rowStride;
-            kernel.encodeStrided(keys, keysOffset + src, p, (long) row * type.bytes(), keyDimStride, type, headDim);
-            kernel.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
+            conversion.encodeStrided(keys, keysOffset + src, p, (long) row * type.bytes(), keyDimStride, type, headDim);
+            conversion.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
             count++;
         }
     }
@@ -192,7 +196,7 @@ public final class PagedHeadStore implements HeadStore {
     @Override
     public void readKey(int slot, float[] dst, int offset) {
         checkSlot(slot);
-        kernel.decodeStrided(
+        conversion.decodeStrided(
                 pages[slot / pageTokens],
                 (long) (slot % pageTokens) * type.bytes(),
                 keyDimStride,
@@ -205,7 +209,7 @@ public final class PagedHeadStore implements HeadStore {
     @Override
     public void readValue(int slot, float[] dst, int offset) {
         checkSlot(slot);
-        kernel.decode(
+        conversion.decode(
                 pages[slot / pageTokens], valuesOffset + (slot % pageTokens) * rowBytes, type, dst, offset, headDim);
     }
 

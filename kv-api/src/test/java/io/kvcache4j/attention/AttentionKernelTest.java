@@ -8,6 +8,8 @@ import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.api.ScoreAggregation;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
 import io.kvcache4j.store.NativeMemory;
 import io.kvcache4j.store.PagedHeadStore;
 import io.kvcache4j.store.SlotSelection;
@@ -57,7 +59,7 @@ class AttentionKernelTest {
                 ref += (double) a[i + 3] * b[i + 5];
                 mag += Math.abs((double) a[i + 3] * b[i + 5]);
             }
-            float got = kernel.dot(a, 3, b, 5, n);
+            float got = ((VectorUtilSupport) kernel).dot(a, 3, b, 5, n);
             assertTrue(
                     Math.abs(got - ref) <= 1e-6 * mag + 1e-30,
                     "n=" + n + " got " + got + " ref " + ref + " seed=" + seed);
@@ -74,8 +76,8 @@ class AttentionKernelTest {
             }
             float[] f16 = new float[65536];
             float[] bf16 = new float[65536];
-            kernel.decode(seg, 0, KvDType.F16, f16, 0, 65536);
-            kernel.decode(seg, 0, KvDType.BF16, bf16, 0, 65536);
+            ((ConversionSupport) kernel).decode(seg, 0, KvDType.F16, f16, 0, 65536);
+            ((ConversionSupport) kernel).decode(seg, 0, KvDType.BF16, bf16, 0, 65536);
             for (int i = 0; i < 65536; i++) {
                 float want = Float.float16ToFloat((short) i);
                 if (Float.isFinite(want)) {

@@ -3,6 +3,7 @@ package io.kvcache4j.attention;
 import io.kvcache4j.FreshJvm;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ScoreAggregation;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -172,7 +173,7 @@ final class DeterminismWorkload {
             float[] b = new float[n + 1];
             fill(r, a, 1f);
             fill(r, b, 1f);
-            out[i] = kernel.dot(a, 3, b, 1, n);
+            out[i] = ((VectorUtilSupport) kernel).dot(a, 3, b, 1, n);
         }
         return out;
     }

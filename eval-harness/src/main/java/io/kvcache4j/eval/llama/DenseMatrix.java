@@ -1,11 +1,12 @@
 package io.kvcache4j.eval.llama;
 
-import io.kvcache4j.attention.AttentionKernel;
-import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
 
 /** A row-major {@code float[]} matrix: the engine's plain-Java weight type and the reference for others. */
 public final class DenseMatrix implements Matrix {
-    private static final AttentionKernel KERNEL = AttentionKernels.get();
+    private static final VectorUtilSupport KERNEL =
+            VectorizationProvider.getInstance().vectorUtil();
 
     private final int rows;
     private final int cols;
