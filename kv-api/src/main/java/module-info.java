@@ -16,4 +16,5 @@ module io.kvcache4j.api {
             io.kvcache4j.eviction;
 
     uses io.kvcache4j.store.HeadStoreProvider;
+    uses io.kvcache4j.api.EvictionPolicyProvider;
 }

@@ -5,7 +5,6 @@ import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.GroupAttention;
-import io.kvcache4j.eviction.EvictionPolicies;
 import io.kvcache4j.eviction.PolicyConfig;
 import io.kvcache4j.store.PagedHeadStore;
 import io.kvcache4j.store.SlotSelection;
@@ -111,7 +110,7 @@ public class EvictionBenchmark {
                     PolicyConfig.builder().budgetTokens(budgetTokens).build();
             return KvCache.builder(SHAPE)
                     .dtype(KvDType.F16)
-                    .policy(EvictionPolicies.create(policy, config))
+                    .policy(config.policy(policy))
                     .build();
         }
 

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.eviction.BudgetedPolicy;
-import io.kvcache4j.eviction.EvictionPolicies;
 import io.kvcache4j.eviction.PolicyConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -26,8 +25,8 @@ class EvictionBenchmarkTest {
             boolean oneShot = EvictionBenchmark.ONE_SHOT.contains(name);
             int decoded = 0;
             assertEquals(oneShot ? 128 + 256 : 1024, s.cache.nextPosition(0));
-            BudgetedPolicy policy = (BudgetedPolicy) EvictionPolicies.create(
-                    name, PolicyConfig.builder().budgetTokens(128).build());
+            BudgetedPolicy policy = (BudgetedPolicy)
+                    PolicyConfig.builder().budgetTokens(128).build().policy(name);
             EvictionBenchmark bench = new EvictionBenchmark();
             for (int t = 0; t < 100; t++) {
                 assertTrue(Float.isFinite(bench.decodeStep(s)));

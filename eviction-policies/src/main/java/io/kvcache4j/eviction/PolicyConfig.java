@@ -1,5 +1,10 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicy;
+import io.kvcache4j.api.FullPolicy;
+import java.util.Locale;
+
 /**
  * Configuration shared by every eviction policy: the token budget, the attention sinks and the
  * recent window, plus per-policy knobs whose defaults are the papers' values. Immutable and
@@ -76,6 +81,30 @@ public final class PolicyConfig {
         this.pyramidGenCompressRatio = b.pyramidGenCompressRatio;
         this.pyramidDistanceWeight = b.pyramidDistanceWeight;
         this.pyramidCompressEvery = b.pyramidCompressEvery;
+    }
+
+    /**
+     * The built-in policy called {@code name} (case-insensitive; {@code full} ignores the
+     * configuration), configured by this configuration. Policies from other jars are created by name
+     * through {@link io.kvcache4j.api.EvictionPolicies}.
+     *
+     * @throws IllegalArgumentException for a name that is not built in, or a configuration the policy
+     *     cannot honour
+     */
+    public EvictionPolicy policy(String name) {
+        return switch (name.trim().toLowerCase(Locale.ROOT)) {
+            case "full" -> FullPolicy.INSTANCE;
+            case "streaming" -> new StreamingLlmPolicy(this);
+            case "h2o" -> new H2OPolicy(this);
+            case "h2o-prefill" -> new H2OPrefillPolicy(this);
+            case "snapkv" -> new SnapKvPolicy(this);
+            case "hashevict" -> new HashEvictPolicy(this);
+            case "lazy" -> new LazyEvictionPolicy(this);
+            case "pyramidinfer" -> new PyramidInferPolicy(this);
+            default ->
+                throw new IllegalArgumentException("unknown built-in eviction policy '" + name + "'; built in: "
+                        + String.join(", ", BuiltInPolicies.NAMES));
+        };
     }
 
     /** A builder with every default set and no budget (the budget must be given). */
@@ -234,24 +263,20 @@ public final class PolicyConfig {
         }
 
         /**
-         * Budget as a fraction of a prompt: {@code round(fraction × promptTokens)} tokens. The fraction
-         * must be in (0, 1] and the result at least 1 token.
+         * Budget, sinks and recent window from a {@link Budget} resolved to tokens; SnapKV's observation
+         * window is the recent window (the last prompt queries vote, the same tokens stay).
+         *
+         * @throws IllegalArgumentException if the budget is still a fraction of the prompt
          */
-        public Builder budgetFraction(double fraction, int promptTokens) {
-            if (promptTokens < 1) {
-                throw new IllegalArgumentException(
-                        "promptTokens must be in [1, " + Integer.MAX_VALUE + "], was " + promptTokens);
+        public Builder budget(Budget budget) {
+            if (budget.isFraction()) {
+                throw new IllegalArgumentException("budget " + budget
+                        + " is a fraction of the prompt; resolve it against the prompt length first");
             }
-            if (!(fraction > 0 && fraction <= 1)) {
-                throw new IllegalArgumentException("budget fraction must be in (0, 1], was " + fraction);
-            }
-            long tokens = Math.round(fraction * promptTokens);
-            if (tokens < 1) {
-                throw new IllegalArgumentException("budget fraction " + fraction + " of " + promptTokens
-                        + " prompt tokens is " + tokens + " tokens; it must be >= 1 (fraction >= "
-                        + (0.5 / promptTokens) + ")");
-            }
-            return budgetTokens((int) tokens);
+            return budgetTokens(budget.tokens())
+                    .sinkTokens(budget.sinkTokens())
+                    .recentTokens(budget.recentTokens())
+                    .snapKvWindow(budget.recentTokens());
         }
 
         /** Attention sinks, >= 0 (default 4). */
@@ -365,7 +390,7 @@ public final class PolicyConfig {
         public PolicyConfig build() {
             if (budgetTokens < 1) {
                 throw new IllegalArgumentException("budgetTokens must be in [1, " + Integer.MAX_VALUE + "], was "
-                        + budgetTokens + " (set budgetTokens or budgetFraction)");
+                        + budgetTokens + " (set budgetTokens or budget)");
             }
             long fixed = (long) sinkTokens + recentTokens;
             if (budgetTokens < fixed) {

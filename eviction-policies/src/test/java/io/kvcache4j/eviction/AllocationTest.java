@@ -80,9 +80,7 @@ class AllocationTest {
         float[] v = new float[SHAPE.kvRowFloats()];
         float[] q = new float[SHAPE.queryRowFloats()];
         float[] out = new float[SHAPE.queryRowFloats()];
-        try (KvCache cache = KvCache.builder(SHAPE)
-                .policy(EvictionPolicies.create(name, config))
-                .build()) {
+        try (KvCache cache = KvCache.builder(SHAPE).policy(config.policy(name)).build()) {
             Streams.prefill(cache, r, 300, 64);
             cache.endPrefill();
             for (int t = 0; t < 1000; t++) {

@@ -75,7 +75,7 @@ class BudgetPropertyTest {
                     .lazyWindow(1 + r.nextInt(16))
                     .pyramidCompressEvery(2 + r.nextInt(15))
                     .build();
-            BudgetedPolicy policy = (BudgetedPolicy) EvictionPolicies.create(name, config);
+            BudgetedPolicy policy = (BudgetedPolicy) config.policy(name);
             // Even scenarios: a prompt longer than the budget, so every policy must evict. Odd: any length.
             boolean mustEvict = sc % 2 == 0;
             int prompt = mustEvict ? config.budgetTokens() + 64 + r.nextInt(150) : 1 + r.nextInt(200);

@@ -3,7 +3,10 @@ package io.kvcache4j.eviction;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.FullPolicy;
 import java.util.List;
@@ -12,29 +15,77 @@ import org.junit.jupiter.api.Test;
 class EvictionPoliciesTest {
 
     @Test
-    void namesAreFixedAndEachCreatesItsPolicy() {
+    void theRegistryListsEveryInstalledPolicyAndBuildsItFromABudget() {
         assertEquals(
                 List.of("full", "streaming", "h2o", "h2o-prefill", "snapkv", "hashevict", "lazy", "pyramidinfer"),
                 EvictionPolicies.names());
+        Budget budget = Budget.parse("0.1").resolve(1000);
+        for (String name : EvictionPolicies.names()) {
+            EvictionPolicy p = EvictionPolicies.create(name, budget);
+            assertEquals(name, p.name());
+            if (!name.equals("full")) {
+                PolicyConfig c = ((BudgetedPolicy) p).config();
+                assertEquals(100, c.budgetTokens(), name);
+                assertEquals(4, c.sinkTokens(), name);
+                assertEquals(25, c.recentTokens(), "a quarter of the budget, " + name);
+                assertEquals(25, c.snapKvWindow(), name);
+                assertEquals(7, c.snapKvKernel(), "other parameters at their defaults, " + name);
+            }
+        }
+        var fraction = assertThrows(
+                IllegalArgumentException.class, () -> EvictionPolicies.create("h2o", Budget.fraction(0.1)));
+        assertEquals(
+                "budget 0.1 is a fraction of the prompt; resolve it against the prompt length first (Budget.resolve)",
+                fraction.getMessage());
+        var unknown = assertThrows(IllegalArgumentException.class, () -> EvictionPolicies.create("tova", budget));
+        assertEquals(
+                "unknown eviction policy 'tova'; installed: full, streaming, h2o, h2o-prefill, snapkv, hashevict,"
+                        + " lazy, pyramidinfer",
+                unknown.getMessage());
+    }
+
+    @Test
+    void budgetsResolveByOneRuleAndNeverShrinkSinksOrWindow() {
+        assertEquals(205, Budget.parse("0.1").resolve(2048).tokens());
+        assertEquals(2, Budget.parse("0.02").withSinkTokens(0).resolve(100).tokens(), "round(0.02 x 100)");
+        assertEquals(32, Budget.tokens(2048).recentTokens(), "a quarter, at most 32");
+        assertEquals(2, Budget.tokens(10).recentTokens(), "a quarter of 10");
+        assertEquals(64, Budget.tokens(2048).withRecentTokens(64).recentTokens());
+        assertEquals("0.25", Budget.parse("0.25").toString());
+        assertEquals(Budget.parse("2048"), Budget.parse(Budget.tokens(2048).toString()));
+        var small = assertThrows(IllegalArgumentException.class, () -> Budget.tokens(5));
+        assertEquals(
+                "budget of 5 tokens is too small: it must hold 4 sink tokens, a recent window of 1 tokens and at"
+                        + " least one more, so at least 6 tokens",
+                small.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Budget.parse("0.001").resolve(100));
+        for (String bad : new String[] {"0", "-1", "NaN", "1.5", "Infinity", "3e9", "ten"}) {
+            var e = assertThrows(IllegalArgumentException.class, () -> Budget.parse(bad), bad);
+            assertTrue(e.getMessage().startsWith("budget"), e.getMessage());
+        }
+    }
+
+    @Test
+    void namesAreFixedAndEachCreatesItsPolicy() {
         PolicyConfig config = PolicyConfig.builder().budgetTokens(128).build();
         for (String name : EvictionPolicies.names()) {
-            EvictionPolicy p = EvictionPolicies.create(name, config);
+            EvictionPolicy p = config.policy(name);
             assertEquals(name, p.name());
             if (!name.equals("full")) {
                 assertSame(config, ((BudgetedPolicy) p).config(), name);
             }
         }
-        assertSame(FullPolicy.INSTANCE, EvictionPolicies.create(" FULL ", config));
-        assertEquals(H2OPolicy.class, EvictionPolicies.create("H2O", config).getClass());
+        assertSame(FullPolicy.INSTANCE, config.policy(" FULL "));
+        assertEquals(H2OPolicy.class, config.policy("H2O").getClass());
     }
 
     @Test
     void unknownNameListsTheAllowedOnes() {
         PolicyConfig config = PolicyConfig.builder().budgetTokens(128).build();
-        var e = assertThrows(IllegalArgumentException.class, () -> EvictionPolicies.create("tova", config));
+        var e = assertThrows(IllegalArgumentException.class, () -> config.policy("tova"));
         assertEquals(
-                "unknown eviction policy 'tova'; allowed: full, streaming, h2o, h2o-prefill, snapkv, hashevict,"
-                        + " lazy, pyramidinfer",
+                "unknown built-in eviction policy 'tova'; built in: full, streaming, h2o, h2o-prefill, snapkv,"
+                        + " hashevict, lazy, pyramidinfer",
                 e.getMessage());
     }
 
@@ -61,14 +112,6 @@ class EvictionPoliciesTest {
     }
 
     @Test
-    void budgetFractionRoundsToTokens() {
-        assertEquals(
-                205, PolicyConfig.builder().budgetFraction(0.1, 2048).build().budgetTokens());
-        assertEquals(
-                2048, PolicyConfig.builder().budgetFraction(1.0, 2048).build().budgetTokens());
-    }
-
-    @Test
     void impossibleBudgetsNameTheValueAndTheRange() {
         assertMessage(
                 "budgetTokens must be in [1, 2147483647], was 0",
@@ -77,26 +120,21 @@ class EvictionPoliciesTest {
                 "budgetTokens must be in [1, 2147483647], was -5",
                 () -> PolicyConfig.builder().budgetTokens(-5));
         assertMessage(
-                "budgetTokens must be in [1, 2147483647], was 0 (set budgetTokens or budgetFraction)",
+                "budgetTokens must be in [1, 2147483647], was 0 (set budgetTokens or budget)",
                 () -> PolicyConfig.builder().build());
         assertMessage(
                 "budgetTokens 20 must be in [36, 2147483647]: it has to hold sinkTokens 4 + recentTokens 32",
                 () -> PolicyConfig.builder().budgetTokens(20).build());
+        assertMessage("budget fraction must be in (0, 1), was NaN", () -> Budget.fraction(Double.NaN));
+        assertMessage("budget fraction must be in (0, 1), was 1.5", () -> Budget.fraction(1.5));
+        assertMessage("budget fraction must be in (0, 1), was -0.1", () -> Budget.fraction(-0.1));
         assertMessage(
-                "budget fraction must be in (0, 1], was NaN",
-                () -> PolicyConfig.builder().budgetFraction(Double.NaN, 100));
-        assertMessage(
-                "budget fraction must be in (0, 1], was 1.5",
-                () -> PolicyConfig.builder().budgetFraction(1.5, 100));
-        assertMessage(
-                "budget fraction must be in (0, 1], was -0.1",
-                () -> PolicyConfig.builder().budgetFraction(-0.1, 100));
-        assertMessage(
-                "budget fraction 0.001 of 100 prompt tokens is 0 tokens; it must be >= 1 (fraction >= 0.005)",
-                () -> PolicyConfig.builder().budgetFraction(0.001, 100));
+                "budget of 1 tokens is too small: it must hold 4 sink tokens, a recent window of 1 tokens and at"
+                        + " least one more, so at least 6 tokens",
+                () -> Budget.fraction(0.001).resolve(100));
         assertMessage(
                 "promptTokens must be in [1, 2147483647], was 0",
-                () -> PolicyConfig.builder().budgetFraction(0.5, 0));
+                () -> Budget.fraction(0.5).resolve(0));
         assertMessage(
                 "sinkTokens must be in [0, 2147483647], was -1",
                 () -> PolicyConfig.builder().sinkTokens(-1));
@@ -128,7 +166,7 @@ class EvictionPoliciesTest {
         assertMessage(
                 "snapkv: budgetTokens 40 must be in [68, 2147483647]: it has to hold sinkTokens 4 + max(recentTokens"
                         + " 8, snapKvWindow 64)",
-                () -> EvictionPolicies.create("snapkv", snap));
+                () -> snap.policy("snapkv"));
         PolicyConfig tight = PolicyConfig.builder()
                 .budgetTokens(4)
                 .sinkTokens(4)
@@ -136,10 +174,10 @@ class EvictionPoliciesTest {
                 .build();
         assertMessage(
                 "streaming: budgetTokens 4 must be in [5, 2147483647]: sinkTokens 4 plus a window of at least 1 token",
-                () -> EvictionPolicies.create("streaming", tight));
+                () -> tight.policy("streaming"));
         assertMessage(
                 "pyramidinfer: recentTokens must be in [1, 2147483647], was 0 (the recent queries are the observers)",
-                () -> EvictionPolicies.create("pyramidinfer", tight));
+                () -> tight.policy("pyramidinfer"));
     }
 
     private static void assertMessage(String expected, org.junit.jupiter.api.function.Executable call) {

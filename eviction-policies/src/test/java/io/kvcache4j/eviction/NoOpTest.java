@@ -25,7 +25,7 @@ class NoOpTest {
                 .snapKvWindow(16)
                 .lazyWindow(16)
                 .build();
-        BudgetedPolicy policy = (BudgetedPolicy) EvictionPolicies.create(name, config);
+        BudgetedPolicy policy = (BudgetedPolicy) config.policy(name);
         int prompt = 256;
         int decode = 64;
         try (KvCache cache = KvCache.builder(SHAPE).policy(policy).build();

@@ -18,4 +18,22 @@ public final class FullPolicy implements EvictionPolicy {
     public EvictionTracker bind(CacheAccess cache) {
         return TRACKER;
     }
+
+    /** Registers {@code full} with {@link EvictionPolicies}. */
+    static final class Provider implements EvictionPolicyProvider {
+        @Override
+        public String name() {
+            return "full";
+        }
+
+        @Override
+        public String description() {
+            return "no eviction: every token stays (the baseline)";
+        }
+
+        @Override
+        public EvictionPolicy create(Budget budget) {
+            return INSTANCE;
+        }
+    }
 }

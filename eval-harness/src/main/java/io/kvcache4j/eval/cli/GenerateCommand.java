@@ -1,11 +1,12 @@
 package io.kvcache4j.eval.cli;
 
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.eval.llama.GgufLlama;
 import io.kvcache4j.eval.llama.LlamaEngine;
-import io.kvcache4j.eval.niah.PolicyFactory;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -16,11 +17,7 @@ import java.util.SplittableRandom;
 
 /** {@code bin/kvcache4j generate}: streams a completion and reports prefill and decode speed. */
 final class GenerateCommand implements Command {
-    private final PolicyFactory policies;
-
-    GenerateCommand(PolicyFactory policies) {
-        this.policies = policies;
-    }
+    GenerateCommand() {}
 
     @Override
     public String name() {
@@ -51,11 +48,27 @@ final class GenerateCommand implements Command {
             throw new UsageException("--prompt TEXT is required");
         }
         int maxTokens = a.getInt("--max-tokens", 64, 1, 1 << 20);
-        float temperature = Float.parseFloat(a.get("--temperature", "0"));
-        if (!(temperature >= 0)) {
-            throw new UsageException("--temperature must be >= 0, was " + temperature);
+        float temperature;
+        try {
+            temperature = Float.parseFloat(a.get("--temperature", "0"));
+        } catch (NumberFormatException e) {
+            throw new UsageException("--temperature must be a number >= 0, was '" + a.get("--temperature") + "'");
         }
-        KvDType dtype = KvDType.parse(a.get("--dtype", "f16"));
+        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
+            throw new UsageException("--temperature must be a finite number >= 0, was " + temperature);
+        }
+        KvDType dtype;
+        Budget budget;
+        String policyName = a.get("--policy", "full");
+        try {
+            dtype = KvDType.parse(a.get("--dtype", "f16"));
+            budget = Budget.parse(a.get("--budget", "0.5"));
+            EvictionPolicies.provider(policyName);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        int chunk = a.getInt("--chunk", 256, 1, 1 << 16);
+        long seed = a.getLong("--seed", 1);
         try (GgufLlama model = GgufLlama.open(
                 a.get("--model") == null ? ModelFiles.shippedModel() : ModelFiles.existing(a.get("--model")))) {
             Tokenizer tok = Tokenizer.fromGguf(model.model());
@@ -63,13 +76,19 @@ final class GenerateCommand implements Command {
             if (prompt.length == 0) {
                 throw new UsageException("the prompt encodes to no tokens");
             }
-            String policyName = a.get("--policy", "full");
-            double budget = Double.parseDouble(a.get("--budget", "0.5"));
-            int budgetTokens = budget < 1 ? (int) Math.max(1, Math.round(budget * prompt.length)) : (int) budget;
-            LlamaEngine engine = new LlamaEngine(model, a.getInt("--chunk", 256, 1, 1 << 16));
-            EvictionPolicy policy = policies.create(
-                    policyName, budgetTokens, prompt.length, model.config().cacheShape());
-            SplittableRandom random = new SplittableRandom(a.getLong("--seed", 1));
+            LlamaEngine engine = new LlamaEngine(model, chunk);
+            EvictionPolicy policy;
+            try {
+                policy = EvictionPolicies.create(
+                        policyName,
+                        policyName.equals("full")
+                                ? Budget.tokens(Math.max(6, prompt.length))
+                                : budget.resolve(prompt.length));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException(
+                        "--budget " + budget + " for a prompt of " + prompt.length + " tokens: " + e.getMessage());
+            }
+            SplittableRandom random = new SplittableRandom(seed);
             PrintStream err = System.err;
             try (KvCache cache = KvCache.builder(model.config().cacheShape())
                     .dtype(dtype)

@@ -10,10 +10,8 @@ public final class Main {
 
     static Map<String, Command> commands() {
         Map<String, Command> m = new LinkedHashMap<>();
-        Policies policies = new Policies();
-        for (Command c : new Command[] {
-            new NiahCommand(policies), new GenerateCommand(policies), new TokenizeCommand(), new InspectCommand()
-        }) {
+        for (Command c :
+                new Command[] {new NiahCommand(), new GenerateCommand(), new TokenizeCommand(), new InspectCommand()}) {
             m.put(c.name(), c);
         }
         return m;
@@ -41,10 +39,24 @@ public final class Main {
         } catch (UsageException e) {
             err.println("kvcache4j " + c.name() + ": " + e.getMessage());
             return 2;
+        } catch (IllegalArgumentException | IllegalStateException | java.io.IOException e) {
+            // Bad files and impossible settings found while working: one line, the message only.
+            err.println("kvcache4j " + c.name() + ": " + oneLine(e.getMessage()));
+            return 1;
+        } catch (OutOfMemoryError e) {
+            err.println("kvcache4j " + c.name() + ": out of memory (" + oneLine(e.getMessage())
+                    + "); use a smaller model, fewer cells or a larger -Xmx in KVCACHE4J_JAVA_OPTS");
+            return 1;
         } catch (Exception e) {
-            err.println("kvcache4j " + c.name() + ": " + e);
+            err.println("kvcache4j " + c.name() + ": " + oneLine(String.valueOf(e.getMessage())));
             return 1;
         }
+    }
+
+    private static String oneLine(String message) {
+        return message == null
+                ? "failed"
+                : message.replaceAll("\\s*\\R\\s*", " ").trim();
     }
 
     private static void usage(Map<String, Command> commands, PrintStream out) {

@@ -31,6 +31,33 @@ final class ModelFiles {
         return p;
     }
 
+    /**
+     * Creates {@code dir} if needed and proves it writable with a probe file, so that a run does not
+     * discover at its end that it cannot write its report.
+     */
+    static void checkWritableDirectory(Path dir, String option) {
+        try {
+            Files.createDirectories(dir);
+            Path probe = Files.createTempFile(dir, ".write-probe", ".tmp");
+            Files.delete(probe);
+        } catch (java.io.IOException | SecurityException e) {
+            throw new UsageException(option + " " + dir + " is not a writable directory (" + reason(e) + ")");
+        }
+    }
+
+    private static String reason(Exception e) {
+        if (e instanceof java.nio.file.AccessDeniedException) {
+            return "permission denied";
+        }
+        if (e instanceof java.nio.file.FileAlreadyExistsException) {
+            return "a file of that name exists";
+        }
+        if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
+            return f.getReason();
+        }
+        return e.getMessage() == null ? "cannot write" : e.getMessage();
+    }
+
     static TextCodec codec(Tokenizer tokenizer) {
         return new TextCodec() {
             @Override

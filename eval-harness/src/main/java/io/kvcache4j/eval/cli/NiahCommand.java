@@ -1,5 +1,6 @@
 package io.kvcache4j.eval.cli;
 
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.eval.llama.GgufLlama;
 import io.kvcache4j.eval.niah.Haystack;
 import io.kvcache4j.eval.niah.Needle;
@@ -8,7 +9,6 @@ import io.kvcache4j.eval.niah.NiahOptions;
 import io.kvcache4j.eval.niah.NiahReport;
 import io.kvcache4j.eval.niah.NiahResult;
 import io.kvcache4j.eval.niah.NiahRunner;
-import io.kvcache4j.eval.niah.PolicyFactory;
 import io.kvcache4j.eval.niah.TextCodec;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
 import java.io.PrintStream;
@@ -21,11 +21,7 @@ import java.util.Locale;
 
 /** {@code bin/kvcache4j niah}: the needle-in-a-haystack evaluation and its report. */
 final class NiahCommand implements Command {
-    private final PolicyFactory policies;
-
-    NiahCommand(PolicyFactory policies) {
-        this.policies = policies;
-    }
+    NiahCommand() {}
 
     @Override
     public String name() {
@@ -63,7 +59,7 @@ final class NiahCommand implements Command {
                         "--max-new-tokens"),
                 List.of());
         Path modelPath = a.get("--model") == null ? ModelFiles.shippedModel() : ModelFiles.existing(a.get("--model"));
-        List<String> policyNames = a.get("--policy") == null ? policies.names() : list(a.get("--policy"));
+        List<String> policyNames = a.get("--policy") == null ? EvictionPolicies.names() : list(a.get("--policy"));
         List<Double> budgets = new ArrayList<>();
         for (String b : list(a.get("--budget", "0.1"))) {
             budgets.add(parseDouble(b, "--budget"));
@@ -121,15 +117,17 @@ final class NiahCommand implements Command {
                     a.getInt("--threads", Runtime.getRuntime().availableProcessors(), 1, 256),
                     a.getInt("--max-new-tokens", 16, 1, 1024),
                     outDir);
+            NiahRunner.checkNames(options);
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
+        ModelFiles.checkWritableDirectory(outDir, "--out");
         try (GgufLlama model = GgufLlama.open(modelPath)) {
             Tokenizer tok = Tokenizer.fromGguf(model.model());
             TextCodec codec = ModelFiles.codec(tok);
             Haystack hay =
                     options.haystack() == null ? Haystack.builtIn(codec) : Haystack.fromFile(options.haystack(), codec);
-            NiahRunner runner = new NiahRunner(model, codec, hay, policies);
+            NiahRunner runner = new NiahRunner(model, codec, hay);
             out.printf(
                     Locale.ROOT,
                     "NIAH: model %s, policies %s, budget %s, quant %s, modes %s, lengths %s, %d depths,"
@@ -176,9 +174,17 @@ final class NiahCommand implements Command {
         return out;
     }
 
+    /** Most depths one run evaluates (each is a cell per length, policy and sample). */
+    static final int MAX_DEPTHS = 1001;
+
     static List<Double> parseDepths(String s) {
         if (!s.contains(",") && !s.contains(".")) {
-            return NiahOptions.evenDepths(parseInt(s, "--depths"));
+            int n = parseInt(s, "--depths");
+            if (n < 1 || n > MAX_DEPTHS) {
+                throw new UsageException("--depths count must be in [1, " + MAX_DEPTHS + "], was " + n
+                        + " (or give a list of fractions)");
+            }
+            return NiahOptions.evenDepths(n);
         }
         List<Double> out = new ArrayList<>();
         for (String p : list(s)) {

@@ -1,5 +1,6 @@
 package io.kvcache4j.eval.niah;
 
+import io.kvcache4j.api.Budget;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -47,10 +48,7 @@ public record NiahOptions(
             throw new IllegalArgumentException("budgets must not be empty");
         }
         for (double budget : budgets) {
-            if (!(budget > 0) || Double.isInfinite(budget) || (budget >= 1 && budget != Math.floor(budget))) {
-                throw new IllegalArgumentException(
-                        "budget must be a fraction in (0, 1) or a whole number of tokens >= 1, was " + budget);
-            }
+            Budget.of(budget); // throws for anything that is not a fraction in (0, 1) or whole tokens
         }
         quants = List.copyOf(quants);
         modes = List.copyOf(modes);
@@ -74,9 +72,9 @@ public record NiahOptions(
         }
     }
 
-    /** Budget {@code budget} in tokens for a prompt of {@code length} tokens. */
+    /** Budget {@code budget} in tokens for a prompt of {@code length} tokens ({@link Budget#resolve}). */
     public static int budgetTokens(double budget, int length) {
-        return budget < 1 ? (int) Math.max(1, Math.round(budget * length)) : (int) budget;
+        return Budget.of(budget).resolve(length).tokens();
     }
 
     /** Evenly spaced depths from 0 to 1 inclusive. */

@@ -1,5 +1,7 @@
 package io.kvcache4j.eval.niah;
 
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvCacheBuilder;
@@ -7,6 +9,8 @@ import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.eval.llama.LlamaEngine;
 import io.kvcache4j.eval.llama.LlamaWeights;
+import io.kvcache4j.store.HeadStoreFactory;
+import io.kvcache4j.store.HeadStores;
 import io.kvcache4j.store.PagedHeadStore;
 import java.io.IOException;
 import java.io.InputStream;
@@ -37,15 +41,12 @@ public final class NiahRunner {
     private final LlamaWeights weights;
     private final TextCodec codec;
     private final Haystack haystack;
-    private final PolicyFactory policies;
     private final List<String> keyWords;
 
-    public NiahRunner(LlamaWeights weights, TextCodec codec, Haystack haystack, PolicyFactory policies)
-            throws IOException {
+    public NiahRunner(LlamaWeights weights, TextCodec codec, Haystack haystack) throws IOException {
         this.weights = weights;
         this.codec = codec;
         this.haystack = haystack;
-        this.policies = policies;
         this.keyWords = loadKeyWords();
     }
 
@@ -70,16 +71,7 @@ public final class NiahRunner {
 
     /** Runs the whole grid; {@code progress} receives a progress line per finished cell. */
     public List<NiahResult> run(NiahOptions o, PrintStream progress) throws Exception {
-        for (String q : o.quants()) {
-            if (!q.equals("none")) {
-                throw new IllegalArgumentException("unknown --quant '" + q + "'; available: none");
-            }
-        }
-        for (String p : o.policies()) {
-            if (!policies.names().contains(p)) {
-                throw new IllegalArgumentException("unknown policy '" + p + "'; available: " + policies.names());
-            }
-        }
+        checkNames(o);
         List<Cell> cells = new ArrayList<>();
         for (String p : o.policies()) {
             // The full cache has no budget: it runs once, whatever the budget list.
@@ -100,8 +92,7 @@ public final class NiahRunner {
         }
         // Fail early on impossible budgets, before hours of work.
         for (Cell c : cells) {
-            policies.create(
-                    c.policy(), budgetTokens(c), c.length(), weights.config().cacheShape());
+            policy(c);
         }
         NiahResult[] results = new NiahResult[cells.size()];
         Progress bar = new Progress(progress, cells.size());
@@ -142,12 +133,14 @@ public final class NiahRunner {
         NiahPrompt prompt = NiahPrompt.build(haystack, codec, needle, cell.length(), cell.depth(), r);
         ModelShape shape = weights.config().cacheShape();
         int budgetTokens = budgetTokens(cell);
-        EvictionPolicy policy = policies.create(cell.policy(), budgetTokens, cell.length(), shape);
+        EvictionPolicy policy = policy(cell);
         StringBuilder out = new StringBuilder();
         long retained;
         int fed;
-        try (KvCache cache =
-                KvCache.builder(shape).dtype(KvDType.F16).policy(policy).build()) {
+        try (KvCache cache = KvCache.builder(shape)
+                .store(storage(cell.quant()))
+                .policy(policy)
+                .build()) {
             float[] logits;
             if (cell.mode() == NiahMode.QUERY_AGNOSTIC) {
                 engine.forward(prompt.context(), 0, prompt.context().length, cache);
@@ -206,6 +199,42 @@ public final class NiahRunner {
     /** The cell's budget in tokens; the full cache's "budget" is the whole prompt. */
     private static int budgetTokens(Cell cell) {
         return cell.policy().equals("full") ? cell.length() : NiahOptions.budgetTokens(cell.budget(), cell.length());
+    }
+
+    /** The cell's policy, from the registry, for its budget resolved against the prompt length. */
+    private static EvictionPolicy policy(Cell cell) {
+        Budget budget = cell.policy().equals("full")
+                ? Budget.tokens(cell.length())
+                : Budget.of(cell.budget()).resolve(cell.length());
+        return EvictionPolicies.create(cell.policy(), budget);
+    }
+
+    /** Storage names {@code --quant} accepts: {@code none} (exact f16) and every installed kind. */
+    public static List<String> quantNames() {
+        List<String> names = new ArrayList<>();
+        names.add("none");
+        names.addAll(HeadStores.names());
+        return names;
+    }
+
+    private static HeadStoreFactory storage(String quant) {
+        return HeadStores.factory(quant.equals("none") ? "f16" : quant, KvCacheBuilder.DEFAULT_PAGE_TOKENS);
+    }
+
+    /** Every policy and quant name must be installed. */
+    public static void checkNames(NiahOptions o) {
+        for (String q : o.quants()) {
+            if (!quantNames().contains(q)) {
+                throw new IllegalArgumentException(
+                        "unknown --quant '" + q + "'; installed: " + String.join(", ", quantNames()));
+            }
+        }
+        for (String p : o.policies()) {
+            if (!EvictionPolicies.names().contains(p)) {
+                throw new IllegalArgumentException(
+                        "unknown --policy '" + p + "'; installed: " + String.join(", ", EvictionPolicies.names()));
+            }
+        }
     }
 
     /** An answer ends at a newline, or at a period after at least one digit. */

@@ -3,13 +3,9 @@ package io.kvcache4j.eval.niah;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.kvcache4j.api.EvictionPolicy;
-import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.eval.gguf.GgufModel;
 import io.kvcache4j.eval.llama.GgufLlama;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
-import io.kvcache4j.eviction.EvictionPolicies;
-import io.kvcache4j.eviction.PolicyConfig;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -50,25 +46,6 @@ class NiahEndToEndTest {
         };
     }
 
-    static final PolicyFactory POLICIES = new PolicyFactory() {
-        @Override
-        public List<String> names() {
-            return EvictionPolicies.names();
-        }
-
-        @Override
-        public EvictionPolicy create(String name, int budgetTokens, int promptTokens, ModelShape shape) {
-            return EvictionPolicies.create(
-                    name,
-                    PolicyConfig.builder()
-                            .budgetTokens(budgetTokens)
-                            .sinkTokens(4)
-                            .recentTokens(16)
-                            .snapKvWindow(16)
-                            .build());
-        }
-    };
-
     @Test
     void promptsHaveExactLengthAndTheNeedleWhereAsked() throws Exception {
         try (GgufModel model = GgufModel.open(ShippedModel.path())) {
@@ -107,7 +84,7 @@ class NiahEndToEndTest {
         try (GgufLlama model = GgufLlama.open(ShippedModel.path())) {
             Tokenizer tok = Tokenizer.fromGguf(model.model());
             TextCodec codec = codec(tok);
-            NiahRunner runner = new NiahRunner(model, codec, Haystack.builtIn(codec), POLICIES);
+            NiahRunner runner = new NiahRunner(model, codec, Haystack.builtIn(codec));
             NiahOptions o = new NiahOptions(
                     List.of("full", "streaming"),
                     List.of(64.0),

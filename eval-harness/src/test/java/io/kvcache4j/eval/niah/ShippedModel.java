@@ -4,10 +4,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Where the tests find the model the project ships (module directory is the working directory). */
-final class ShippedModel {
+public final class ShippedModel {
     private ShippedModel() {}
 
-    static Path path() {
+    public static Path path() {
         for (Path p : new Path[] {Path.of("../model/kvcache4j-niah.gguf"), Path.of("model/kvcache4j-niah.gguf")}) {
             if (Files.isRegularFile(p)) {
                 return p;
