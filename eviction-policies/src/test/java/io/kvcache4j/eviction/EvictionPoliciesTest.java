@@ -17,13 +17,23 @@ class EvictionPoliciesTest {
     @Test
     void theRegistryListsEveryInstalledPolicyAndBuildsItFromABudget() {
         assertEquals(
-                List.of("full", "streaming", "h2o", "h2o-prefill", "snapkv", "hashevict", "lazy", "pyramidinfer"),
-                EvictionPolicies.names());
+                List.of(
+                        "full",
+                        "streaming",
+                        "h2o",
+                        "h2o-prefill",
+                        "snapkv",
+                        "hashevict",
+                        "lazy",
+                        "pyramidinfer",
+                        "keep-first"),
+                EvictionPolicies.names(),
+                "the built-in policies in their order, then the test jar's own provider");
         Budget budget = Budget.parse("0.1").resolve(1000);
         for (String name : EvictionPolicies.names()) {
             EvictionPolicy p = EvictionPolicies.create(name, budget);
             assertEquals(name, p.name());
-            if (!name.equals("full")) {
+            if (!name.equals("full") && !name.equals("keep-first")) {
                 PolicyConfig c = ((BudgetedPolicy) p).config();
                 assertEquals(100, c.budgetTokens(), name);
                 assertEquals(4, c.sinkTokens(), name);
@@ -40,8 +50,22 @@ class EvictionPoliciesTest {
         var unknown = assertThrows(IllegalArgumentException.class, () -> EvictionPolicies.create("tova", budget));
         assertEquals(
                 "unknown eviction policy 'tova'; installed: full, streaming, h2o, h2o-prefill, snapkv, hashevict,"
-                        + " lazy, pyramidinfer",
+                        + " lazy, pyramidinfer, keep-first",
                 unknown.getMessage());
+    }
+
+    @Test
+    void aPolicyFromAnotherJarRunsInACache() {
+        io.kvcache4j.api.ModelShape shape = new io.kvcache4j.api.ModelShape(1, 2, 1, 8);
+        try (io.kvcache4j.api.KvCache cache = io.kvcache4j.api.KvCache.builder(shape)
+                .policy(EvictionPolicies.create("keep-first", Budget.tokens(10)))
+                .build()) {
+            float[] row = new float[8 * 30];
+            cache.append(0, row, 0, row, 0, 30);
+            cache.attend(0, new float[16 * 30], 0, 30, new float[16 * 30], 0);
+            assertEquals(10, cache.retainedTokens(0, 0));
+            assertEquals(9, cache.view(0, 0).position(9), "the first ten positions stay");
+        }
     }
 
     @Test
@@ -68,7 +92,7 @@ class EvictionPoliciesTest {
     @Test
     void namesAreFixedAndEachCreatesItsPolicy() {
         PolicyConfig config = PolicyConfig.builder().budgetTokens(128).build();
-        for (String name : EvictionPolicies.names()) {
+        for (String name : BuiltInPolicies.NAMES) {
             EvictionPolicy p = config.policy(name);
             assertEquals(name, p.name());
             if (!name.equals("full")) {

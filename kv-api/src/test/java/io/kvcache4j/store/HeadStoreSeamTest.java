@@ -61,6 +61,20 @@ class HeadStoreSeamTest {
     }
 
     @Test
+    void storageKindsAreRegisteredByName() {
+        assertEquals(java.util.List.of("f16", "bf16", "f32", "onheap"), HeadStores.names());
+        assertEquals("f16", HeadStores.factory("F16", 16).name());
+        try (KvCache cache = KvCache.builder(new ModelShape(1, 2, 1, 8))
+                .store(HeadStores.factory("onheap", 16))
+                .build()) {
+            cache.append(0, new float[8], 0, new float[8], 0, 1);
+            assertEquals(64, cache.bytesHeld(), "one f32 key and value of 8 elements on the heap");
+        }
+        var e = assertThrows(IllegalArgumentException.class, () -> HeadStores.factory("int3", 16));
+        assertEquals("unknown storage 'int3'; installed: f16, bf16, f32, onheap", e.getMessage());
+    }
+
+    @Test
     void selectionsAttendExactlyTheSelectedSlots() {
         long seed = TestSeeds.seed("selections");
         SplittableRandom r = TestSeeds.random(seed);
