@@ -34,6 +34,13 @@ public final class GgufLlama implements LlamaWeights, AutoCloseable {
         int kvHeads = model.getInt("llama.attention.head_count_kv", heads);
         int headDim = model.getInt("llama.attention.key_length", dim / heads);
         int blocks = model.getInt("llama.block_count");
+        // Each block is 9 tensors in the file: a count the file cannot hold is corrupt metadata, caught
+        // before anything is sized by it.
+        int tensors = model.tensors().size();
+        if (blocks < 1 || blocks > tensors / 9) {
+            throw new IllegalArgumentException("llama.block_count is " + blocks + ", but the file holds " + tensors
+                    + " tensors, enough for at most " + tensors / 9 + " blocks of 9 tensors each");
+        }
         float linear = 1f;
         if (model.getString("llama.rope.scaling.type", "none").equals("linear")) {
             linear = model.getFloat("llama.rope.scaling.factor");

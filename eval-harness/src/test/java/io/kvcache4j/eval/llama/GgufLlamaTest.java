@@ -8,6 +8,7 @@ import io.kvcache4j.eval.gguf.GgmlType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -57,5 +58,42 @@ class GgufLlamaTest {
             System.out.printf("%s: max relative logit error %.3g%n", type, worst);
             assertTrue(worst <= 1e-4, type + ": max relative logit error " + worst + " > 1e-4, seed=" + seed);
         }
+    }
+
+    @Test
+    void aBlockCountTheFileCannotHoldIsRejectedBeforeAnythingIsSized() throws Exception {
+        Path file = Files.createTempFile("absurd-layers", ".gguf");
+        try {
+            RandomLlamaGguf.write(
+                    file, new LlamaConfig(64, 16, 1, 2, 1, 8, 32, 1e-5f, 10000f, 1f, 64), GgmlType.F32, 1);
+            byte[] bytes = Files.readAllBytes(file);
+            byte[] key = "llama.block_count".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            int at = indexOf(bytes, key) + key.length + 4; // past the key and its value type
+            java.nio.ByteBuffer.wrap(bytes)
+                    .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                    .putInt(at, 2_000_000_000);
+            Files.write(file, bytes);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, () -> GgufLlama.open(file).close());
+            org.junit.jupiter.api.Assertions.assertEquals(
+                    "llama.block_count is 2000000000, but the file holds 12 tensors, enough for at most 1 blocks"
+                            + " of 9 tensors each",
+                    e.getMessage());
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        throw new IllegalStateException("key not found");
     }
 }
