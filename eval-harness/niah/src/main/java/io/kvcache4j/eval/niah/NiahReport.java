@@ -1,5 +1,10 @@
 package io.kvcache4j.eval.niah;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
@@ -114,32 +119,37 @@ public final class NiahReport {
         return "heatmap-" + configuration.replaceAll("[^A-Za-z0-9._-]", "_") + ".png";
     }
 
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /** {@code {"model", "runs": [...]}}: one object per cell, fields in the documented order. */
     static String json(String model, List<NiahResult> results) {
-        StringBuilder b = new StringBuilder();
-        b.append("{\n  \"model\": ").append(quote(model)).append(",\n  \"runs\": [");
-        for (int i = 0; i < results.size(); i++) {
-            NiahResult r = results.get(i);
-            b.append(i == 0 ? "\n" : ",\n").append("    {");
-            b.append("\"policy\": ").append(quote(r.policy()));
-            b.append(", \"budget\": ").append(num(r.budget()));
-            b.append(", \"budgetTokens\": ").append(r.budgetTokens());
-            b.append(", \"quant\": ").append(quote(r.quant()));
-            b.append(", \"mode\": ").append(quote(r.mode()));
-            b.append(", \"length\": ").append(r.length());
-            b.append(", \"depth\": ").append(num(r.depth()));
-            b.append(", \"needleDepth\": ").append(num(r.needleDepth()));
-            b.append(", \"sample\": ").append(r.sample());
-            b.append(", \"key\": ").append(quote(r.key()));
-            b.append(", \"expected\": ").append(quote(r.expected()));
-            b.append(", \"correct\": ").append(r.correct());
-            b.append(", \"output\": ").append(quote(r.output()));
-            b.append(", \"kvBytesRetained\": ").append(r.kvBytesRetained());
-            b.append(", \"kvBytesFull\": ").append(r.kvBytesFull());
-            b.append(", \"millis\": ").append(r.millis());
-            b.append("}");
+        ObjectNode root = JSON.createObjectNode();
+        root.put("model", model);
+        ArrayNode runs = root.putArray("runs");
+        for (NiahResult r : results) {
+            ObjectNode o = runs.addObject();
+            o.put("policy", r.policy());
+            o.put("budget", r.budget());
+            o.put("budgetTokens", r.budgetTokens());
+            o.put("quant", r.quant());
+            o.put("mode", r.mode());
+            o.put("length", r.length());
+            o.put("depth", r.depth());
+            o.put("needleDepth", r.needleDepth());
+            o.put("sample", r.sample());
+            o.put("key", r.key());
+            o.put("expected", r.expected());
+            o.put("correct", r.correct());
+            o.put("output", r.output());
+            o.put("kvBytesRetained", r.kvBytesRetained());
+            o.put("kvBytesFull", r.kvBytesFull());
+            o.put("millis", r.millis());
         }
-        b.append("\n  ]\n}\n");
-        return b.toString();
+        try {
+            return JSON.writeValueAsString(root) + "\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("results could not be written as JSON: " + e.getOriginalMessage(), e);
+        }
     }
 
     static String csv(List<NiahResult> results) {

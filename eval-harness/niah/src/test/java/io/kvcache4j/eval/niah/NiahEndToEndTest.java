@@ -6,14 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.kvcache4j.eval.gguf.GgufModel;
 import io.kvcache4j.eval.llama.GgufLlama;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -137,19 +134,29 @@ class NiahEndToEndTest {
                 assertEquals(results.get(i).kvBytesRetained(), again.get(i).kvBytesRetained());
             }
             NiahReport.write(dir, "kvcache4j-niah.gguf", results);
-            String json = Files.readString(dir.resolve("results.json"), StandardCharsets.UTF_8);
-            assertTrue(json.startsWith("{\n  \"model\": \"kvcache4j-niah.gguf\",\n  \"runs\": ["), json);
-            Matcher m = Pattern.compile("\\{\"policy\": \"(\\w+)\", \"budget\": [0-9.]+, \"budgetTokens\": \\d+, "
-                            + "\"quant\": \"none\", \"mode\": \"query-agnostic\", \"length\": 512, \"depth\": [0-9.]+, "
-                            + "\"needleDepth\": [0-9.]+, \"sample\": 0, \"key\": \"[^\"]*\", \"expected\": \"\\d+\", "
-                            + "\"correct\": (true|false), \"output\": \"[^\"]*\", \"kvBytesRetained\": \\d+, "
-                            + "\"kvBytesFull\": \\d+, \"millis\": \\d+\\}")
-                    .matcher(json);
-            int runs = 0;
-            while (m.find()) {
-                runs++;
+            // Read back with a JSON library, as other tools do: every field of every cell, as run.
+            var root = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .readTree(dir.resolve("results.json").toFile());
+            assertEquals("kvcache4j-niah.gguf", root.get("model").asText());
+            var runs = root.get("runs");
+            assertEquals(6, runs.size(), root.toPrettyString());
+            for (int i = 0; i < runs.size(); i++) {
+                var run = runs.get(i);
+                NiahResult want = results.get(i);
+                assertEquals(want.policy(), run.get("policy").asText());
+                assertEquals(want.budget(), run.get("budget").asDouble());
+                assertEquals(want.budgetTokens(), run.get("budgetTokens").asInt());
+                assertEquals("none", run.get("quant").asText());
+                assertEquals("query-agnostic", run.get("mode").asText());
+                assertEquals(512, run.get("length").asInt());
+                assertEquals(want.depth(), run.get("depth").asDouble());
+                assertEquals(want.correct(), run.get("correct").asBoolean());
+                assertEquals(want.output(), run.get("output").asText());
+                assertEquals(want.key(), run.get("key").asText());
+                assertEquals(want.kvBytesRetained(), run.get("kvBytesRetained").asLong());
+                assertEquals(want.kvBytesFull(), run.get("kvBytesFull").asLong());
+                assertTrue(run.has("millis") && run.has("needleDepth") && run.has("sample") && run.has("expected"));
             }
-            assertEquals(6, runs, json);
             assertEquals(7, Files.readAllLines(dir.resolve("results.csv")).size(), "header + 6 rows");
             for (String f : new String[] {
                 "heatmap-full-none-query-agnostic.png",
