@@ -5,6 +5,7 @@ import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
+import io.kvcache4j.eval.llama.Generation;
 import io.kvcache4j.eval.llama.GgufLlama;
 import io.kvcache4j.eval.llama.LlamaEngine;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
@@ -99,30 +100,29 @@ final class GenerateCommand implements Command {
                 cache.endPrefill();
                 long t1 = System.nanoTime();
                 int[] generated = new int[maxTokens];
-                int n = 0;
-                byte[] pending = new byte[0];
-                while (n < maxTokens) {
-                    int next = temperature == 0
-                            ? LlamaEngine.argmax(logits)
-                            : LlamaEngine.sample(logits, temperature, random.nextDouble());
-                    if (tok.isEndOfGeneration(next)) {
-                        break;
-                    }
-                    generated[n++] = next;
-                    // Stream complete UTF-8 sequences as they arrive.
-                    byte[] piece = tok.tokenPiece(next, false);
-                    pending = concat(pending, piece);
-                    int complete = completeUtf8Prefix(pending);
-                    out.print(new String(pending, 0, complete, StandardCharsets.UTF_8));
-                    out.flush();
-                    pending = Arrays.copyOfRange(pending, complete, pending.length);
-                    if (n == maxTokens) {
-                        break;
-                    }
-                    logits = engine.forward(generated, n - 1, 1, cache);
-                }
+                byte[][] pending = {new byte[0]};
+                Generation.Sampler sampler = temperature == 0
+                        ? LlamaEngine::argmax
+                        : l -> LlamaEngine.sample(l, temperature, random.nextDouble());
+                int n = Generation.run(
+                                engine,
+                                cache,
+                                logits,
+                                sampler,
+                                tok::isEndOfGeneration,
+                                (t, gen, count) -> {
+                                    // Stream complete UTF-8 sequences as they arrive.
+                                    byte[] buf = concat(pending[0], tok.tokenPiece(t, false));
+                                    int complete = completeUtf8Prefix(buf);
+                                    out.print(new String(buf, 0, complete, StandardCharsets.UTF_8));
+                                    out.flush();
+                                    pending[0] = Arrays.copyOfRange(buf, complete, buf.length);
+                                    return false;
+                                },
+                                generated)
+                        .tokens();
                 long t2 = System.nanoTime();
-                out.println(new String(pending, StandardCharsets.UTF_8));
+                out.println(new String(pending[0], StandardCharsets.UTF_8));
                 err.printf(
                         Locale.ROOT,
                         "prefill: %d tokens in %.3f s (%.1f tokens/s); decode: %d tokens in %.3f s (%.1f tokens/s);"

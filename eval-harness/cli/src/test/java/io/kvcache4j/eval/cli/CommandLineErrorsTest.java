@@ -86,4 +86,14 @@ class CommandLineErrorsTest {
                 "--budget 0.1 for a prompt of",
                 "too small");
     }
+
+    @Test
+    void generateRunsTheSharedLoopOnTheShippedModel() {
+        Result r = run("generate", "--prompt", "The value of", "--max-tokens", "6", "--policy", "h2o", "--budget", "8");
+        assertEquals(0, r.code(), r.err());
+        assertFalse(r.out().isBlank(), "generated text on stdout");
+        Result again =
+                run("generate", "--prompt", "The value of", "--max-tokens", "6", "--policy", "h2o", "--budget", "8");
+        assertEquals(r.out(), again.out(), "greedy generation is deterministic");
+    }
 }

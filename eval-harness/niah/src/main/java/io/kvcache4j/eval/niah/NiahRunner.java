@@ -7,6 +7,7 @@ import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvCacheBuilder;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
+import io.kvcache4j.eval.llama.Generation;
 import io.kvcache4j.eval.llama.LlamaEngine;
 import io.kvcache4j.eval.llama.LlamaWeights;
 import io.kvcache4j.store.HeadStoreFactory;
@@ -151,23 +152,24 @@ public final class NiahRunner {
                 logits = engine.forward(all, 0, all.length, cache);
                 cache.endPrefill();
             }
-            fed = prompt.length();
             int[] generated = new int[o.maxNewTokens()];
-            int n = 0;
-            while (true) {
-                int next = LlamaEngine.argmax(logits);
-                if (next == codec.eosId()) {
-                    break;
-                }
-                generated[n++] = next;
-                String text = codec.decode(generated, 0, n);
-                if (n >= o.maxNewTokens() || finished(text)) {
-                    out.append(text);
-                    break;
-                }
-                logits = engine.forward(generated, n - 1, 1, cache);
-                fed++;
-            }
+            Generation.Result g = Generation.run(
+                    engine,
+                    cache,
+                    logits,
+                    LlamaEngine::argmax,
+                    t -> t == codec.eosId(),
+                    (t, gen, n) -> {
+                        String text = codec.decode(gen, 0, n);
+                        if (n >= gen.length || finished(text)) {
+                            out.append(text);
+                            return true;
+                        }
+                        return false;
+                    },
+                    generated);
+            int n = g.tokens();
+            fed = prompt.length() + g.fed();
             if (out.isEmpty() && n > 0) {
                 out.append(codec.decode(generated, 0, n));
             }
