@@ -63,10 +63,14 @@ final class GenerateCommand implements Command {
         String policyName = a.get("--policy", "full");
         try {
             dtype = KvDType.parse(a.get("--dtype", "f16"));
-            budget = Budget.parse(a.get("--budget", "0.5"));
             EvictionPolicies.provider(policyName);
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
+        }
+        try {
+            budget = Budget.parse(a.get("--budget", "0.5"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--budget " + a.get("--budget", "0.5") + ": " + e.getMessage());
         }
         int chunk = a.getInt("--chunk", 256, 1, 1 << 16);
         long seed = a.getLong("--seed", 1);

@@ -62,7 +62,13 @@ final class NiahCommand implements Command {
         List<String> policyNames = a.get("--policy") == null ? EvictionPolicies.names() : list(a.get("--policy"));
         List<Double> budgets = new ArrayList<>();
         for (String b : list(a.get("--budget", "0.1"))) {
-            budgets.add(parseDouble(b, "--budget"));
+            double value = parseDouble(b, "--budget");
+            try {
+                io.kvcache4j.api.Budget.of(value);
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--budget " + b + ": " + e.getMessage());
+            }
+            budgets.add(value);
         }
         List<String> quants = list(a.get("--quant", "none"));
         List<Integer> lengths = new ArrayList<>();
