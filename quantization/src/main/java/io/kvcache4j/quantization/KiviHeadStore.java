@@ -1,0 +1,553 @@
+package io.kvcache4j.quantization;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
+import io.kvcache4j.store.NativeMemory;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * KIVI storage of the keys and values of one (layer, KV head), after Liu et al., "KIVI: A
+ * Tuning-Free Asymmetric 2bit Quantization for KV Cache", ICML 2024: keys quantized <em>per
+ * channel</em> over groups of {@code G} tokens, values <em>per token</em> over groups of channels,
+ * both asymmetric min/max at 2 or 4 bits, and the newest tokens kept in f16 (the residual).
+ *
+ * <p><b>Quantizer.</b> For a set of elements with minimum {@code z} and maximum {@code M}: scale
+ * {@code s = (M − z)/(2^b − 1)}, code {@code c = clamp(rint((x − z)/s), 0, 2^b − 1)} (0 when {@code
+ * s = 0}), reproduced as {@code s·c + z}, within {@code s/2} of {@code x}. Keys: one {@code (s, z)}
+ * per channel and group of {@code G} aligned tokens; values: one per token and group of {@link
+ * KiviConfig#valueGroupChannels()} channels. Scales and zero points are f32 (the paper's code keeps
+ * them in f16).
+ *
+ * <p><b>Residual.</b> Appended tokens are rounded to f16 and kept exactly as such while they are
+ * among the newest: when the residual reaches {@code R + G} tokens its oldest {@code G} form a
+ * complete group and are quantized, so the newest {@code R} tokens (all of them, below {@code R})
+ * are always f16 and the residual holds {@code R .. R+G−1} tokens once the store has more than
+ * {@code R}. (KIVI's code quantizes keys {@code R} at a time and values one token at a time; here
+ * keys and values leave the residual together, in whole groups, because they share one slot
+ * numbering and the store's eviction granularity is {@code G}.)
+ *
+ * <p><b>Slots and compaction.</b> Slots {@code [0, Q)} are quantized groups ({@code Q} a multiple of
+ * {@code G}), slots {@code [Q, count)} the residual, in append order. The store declares granularity
+ * {@code G}, so the cache removes only whole complete aligned groups and keeps append order: a
+ * surviving quantized group moves whole to a lower group position (a block copy), residual rows move
+ * down, and the quantized prefix simply shrinks by the quantized groups removed. Groups are never
+ * re-quantized; a residual group that was evicted is dropped with its f16 rows.
+ *
+ * <p><b>Memory.</b> Quantized groups live in off-heap pages from {@link NativeMemory} of {@code
+ * max(1, pageTokens / G)} groups. One group is {@code [key scales: d f32][key zeros: d f32][value
+ * scales: G × d/Gv f32][value zeros: G × d/Gv f32][key codes][value codes]}: key codes in sub-blocks
+ * of 16 tokens, dimension-major (one 16-byte code unit per {@code 8/b} channels, see {@link
+ * CodecKernel}), value rows in whole code units. The residual is one off-heap block of f16 rows
+ * {@code [keys: cap × d][values: cap × d]} grown by doubling up to {@code R + G} rows and shrunk
+ * after compaction. {@link #bytesHeld()} is the exact sum of the blocks held.
+ *
+ * <p><b>Attention</b> runs on the codes (see {@link PackedHeadStore}): for a key group, {@code q·k̂ =
+ * Σ_c (q_c s_c)·code_c + Σ_c q_c z_c}, the query folded once per group and head; for values, {@code
+ * Σ_j p_j(s_j·code_j + z_j) = Σ_j (p_j s_j)·code_j + Σ_j p_j z_j} per channel group. Residual rows
+ * are scored and weighted as exact f16 values.
+ *
+ * <p>Ownership: the store owns its blocks and frees them in {@link #close()}. Driven by one thread at
+ * a time, except that attention passes over disjoint chunks may run concurrently.
+ */
+public final class KiviHeadStore extends PackedHeadStore {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ConversionSupport CONVERSION =
+            VectorizationProvider.getInstance().conversion();
+
+    private final KiviConfig config;
+    private final int bits;
+    private final int planes;
+    private final int levels;
+    private final int groupTokens;
+    private final int residualTokens;
+    private final int valueGroupChannels;
+    private final int keyUnits;
+    private final int subBlocks;
+    private final long keySubBytes;
+    private final int valueUnits;
+    private final int valueRowBytes;
+    private final long kZeroOffset;
+    private final long vScaleOffset;
+    private final long vZeroOffset;
+    private final long kCodesOffset;
+    private final long vCodesOffset;
+    private final long groupBytes;
+    private final int groupsPerPage;
+    private final long pageBytes;
+    private final long rowBytes;
+
+    private MemorySegment[] pages = new MemorySegment[4];
+    private int pageCount;
+    /** Quantized groups: slots {@code [0, quantizedGroups·G)}. */
+    private int quantizedGroups;
+
+    private MemorySegment residual;
+    private int residualCapacity;
+    private int count;
+    private final float[] groupKeys;
+    private final float[] groupValues;
+
+    /** Creates an empty store; {@code config} is checked against {@code headDim}. */
+    public KiviHeadStore(KiviConfig config, int headDim, int pageTokens, CodecKernel kernel) {
+        super(
+                checked(config, headDim),
+                valueUnits(config, headDim) * 16 * config.codesPerByte(),
+                config.valueGroupChannels(),
+                true,
+                kernel);
+        Int8Config.checkPageTokens(pageTokens);
+        this.config = config;
+        this.bits = config.bits();
+        this.planes = config.codesPerByte();
+        this.levels = (1 << bits) - 1;
+        this.groupTokens = config.groupTokens();
+        this.residualTokens = config.residualTokens();
+        this.valueGroupChannels = config.valueGroupChannels();
+        this.keyUnits = (headDim + planes - 1) / planes;
+        this.subBlocks = (groupTokens + BLOCK - 1) / BLOCK;
+        this.keySubBytes = 16L * keyUnits;
+        this.valueUnits = valueUnits(config, headDim);
+        this.valueRowBytes = 16 * valueUnits;
+        long d = headDim;
+        long perToken = (long) groupTokens * valueGroups;
+        this.kZeroOffset = 4 * d;
+        this.vScaleOffset = 8 * d;
+        this.vZeroOffset = vScaleOffset + 4 * perToken;
+        this.kCodesOffset = vZeroOffset + 4 * perToken;
+        this.vCodesOffset = kCodesOffset + subBlocks * keySubBytes;
+        this.groupBytes = vCodesOffset + (long) groupTokens * valueRowBytes;
+        this.groupsPerPage = Math.max(1, pageTokens / groupTokens);
+        long raw = groupBytes * groupsPerPage;
+        this.pageBytes = (raw + NativeMemory.ALIGNMENT - 1) & -NativeMemory.ALIGNMENT;
+        this.rowBytes = 2L * headDim;
+        this.groupKeys = new float[groupTokens * headDim];
+        this.groupValues = new float[groupTokens * headDim];
+    }
+
+    private static int checked(KiviConfig config, int headDim) {
+        config.check(headDim);
+        return headDim;
+    }
+
+    private static int valueUnits(KiviConfig config, int headDim) {
+        int perUnit = 16 * config.codesPerByte();
+        return (headDim + perUnit - 1) / perUnit;
+    }
+
+    public KiviConfig config() {
+        return config;
+    }
+
+    /** Slots held as quantized groups (the rest are f16 residual rows). */
+    public int quantizedTokens() {
+        return quantizedGroups * groupTokens;
+    }
+
+    /** Bytes of one quantized group as laid out in a page (codes, scales and zero points). */
+    public long groupBytes() {
+        return groupBytes;
+    }
+
+    /** Bytes of one page block as allocated. */
+    public long pageBytes() {
+        return pageBytes;
+    }
+
+    /** Rows the residual block has room for (0 when it is not allocated). */
+    public int residualCapacity() {
+        return residualCapacity;
+    }
+
+    @Override
+    public int count() {
+        return count;
+    }
+
+    @Override
+    public int granularity() {
+        return groupTokens;
+    }
+
+    /** The largest f16 value: appended tokens are rounded to f16 first. */
+    @Override
+    public float maxMagnitude() {
+        return KvDType.F16.maxFinite();
+    }
+
+    @Override
+    public long bytesHeld() {
+        return pageCount * pageBytes + (residual == null ? 0 : residual.byteSize());
+    }
+
+    private MemorySegment page(int group) {
+        return pages[group / groupsPerPage];
+    }
+
+    private long groupOffset(int group) {
+        return (group % groupsPerPage) * groupBytes;
+    }
+
+    private long residualKey(int row) {
+        return row * rowBytes;
+    }
+
+    private long residualValue(int row) {
+        return (residualCapacity + (long) row) * rowBytes;
+    }
+
+    @Override
+    public void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
+        ensureOpen();
+        for (int t = 0; t < tokens; t++) {
+            int row = count - quantizedTokens();
+            ensureResidual(row + 1);
+            CONVERSION.encode(keys, keysOffset + t * rowStride, residual, residualKey(row), KvDType.F16, headDim);
+            CONVERSION.encode(values, valuesOffset + t * rowStride, residual, residualValue(row), KvDType.F16, headDim);
+            count++;
+            if (count - quantizedTokens() >= residualTokens + groupTokens) {
+                quantizeOldestResidualGroup();
+            }
+        }
+    }
+
+    private void ensureResidual(int rows) {
+        if (rows <= residualCapacity) {
+            return;
+        }
+        int max = residualTokens + groupTokens;
+        int cap = Math.min(max, Math.max(BLOCK, residualCapacity * 2));
+        resizeResidual(Math.max(cap, rows));
+    }
+
+    private void resizeResidual(int capacity) {
+        int rows = count - quantizedTokens();
+        MemorySegment old = residual;
+        int oldCapacity = residualCapacity;
+        residual = capacity == 0 ? null : NativeMemory.allocate(2 * capacity * rowBytes);
+        residualCapacity = capacity;
+        if (old != null) {
+            if (rows > 0) {
+                MemorySegment.copy(old, 0, residual, 0, rows * rowBytes);
+                MemorySegment.copy(old, oldCapacity * rowBytes, residual, residualValue(0), rows * rowBytes);
+            }
+            NativeMemory.free(old);
+        }
+    }
+
+    /** Quantizes residual rows {@code [0, G)} into the next group and moves the other rows down. */
+    private void quantizeOldestResidualGroup() {
+        final int g = groupTokens;
+        final int d = headDim;
+        int group = quantizedGroups;
+        if (group / groupsPerPage == pageCount) {
+            if (pageCount == pages.length) {
+                pages = Arrays.copyOf(pages, pages.length * 2);
+            }
+            pages[pageCount++] = NativeMemory.allocate(pageBytes);
+        }
+        MemorySegment p = page(group);
+        long base = groupOffset(group);
+        p.asSlice(base, groupBytes).fill((byte) 0);
+        for (int t = 0; t < g; t++) {
+            CONVERSION.decode(residual, residualKey(t), KvDType.F16, groupKeys, t * d, d);
+            CONVERSION.decode(residual, residualValue(t), KvDType.F16, groupValues, t * d, d);
+        }
+        // keys: per channel over the G tokens
+        for (int i = 0; i < d; i++) {
+            float mn = Float.POSITIVE_INFINITY;
+            float mx = Float.NEGATIVE_INFINITY;
+            for (int t = 0; t < g; t++) {
+                float x = groupKeys[t * d + i];
+                mn = Math.min(mn, x);
+                mx = Math.max(mx, x);
+            }
+            float s = (mx - mn) / levels;
+            p.set(F32, base + 4L * i, s);
+            p.set(F32, base + kZeroOffset + 4L * i, mn);
+            for (int t = 0; t < g; t++) {
+                int c = code(groupKeys[t * d + i], s, mn);
+                long at = base + kCodesOffset + (t / BLOCK) * keySubBytes + 16L * (i / planes) + t % BLOCK;
+                orCode(p, at, c << (bits * (i % planes)));
+            }
+        }
+        // values: per token over groups of channels
+        int groups = valueGroups;
+        for (int t = 0; t < g; t++) {
+            for (int q = 0; q < groups; q++) {
+                int c0 = q * valueGroupChannels;
+                int c1 = c0 + valueGroupChannels;
+                float mn = Float.POSITIVE_INFINITY;
+                float mx = Float.NEGATIVE_INFINITY;
+                for (int c = c0; c < c1; c++) {
+                    mn = Math.min(mn, groupValues[t * d + c]);
+                    mx = Math.max(mx, groupValues[t * d + c]);
+                }
+                float s = (mx - mn) / levels;
+                p.set(F32, base + vScaleOffset + 4L * (t * groups + q), s);
+                p.set(F32, base + vZeroOffset + 4L * (t * groups + q), mn);
+                for (int c = c0; c < c1; c++) {
+                    int code = code(groupValues[t * d + c], s, mn);
+                    orCode(p, valueCodeByte(base, t, c), code << (bits * ((c % (16 * planes)) / 16)));
+                }
+            }
+        }
+        quantizedGroups++;
+        int rest = count - quantizedTokens();
+        if (rest > 0) {
+            MemorySegment.copy(residual, residualKey(g), residual, residualKey(0), rest * rowBytes);
+            MemorySegment.copy(residual, residualValue(g), residual, residualValue(0), rest * rowBytes);
+        }
+    }
+
+    private long valueCodeByte(long base, int t, int c) {
+        return base + vCodesOffset + (long) t * valueRowBytes + 16L * (c / (16 * planes)) + c % 16;
+    }
+
+    private static void orCode(MemorySegment p, long at, int bitsValue) {
+        p.set(ValueLayout.JAVA_BYTE, at, (byte) (p.get(ValueLayout.JAVA_BYTE, at) | bitsValue));
+    }
+
+    /** {@code clamp(rint((x − z)/s), 0, levels)}; 0 when {@code s == 0}. */
+    private int code(float x, float s, float z) {
+        if (s == 0f) {
+            return 0;
+        }
+        float c = (float) Math.rint((x - z) / s);
+        return (int) Math.max(0f, Math.min(levels, c));
+    }
+
+    @Override
+    int segmentStart(int slot) {
+        int q = quantizedTokens();
+        if (slot < q) {
+            int t = slot % groupTokens;
+            return slot - t + t / BLOCK * BLOCK;
+        }
+        return q + (slot - q) / BLOCK * BLOCK;
+    }
+
+    @Override
+    int segmentLength(int start) {
+        int q = quantizedTokens();
+        if (start < q) {
+            return Math.min(BLOCK, groupTokens - start % groupTokens);
+        }
+        return Math.min(BLOCK, count - start);
+    }
+
+    @Override
+    void scoreSegment(GroupAttention st, Scratch s, int start, int len, float[] out) {
+        final int d = headDim;
+        final int heads = st.group();
+        float[] q = st.queries();
+        if (start < quantizedTokens()) {
+            int group = start / groupTokens;
+            MemorySegment p = page(group);
+            long base = groupOffset(group);
+            if (s.foldedFor != group) {
+                for (int h = 0; h < heads; h++) {
+                    float bias = 0f;
+                    for (int i = 0; i < d; i++) {
+                        float qi = q[h * d + i];
+                        s.folded[h * d + i] = qi * p.get(F32, base + 4L * i);
+                        bias = Math.fma(qi, p.get(F32, base + kZeroOffset + 4L * i), bias);
+                    }
+                    s.bias[h] = bias;
+                }
+                s.foldedFor = group;
+            }
+            int sub = start % groupTokens / BLOCK;
+            kernel.unpack(p, base + kCodesOffset + sub * keySubBytes, bits, keyUnits, s.keys, 0);
+            for (int h = 0; h < heads; h++) {
+                kernel.scores(s.folded, h * d, d, s.keys, s.bias[h], out, h * BLOCK);
+            }
+            return;
+        }
+        int row0 = start - quantizedTokens();
+        for (int j = 0; j < BLOCK; j++) {
+            if (j < len) {
+                CONVERSION.decode(residual, residualKey(row0 + j), KvDType.F16, s.row, 0, d);
+                for (int i = 0; i < d; i++) {
+                    s.keys[i * BLOCK + j] = s.row[i];
+                }
+            } else {
+                for (int i = 0; i < d; i++) {
+                    s.keys[i * BLOCK + j] = 0f;
+                }
+            }
+        }
+        for (int h = 0; h < heads; h++) {
+            kernel.scores(q, h * d, d, s.keys, 0f, out, h * BLOCK);
+        }
+    }
+
+    @Override
+    void loadValue(int slot, float[] v, int vOff, float[] scales, float[] zeros, int sOff) {
+        int qt = quantizedTokens();
+        if (slot < qt) {
+            int group = slot / groupTokens;
+            int t = slot % groupTokens;
+            MemorySegment p = page(group);
+            long base = groupOffset(group);
+            kernel.unpack(p, base + vCodesOffset + (long) t * valueRowBytes, bits, valueUnits, v, vOff);
+            for (int q = 0; q < valueGroups; q++) {
+                scales[sOff + q] = p.get(F32, base + vScaleOffset + 4L * (t * valueGroups + q));
+                zeros[sOff + q] = p.get(F32, base + vZeroOffset + 4L * (t * valueGroups + q));
+            }
+            return;
+        }
+        CONVERSION.decode(residual, residualValue(slot - qt), KvDType.F16, v, vOff, headDim);
+        for (int q = 0; q < valueGroups; q++) {
+            scales[sOff + q] = 1f;
+            zeros[sOff + q] = 0f;
+        }
+    }
+
+    @Override
+    public void readKey(int slot, float[] dst, int offset) {
+        checkSlot(slot);
+        int qt = quantizedTokens();
+        if (slot >= qt) {
+            CONVERSION.decode(residual, residualKey(slot - qt), KvDType.F16, dst, offset, headDim);
+            return;
+        }
+        int group = slot / groupTokens;
+        int t = slot % groupTokens;
+        MemorySegment p = page(group);
+        long base = groupOffset(group);
+        for (int i = 0; i < headDim; i++) {
+            long at = base + kCodesOffset + (t / BLOCK) * keySubBytes + 16L * (i / planes) + t % BLOCK;
+            int c = (p.get(ValueLayout.JAVA_BYTE, at) >>> (bits * (i % planes))) & levels;
+            dst[offset + i] = p.get(F32, base + 4L * i) * c + p.get(F32, base + kZeroOffset + 4L * i);
+        }
+    }
+
+    @Override
+    public void readValue(int slot, float[] dst, int offset) {
+        checkSlot(slot);
+        int qt = quantizedTokens();
+        if (slot >= qt) {
+            CONVERSION.decode(residual, residualValue(slot - qt), KvDType.F16, dst, offset, headDim);
+            return;
+        }
+        int group = slot / groupTokens;
+        int t = slot % groupTokens;
+        MemorySegment p = page(group);
+        long base = groupOffset(group);
+        for (int c = 0; c < headDim; c++) {
+            int q = c / valueGroupChannels;
+            int code = (p.get(ValueLayout.JAVA_BYTE, valueCodeByte(base, t, c)) >>> (bits * ((c % (16 * planes)) / 16)))
+                    & levels;
+            dst[offset + c] = p.get(F32, base + vScaleOffset + 4L * (t * valueGroups + q)) * code
+                    + p.get(F32, base + vZeroOffset + 4L * (t * valueGroups + q));
+        }
+    }
+
+    /**
+     * Compacts under the contract of granularity {@code G} (see the class comment); a call that breaks
+     * it (a partial group removed, a quantized group landing off a group boundary, order not kept)
+     * throws {@link IllegalArgumentException} before anything changes.
+     */
+    @Override
+    public void compact(int from, int[] sources, int moved, int newCount) {
+        ensureOpen();
+        final int g = groupTokens;
+        if (from < 0 || moved < 0 || from + moved > newCount || newCount > count) {
+            throw new IllegalArgumentException("compact(from " + from + ", moved " + moved + ", newCount " + newCount
+                    + ") out of range for " + count + " slots");
+        }
+        if (from % g != 0 || (count - newCount) % g != 0) {
+            throw new IllegalArgumentException("compact(from " + from + ", newCount " + newCount + ") of " + count
+                    + " slots must start at a group boundary and remove whole groups of " + g);
+        }
+        final int qt = quantizedTokens();
+        int newQ = Math.min(from, qt) + Math.max(0, Math.min(newCount, qt) - (from + moved));
+        for (int j = 0; j < moved; j++) {
+            int src = sources[j];
+            if (src < from + j || (j > 0 && src <= sources[j - 1]) || src >= count) {
+                throw new IllegalArgumentException(
+                        "compact: source " + src + " for slot " + (from + j) + " breaks the append order");
+            }
+            if ((src % g == 0) != ((from + j) % g == 0)) {
+                throw new IllegalArgumentException("compact: source " + src + " moves to slot " + (from + j)
+                        + ", off its group boundary (groups of " + g + ")");
+            }
+            if (src < qt) {
+                newQ++;
+            }
+        }
+        if (newQ % g != 0) {
+            throw new IllegalArgumentException(
+                    "compact: " + newQ + " quantized slots survive, not whole groups of " + g);
+        }
+        if (newQ != qt && from + moved < newCount) {
+            throw new IllegalArgumentException("compact: slots [" + (from + moved) + ", " + newCount
+                    + ") stay in place although quantized slots before them were removed");
+        }
+        for (int j = 0; j < moved; j++) {
+            int src = sources[j];
+            int dst = from + j;
+            if (src < qt ? dst >= newQ : dst - newQ > src - qt) {
+                throw new IllegalArgumentException(
+                        "compact: source " + src + " for slot " + (from + j) + " breaks the append order");
+            }
+        }
+        for (int j = 0; j < moved; j++) {
+            int src = sources[j];
+            int dst = from + j;
+            if (src < qt) {
+                if (dst % g == 0 && src != dst) {
+                    copyGroup(src / g, dst / g);
+                }
+            } else if (src - qt != dst - newQ) {
+                copyResidualRow(src - qt, dst - newQ);
+            }
+        }
+        count = newCount;
+        quantizedGroups = newQ / g;
+        int needed = (quantizedGroups + groupsPerPage - 1) / groupsPerPage;
+        while (pageCount > needed) {
+            NativeMemory.free(pages[--pageCount]);
+            pages[pageCount] = null;
+        }
+        int rows = count - newQ;
+        if (rows == 0 && residual != null) {
+            resizeResidual(0);
+        } else if (rows * 4 <= residualCapacity && residualCapacity > BLOCK) {
+            resizeResidual(Math.max(BLOCK, rows * 2));
+        }
+    }
+
+    private void copyGroup(int from, int to) {
+        MemorySegment.copy(page(from), groupOffset(from), page(to), groupOffset(to), groupBytes);
+    }
+
+    private void copyResidualRow(int from, int to) {
+        MemorySegment.copy(residual, residualKey(from), residual, residualKey(to), rowBytes);
+        MemorySegment.copy(residual, residualValue(from), residual, residualValue(to), rowBytes);
+    }
+
+    /** Frees every block. Idempotent. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        while (pageCount > 0) {
+            NativeMemory.free(pages[--pageCount]);
+            pages[pageCount] = null;
+        }
+        if (residual != null) {
+            NativeMemory.free(residual);
+            residual = null;
+            residualCapacity = 0;
+        }
+        count = 0;
+    }
+}

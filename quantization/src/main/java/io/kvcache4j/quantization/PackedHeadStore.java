@@ -1,0 +1,209 @@
+package io.kvcache4j.quantization;
+
+import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.SlotSelection;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * The attention pass shared by the codecs of this module, over any {@link SlotSelection}.
+ *
+ * <p>A store is cut into <em>key segments</em>: runs of at most {@link CodecKernel#BLOCK}
+ * consecutive slots whose keys share one encoding context (a 16-token block of int8 keys, a
+ * 16-token sub-block of one KIVI key group, 16 residual f16 rows). The pass walks the selected slots
+ * in increasing order; when a slot falls in a new segment, the subclass scores the whole segment
+ * for every query head ({@link #scoreSegment}, on its codes, with its scales folded into the query);
+ * the logits of the selected slots are collected into blocks of 16, which go through {@link
+ * GroupAttention#pushLogits} (online softmax, logit record by ordinal), after which the subclass
+ * unpacks the value codes of those slots ({@link #loadValue}) and their per-token scales and zero
+ * points are folded into the probabilities: {@code Σ_j p_j(s_j·code_j + z_j) = Σ_j (p_j s_j)·code_j
+ * + Σ_j p_j z_j}. The first sum is {@link CodecKernel#accumulate}; the second is one scalar per
+ * channel group, a fused multiply-add chain over {@code j}, added after it.
+ *
+ * <p>Scratch lives in one object per thread, because kv-api's CPU layer source may attend distinct
+ * chunks of one long store on several threads at once.
+ */
+abstract class PackedHeadStore implements HeadStore {
+    static final int BLOCK = CodecKernel.BLOCK;
+
+    /** Elements per key or value row. */
+    final int headDim;
+    /** Floats per unpacked value row in the scratch (the row padded to whole code units). */
+    final int valueStride;
+    /** Channel groups per value row (one scale, and zero point if any, per token and group). */
+    final int valueGroups;
+    /** Channels per value group. */
+    final int valueGroupChannels;
+    /** Whether values have zero points. */
+    final boolean valueZeros;
+
+    final CodecKernel kernel;
+    boolean closed;
+
+    PackedHeadStore(int headDim, int valueStride, int valueGroupChannels, boolean valueZeros, CodecKernel kernel) {
+        this.headDim = headDim;
+        this.valueStride = valueStride;
+        this.valueGroupChannels = valueGroupChannels;
+        this.valueGroups = (headDim + valueGroupChannels - 1) / valueGroupChannels;
+        this.valueZeros = valueZeros;
+        this.kernel = Objects.requireNonNull(kernel, "kernel");
+    }
+
+    /** The first slot of the key segment holding {@code slot}. */
+    abstract int segmentStart(int slot);
+
+    /** Slots in the key segment starting at {@code start} ({@code 1 ..} {@link #BLOCK}). */
+    abstract int segmentLength(int start);
+
+    /**
+     * Writes the logits of the segment at {@code start} for every query head of {@code st}, already
+     * scaled ({@link GroupAttention#queries()}), into {@code out[h·BLOCK + j]} for slot {@code start +
+     * j}. {@code s} is this pass's scratch (the subclass may cache per-pass folded queries in it).
+     */
+    abstract void scoreSegment(GroupAttention st, Scratch s, int start, int len, float[] out);
+
+    /**
+     * Unpacks the value of {@code slot} into {@code v[vOff .. vOff + headDim)} (codes, or exact values
+     * with scale 1 and zero point 0) and its per-group scales and zero points into {@code scales[sOff
+     * ..]} and {@code zeros[sOff ..]} ({@link #valueGroups} each; zeros only if {@link #valueZeros}).
+     */
+    abstract void loadValue(int slot, float[] v, int vOff, float[] scales, float[] zeros, int sOff);
+
+    @Override
+    public void attend(GroupAttention st, SlotSelection selection) {
+        ensureOpen();
+        if (selection.limit() > count()) {
+            throw new IllegalArgumentException(
+                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count());
+        }
+        if (st.headDim() != headDim) {
+            throw new IllegalArgumentException(
+                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
+        }
+        Scratch s = Scratch.get(st.group(), headDim, valueStride, valueGroups);
+        s.beginPass();
+        int g = st.group();
+        int segStart = -1;
+        int segEnd = -1;
+        int ordinal = 0;
+        int n = 0;
+        selection.reset();
+        for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
+            if (slot >= segEnd) {
+                segStart = segmentStart(slot);
+                segEnd = segStart + segmentLength(segStart);
+                scoreSegment(st, s, segStart, segEnd - segStart, s.segLogits);
+            }
+            for (int h = 0; h < g; h++) {
+                s.pending[h * BLOCK + n] = s.segLogits[h * BLOCK + slot - segStart];
+            }
+            s.pendingSlots[n++] = slot;
+            if (n == BLOCK) {
+                flush(st, s, n, ordinal);
+                ordinal += n;
+                n = 0;
+            }
+        }
+        if (n > 0) {
+            flush(st, s, n, ordinal);
+        }
+    }
+
+    private void flush(GroupAttention st, Scratch s, int nb, int ordinal) {
+        st.pushLogits(s.pending, nb, ordinal);
+        final int groups = valueGroups;
+        for (int j = 0; j < nb; j++) {
+            loadValue(s.pendingSlots[j], s.values, j * valueStride, s.scales, s.zeros, j * groups);
+        }
+        float[] acc = st.accumulator();
+        float[] p = s.pending;
+        for (int h = 0; h < st.group(); h++) {
+            int pBase = h * BLOCK;
+            for (int j = 0; j < nb; j++) {
+                for (int q = 0; q < groups; q++) {
+                    s.weights[j * groups + q] = p[pBase + j] * s.scales[j * groups + q];
+                }
+            }
+            int aBase = h * headDim;
+            kernel.accumulate(acc, aBase, headDim, valueGroupChannels, s.values, valueStride, s.weights, groups, nb);
+            if (valueZeros) {
+                for (int q = 0; q < groups; q++) {
+                    float zb = 0f;
+                    for (int j = 0; j < nb; j++) {
+                        zb = Math.fma(p[pBase + j], s.zeros[j * groups + q], zb);
+                    }
+                    for (int c = q * valueGroupChannels, end = Math.min(headDim, c + valueGroupChannels);
+                            c < end;
+                            c++) {
+                        acc[aBase + c] += zb;
+                    }
+                }
+            }
+        }
+    }
+
+    void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("store is closed");
+        }
+    }
+
+    void checkSlot(int slot) {
+        ensureOpen();
+        if (slot < 0 || slot >= count()) {
+            throw new IndexOutOfBoundsException("slot " + slot + " out of range [0, " + count() + ")");
+        }
+    }
+
+    /** The scratch of one attention pass; one per thread, grown on demand, never shrunk. */
+    static final class Scratch {
+        private static final ThreadLocal<Scratch> LOCAL = ThreadLocal.withInitial(Scratch::new);
+
+        float[] segLogits = new float[0];
+        float[] pending = new float[0];
+        int[] pendingSlots = new int[BLOCK];
+        float[] values = new float[0];
+        float[] scales = new float[0];
+        float[] zeros = new float[0];
+        float[] weights = new float[0];
+        /** Unpacked key codes of one segment, dimension-major {@code [channel][BLOCK]}. */
+        float[] keys = new float[0];
+        /** One decoded row. */
+        float[] row = new float[0];
+        /** Folded queries {@code [group][headDim]} and biases {@code [group]}, valid for {@link #foldedFor}. */
+        float[] folded = new float[0];
+
+        float[] bias = new float[0];
+        /** What {@link #folded} was computed for (a key group index), or -1. */
+        long foldedFor = -1;
+
+        static Scratch get(int group, int headDim, int valueStride, int valueGroups) {
+            Scratch s = LOCAL.get();
+            s.ensure(group, headDim, valueStride, valueGroups);
+            return s;
+        }
+
+        void beginPass() {
+            foldedFor = -1;
+        }
+
+        private void ensure(int group, int headDim, int valueStride, int valueGroups) {
+            segLogits = atLeast(segLogits, group * BLOCK);
+            pending = atLeast(pending, group * BLOCK);
+            values = atLeast(values, BLOCK * valueStride);
+            scales = atLeast(scales, BLOCK * valueGroups);
+            zeros = atLeast(zeros, BLOCK * valueGroups);
+            weights = atLeast(weights, BLOCK * valueGroups);
+            // keys: channels padded up to a multiple of 4 (the widest code unit holds 4 channels)
+            keys = atLeast(keys, (headDim + 3 & -4) * BLOCK);
+            row = atLeast(row, headDim);
+            folded = atLeast(folded, group * headDim);
+            bias = atLeast(bias, group);
+        }
+
+        private static float[] atLeast(float[] a, int n) {
+            return a.length >= n ? a : Arrays.copyOf(a, n);
+        }
+    }
+}
