@@ -44,10 +44,7 @@ public final class Int8HeadStore extends PackedHeadStore {
 
     /** Creates an empty store with pages of {@code pageTokens} (a multiple of 16) slots. */
     public Int8HeadStore(int headDim, int pageTokens, CodecKernel kernel) {
-        super(headDim, roundUp(headDim, 16), headDim, false, kernel);
-        if (headDim <= 0) {
-            throw new IllegalArgumentException("headDim must be >= 1, was " + headDim);
-        }
+        super(checkHeadDim(headDim), roundUp(headDim, 16), headDim, false, kernel);
         Int8Config.checkPageTokens(pageTokens);
         this.pageTokens = pageTokens;
         this.valueRowBytes = roundUp(headDim, 16);
@@ -56,6 +53,13 @@ public final class Int8HeadStore extends PackedHeadStore {
         this.blockBytes = valueCodesOffset + (long) BLOCK * valueRowBytes;
         long raw = blockBytes * (pageTokens / BLOCK);
         this.pageBytes = (raw + NativeMemory.ALIGNMENT - 1) & -NativeMemory.ALIGNMENT;
+    }
+
+    private static int checkHeadDim(int headDim) {
+        if (headDim <= 0) {
+            throw new IllegalArgumentException("headDim must be >= 1, was " + headDim);
+        }
+        return headDim;
     }
 
     static int roundUp(int n, int m) {

@@ -1,0 +1,114 @@
+package io.kvcache4j.quantization;
+
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.store.HeadStore;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The codec configurations and kernel families the tests run, and a float64 attention reference. */
+final class Codecs {
+    private Codecs() {}
+
+    /** A codec kernel with the online-softmax kernel of the same family. */
+    record Family(String name, CodecKernel codec, AttentionKernel softmax) {
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    /** Panama (when the Vector API is present) and scalar. */
+    static List<Family> families() {
+        List<Family> f = new ArrayList<>();
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()) {
+            f.add(new Family("panama", CodecKernels.panama(), AttentionKernels.get()));
+        }
+        f.add(new Family("scalar", CodecKernels.scalar(), AttentionKernels.scalar()));
+        return f;
+    }
+
+    /** A codec under test: {@code int8}, or KIVI with a configuration. */
+    record Codec(String name, KiviConfig kivi) {
+        static Codec int8() {
+            return new Codec("int8", null);
+        }
+
+        static Codec kivi(int bits, int g, int r, int vg) {
+            return new Codec("int" + bits + "-g" + g + "-r" + r + "-v" + vg, new KiviConfig(bits, g, r, vg));
+        }
+
+        HeadStore create(int headDim, int pageTokens, CodecKernel kernel) {
+            return kivi == null
+                    ? new Int8HeadStore(headDim, pageTokens, kernel)
+                    : new KiviHeadStore(kivi, headDim, pageTokens, kernel);
+        }
+
+        int granularity() {
+            return kivi == null ? 1 : kivi.groupTokens();
+        }
+
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    /** Codecs over head dimensions that their value groups divide. */
+    static List<Codec> codecs() {
+        return List.of(
+                Codec.int8(),
+                Codec.kivi(4, 32, 128, 32),
+                Codec.kivi(2, 32, 128, 32),
+                Codec.kivi(4, 16, 32, 8),
+                Codec.kivi(2, 8, 16, 8),
+                Codec.kivi(4, 4, 0, 8),
+                Codec.kivi(2, 24, 48, 8),
+                Codec.kivi(4, 5, 10, 8));
+    }
+
+    /**
+     * Float64 attention of {@code group} query heads (already scaled, as GroupAttention holds them)
+     * over {@code slots[0..n)} of a store, on the rows the store reproduces ({@link HeadStore#readKey},
+     * {@link HeadStore#readValue}, the dequantized codes).
+     */
+    static double[] reference(HeadStore store, int headDim, float[] q, int group, int[] slots, int n) {
+        double[] out = new double[group * headDim];
+        double[][] k = new double[n][headDim];
+        double[][] v = new double[n][headDim];
+        float[] row = new float[headDim];
+        for (int j = 0; j < n; j++) {
+            store.readKey(slots[j], row, 0);
+            for (int i = 0; i < headDim; i++) {
+                k[j][i] = row[i];
+            }
+            store.readValue(slots[j], row, 0);
+            for (int i = 0; i < headDim; i++) {
+                v[j][i] = row[i];
+            }
+        }
+        for (int h = 0; h < group; h++) {
+            double[] logit = new double[n];
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int i = 0; i < headDim; i++) {
+                    s += q[h * headDim + i] * k[j][i];
+                }
+                logit[j] = s;
+                max = Math.max(max, s);
+            }
+            double sum = 0;
+            for (int j = 0; j < n; j++) {
+                sum += Math.exp(logit[j] - max);
+            }
+            for (int j = 0; j < n; j++) {
+                double p = Math.exp(logit[j] - max) / sum;
+                for (int i = 0; i < headDim; i++) {
+                    out[h * headDim + i] += p * v[j][i];
+                }
+            }
+        }
+        return out;
+    }
+}
