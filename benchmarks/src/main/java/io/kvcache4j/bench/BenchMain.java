@@ -1,6 +1,5 @@
 package io.kvcache4j.bench;
 
-import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,7 +14,6 @@ import java.util.TreeMap;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.results.format.ResultFormatType;
 import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
@@ -29,7 +27,11 @@ import org.openjdk.jmh.runner.options.TimeValue;
 public final class BenchMain {
     private BenchMain() {}
 
-    public static void main(String[] args) throws IOException, RunnerException {
+    public static void main(String[] args) throws Exception {
+        if (List.of(args).contains("--peers")) {
+            PeerBenchmark.main(args);
+            return;
+        }
         boolean quick = false;
         Path out = null;
         String include = null;
@@ -40,6 +42,7 @@ public final class BenchMain {
                 case "--include" -> include = value(args, ++i, "--include");
                 case "-h", "--help" -> {
                     System.out.println("usage: bin/kvcache4j bench [--quick] [--out DIR] [--include REGEX]");
+                    System.out.println(PeerBenchmark.USAGE);
                     return;
                 }
                 default -> {
