@@ -85,6 +85,7 @@ public final class OneBitHeadStore implements HeadStore {
     private float[] groupKeys;
     private float[] groupValues;
     private float[] channel;
+    private float[] sorted;
 
     /**
      * Creates an empty store for rows of {@code headDim} elements.
@@ -200,6 +201,7 @@ public final class OneBitHeadStore implements HeadStore {
             groupKeys = new float[g * d];
             groupValues = new float[g * d];
             channel = new float[g];
+            sorted = new float[g];
         }
         // keys dimension-major (channel c at [c·G, (c+1)·G)), values token-major
         conversion.decode(residual, 0, KvDType.F16, groupKeys, 0, g * d);
@@ -241,7 +243,7 @@ public final class OneBitHeadStore implements HeadStore {
                 lo16 = clippedLevel(channel, config.valueClip(), false);
                 hi16 = clippedLevel(channel, config.valueClip(), true);
             } else {
-                float[] sorted = channel.clone();
+                System.arraycopy(channel, 0, sorted, 0, g);
                 Arrays.sort(sorted);
                 lo16 = quantileLevel(sorted, config.lowQuantile());
                 hi16 = quantileLevel(sorted, config.highQuantile());
