@@ -11,7 +11,6 @@ import io.kvcache4j.api.HeadView;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.eviction.BudgetedPolicy;
-import io.kvcache4j.eviction.PolicyConfig;
 import io.kvcache4j.eviction.PyramidInferPolicy;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.NativeMemory;
@@ -133,7 +132,7 @@ class OneBitEvictionTest {
                     bound = budgeted.budgetTokens(s, l, h) + decoded + 3L * (GROUP - 1);
                 }
                 assertTrue(held <= bound, where + ": layer " + l + " head " + h + " holds " + held + " > " + bound);
-                PolicyConfig c = budgeted.config();
+                io.kvcache4j.api.Budget c = budgeted.budget();
                 for (int p = 0; p < Math.min(c.sinkTokens(), next); p++) {
                     assertTrue(positions.contains(p), where + ": sink " + p + " evicted at layer " + l + " head " + h);
                 }
