@@ -28,7 +28,9 @@ import picocli.CommandLine.Option;
         name = "generate",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
         sortOptions = false,
+        sortSynopsis = false,
         description = "Streams a completion of a prompt through the KV cache and reports prefill and decode speed.")
 final class GenerateCommand implements Callable<Integer> {
     /** Most tokens one generation may produce. */

@@ -19,7 +19,9 @@ import picocli.CommandLine.Option;
         name = "inspect",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
         sortOptions = false,
+        sortSynopsis = false,
         description = "Header, metadata and tensor table of a GGUF file.")
 final class InspectCommand implements Callable<Integer> {
     /** Most array elements shown per metadata value. */

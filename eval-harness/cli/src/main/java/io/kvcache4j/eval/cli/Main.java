@@ -40,6 +40,7 @@ import picocli.CommandLine.UnmatchedArgumentException;
         name = "kvcache4j",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
         synopsisSubcommandLabel = "COMMAND",
         description = "A pluggable KV cache for JVM inference engines: evaluation on real models.",
         footer = {
@@ -162,7 +163,7 @@ public final class Main {
             }
             return String.join(", ", missing) + ": a value is needed";
         }
-        if (ex instanceof OverwrittenOptionException && arg instanceof OptionSpec o) {
+        if (ex instanceof OverwrittenOptionException w && w.getOverwritten() instanceof OptionSpec o) {
             return o.longestName() + " is given more than once; give it once";
         }
         return ex.getMessage();

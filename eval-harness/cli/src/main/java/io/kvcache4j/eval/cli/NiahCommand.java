@@ -7,6 +7,7 @@ import io.kvcache4j.eval.niah.Haystack;
 import io.kvcache4j.eval.niah.Needle;
 import io.kvcache4j.eval.niah.NiahMode;
 import io.kvcache4j.eval.niah.NiahOptions;
+import io.kvcache4j.eval.niah.NiahPrompt;
 import io.kvcache4j.eval.niah.NiahReport;
 import io.kvcache4j.eval.niah.NiahResult;
 import io.kvcache4j.eval.niah.NiahRunner;
@@ -21,6 +22,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 import picocli.CommandLine.Command;
@@ -36,7 +38,9 @@ import picocli.CommandLine.Option;
         name = "niah",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
         sortOptions = false,
+        sortSynopsis = false,
         description = {
             "Needle-in-a-haystack evaluation of eviction policies on a model; writes results.json, results.csv,"
                     + " heatmaps and report.html.",
@@ -78,6 +82,7 @@ final class NiahCommand implements Callable<Integer> {
             names = "--policy",
             paramLabel = "LIST",
             split = ",",
+            hideParamSyntax = true,
             converter = Converters.Policy.class,
             description = "Comma-separated eviction policies; installed: ${COMPLETION-CANDIDATES}"
                     + " (default: all of them).",
@@ -88,6 +93,7 @@ final class NiahCommand implements Callable<Integer> {
             names = "--budget",
             paramLabel = "LIST",
             split = ",",
+            hideParamSyntax = true,
             defaultValue = "0.1",
             converter = Converters.BudgetNumber.class,
             description = "Budgets: a fraction of the prompt in (0, 1) or whole tokens per (layer, KV head), each"
@@ -99,6 +105,7 @@ final class NiahCommand implements Callable<Integer> {
             names = "--quant",
             paramLabel = "LIST",
             split = ",",
+            hideParamSyntax = true,
             defaultValue = "none",
             converter = Converters.Quant.class,
             completionCandidates = QuantNames.class,
@@ -110,6 +117,7 @@ final class NiahCommand implements Callable<Integer> {
             names = "--lengths",
             paramLabel = "LIST",
             split = ",",
+            hideParamSyntax = true,
             defaultValue = "512,1024,2048,4096",
             converter = Converters.Length.class,
             description = "Prompt lengths in tokens, each in [" + MIN_LENGTH + ", " + MAX_LENGTH + "]; at most "
@@ -168,6 +176,7 @@ final class NiahCommand implements Callable<Integer> {
             names = "--mode",
             paramLabel = "LIST",
             split = ",",
+            hideParamSyntax = true,
             defaultValue = "query-agnostic",
             converter = Converters.Mode.class,
             description = "query-agnostic (compress before the question is appended) and/or query-aware"
@@ -247,6 +256,7 @@ final class NiahCommand implements Callable<Integer> {
             Tokenizer tok = Tokenizer.fromGguf(llama.model());
             TextCodec codec = ModelFiles.codec(tok);
             Haystack hay = haystack == null ? Haystack.builtIn(codec) : Haystack.fromFile(haystack, codec);
+            checkFit(options, hay, codec);
             NiahRunner runner = new NiahRunner(llama, codec, hay);
             out.printf(
                     Locale.ROOT,
@@ -396,6 +406,28 @@ final class NiahCommand implements Callable<Integer> {
                                         + e.getMessage());
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * A needle that is known before the run (a custom one, or a fixed KEY) is placed at every depth in
+     * a prompt of the shortest length, as the run will place it: a length too short for it fails here,
+     * before the first cell.
+     */
+    private static void checkFit(NiahOptions o, Haystack hay, TextCodec codec) {
+        Needle fixed = o.customNeedle() != null
+                ? o.customNeedle()
+                : o.key() != null ? Needle.standard(o.key(), o.value() != null ? o.value() : "99999999") : null;
+        if (fixed == null) {
+            return;
+        }
+        int shortest = o.lengths().stream().mapToInt(Integer::intValue).min().orElseThrow();
+        for (double depth : o.depths()) {
+            try {
+                NiahPrompt.build(hay, codec, fixed, shortest, depth, new SplittableRandom(o.seed()));
+            } catch (IllegalArgumentException e) {
+                throw new BadOption("--lengths", "--lengths " + shortest + ": " + e.getMessage());
             }
         }
     }

@@ -26,7 +26,9 @@ import picocli.CommandLine.Option;
         name = "tokenize",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
         sortOptions = false,
+        sortSynopsis = false,
         description = "Token ids of text, one line per input in llama.cpp's .out format (inputs: the lines of"
                 + " standard input, or the cases of a llama.cpp .inp file).")
 final class TokenizeCommand implements Callable<Integer> {
