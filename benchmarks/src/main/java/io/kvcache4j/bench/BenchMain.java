@@ -42,11 +42,17 @@ import picocli.CommandLine.UnmatchedArgumentException;
  */
 @Command(
         name = "kvcache4j bench",
-        mixinStandardHelpOptions = true,
         sortOptions = false,
+        sortSynopsis = false,
         usageHelpWidth = 100,
         description = "Runs the JMH suite, writes DIR/jmh.json and prints the derived table.")
 public final class BenchMain implements Callable<Integer> {
+    @Option(
+            names = {"-h", "--help"},
+            usageHelp = true,
+            description = "Show this help message and exit.")
+    boolean help;
+
     @Option(names = "--quick", description = "One configuration per target, short iterations (about 3 minutes).")
     boolean quick;
 
