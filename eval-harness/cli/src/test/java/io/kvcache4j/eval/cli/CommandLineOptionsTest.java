@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.api.EvictionPolicies;
+import io.kvcache4j.eval.niah.NiahRunner;
 import io.kvcache4j.eval.niah.ShippedModel;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -146,7 +147,8 @@ class CommandLineOptionsTest {
                         "kvcache4j niah: --mode both: unknown mode 'both'; allowed: query-agnostic, query-aware"),
                 Arguments.of(
                         new String[] {"niah", "--quant", "int4"},
-                        "kvcache4j niah: --quant int4: unknown quant 'int4'; installed: none, f16, bf16, f32"),
+                        "kvcache4j niah: --quant int4: unknown quant 'int4'; installed: "
+                                + String.join(", ", NiahRunner.quantNames())),
                 Arguments.of(
                         new String[] {"niah", "--lengths", "512,1024,512"},
                         "kvcache4j niah: --lengths: 512 is listed twice"),
