@@ -152,6 +152,7 @@ final class GenerateCommand implements Callable<Integer> {
             try (KvCache cache = KvCache.builder(llama.config().cacheShape())
                     .dtype(dtype)
                     .policy(evictionPolicy)
+                    .attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool())
                     .build()) {
                 long t0 = System.nanoTime();
                 float[] logits = engine.forward(ids, 0, ids.length, cache);
