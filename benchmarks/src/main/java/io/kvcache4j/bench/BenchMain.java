@@ -2,6 +2,9 @@ package io.kvcache4j.bench;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
@@ -12,6 +15,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.results.format.ResultFormatType;
 import org.openjdk.jmh.runner.Runner;
@@ -19,41 +25,137 @@ import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.TypeConversionException;
+import picocli.CommandLine.UnmatchedArgumentException;
 
 /**
  * {@code bin/kvcache4j bench [--quick] [--out DIR] [--include REGEX]}: runs the JMH suite, writes
  * {@code DIR/jmh.json} (JMH's JSON), and prints derived figures: attention bytes/s against the read
  * bandwidth measured in the same run, our dot against Lucene's, and our attention against a naive
- * scalar loop.
+ * scalar loop. The options are checked (the regex compiled, the report folder created and probed)
+ * before any benchmark runs; a bad one is one line on standard error and exit status 2.
  */
-public final class BenchMain {
+@Command(
+        name = "kvcache4j bench",
+        sortOptions = false,
+        sortSynopsis = false,
+        usageHelpWidth = 100,
+        description = "Runs the JMH suite, writes DIR/jmh.json and prints the derived table.",
+        footer = {"", "Against llama.cpp (needs node):", PeerBenchmark.USAGE})
+public final class BenchMain implements Callable<Integer> {
+    @Option(
+            names = {"-h", "--help"},
+            usageHelp = true,
+            description = "Show this help message and exit.")
+    boolean help;
+
+    @Option(names = "--quick", description = "One configuration per target, short iterations (about 3 minutes).")
+    boolean quick;
+
+    @Option(names = "--out", paramLabel = "DIR", description = "Report folder (default: reports/bench-<timestamp>).")
+    Path out;
+
+    @Option(
+            names = "--include",
+            paramLabel = "REGEX",
+            converter = Regex.class,
+            description = "Only the benchmarks whose names match REGEX (JMH's include), with JMH's default settings.")
+    String include;
+
     private BenchMain() {}
 
-    public static void main(String[] args) throws IOException, RunnerException {
-        boolean quick = false;
-        Path out = null;
-        String include = null;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--quick" -> quick = true;
-                case "--out" -> out = Path.of(value(args, ++i, "--out"));
-                case "--include" -> include = value(args, ++i, "--include");
-                case "-h", "--help" -> {
-                    System.out.println("usage: bin/kvcache4j bench [--quick] [--out DIR] [--include REGEX]");
-                    return;
-                }
-                default -> {
-                    System.err.println(
-                            "bench: unknown option '" + args[i] + "'; allowed: --quick --out DIR --include REGEX");
-                    System.exit(2);
-                }
-            }
+    public static void main(String[] args) throws Exception {
+        if (List.of(args).contains("--peers")) {
+            PeerBenchmark.main(args);
+            return;
         }
+        System.exit(run(args, System.out, System.err));
+    }
+
+    /** Runs one command line; returns the exit status (2 for a command line that cannot run). */
+    static int run(String[] args, PrintStream stdout, PrintStream stderr) {
+        CommandLine cli = new CommandLine(new BenchMain());
+        cli.setExpandAtFiles(false);
+        cli.setOut(new PrintWriter(stdout, true, StandardCharsets.UTF_8));
+        cli.setErr(new PrintWriter(stderr, true, StandardCharsets.UTF_8));
+        cli.setParameterExceptionHandler((ex, a) -> {
+            String message =
+                    ex.getCause() instanceof TypeConversionException t && ex.getArgSpec() instanceof OptionSpec o
+                            ? o.longestName() + " " + ex.getValue() + ": " + t.getMessage()
+                            : ex instanceof UnmatchedArgumentException u
+                                            && !u.getUnmatched().isEmpty()
+                                    ? "unknown option '" + u.getUnmatched().get(0)
+                                            + "'; allowed: --quick, --out DIR, --include REGEX, --help"
+                                    : ex.getMessage();
+            stderr.println("kvcache4j bench: " + message.strip().replaceAll("\\s*\\R\\s*", "; "));
+            return 2;
+        });
+        cli.setExecutionExceptionHandler((ex, c, parseResult) -> {
+            if (ex instanceof BadOption) {
+                stderr.println("kvcache4j bench: " + ex.getMessage());
+                return 2;
+            }
+            throw ex;
+        });
+        return cli.execute(args);
+    }
+
+    /** A command line that cannot run; the message names the option, the value and what is wrong. */
+    static final class BadOption extends RuntimeException {
+        BadOption(String message) {
+            super(message);
+        }
+    }
+
+    /** A regular expression that compiles, as JMH's include takes it. */
+    static final class Regex implements ITypeConverter<String> {
+        @Override
+        public String convert(String value) {
+            try {
+                Pattern.compile(value);
+            } catch (PatternSyntaxException e) {
+                throw new TypeConversionException(
+                        "not a regular expression (" + e.getDescription() + " near index " + e.getIndex() + ")");
+            }
+            return value;
+        }
+    }
+
+    @Override
+    public Integer call() throws IOException, RunnerException {
         if (out == null) {
             out = Path.of(
                     "reports", "bench-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
         }
-        Files.createDirectories(out);
+        checkWritable(out);
+        run(quick, out, include);
+        return 0;
+    }
+
+    /** Creates {@code dir} and writes and removes a probe file in it, before hours of benchmarks. */
+    static void checkWritable(Path dir) {
+        if (dir.toString().isBlank()) {
+            throw new BadOption("--out must not be empty");
+        }
+        try {
+            Files.createDirectories(dir);
+            Files.delete(Files.createTempFile(dir, ".write-probe", ".tmp"));
+        } catch (IOException | SecurityException e) {
+            String reason = e instanceof FileSystemException f && f.getReason() != null
+                    ? f.getReason()
+                    : e instanceof java.nio.file.FileAlreadyExistsException
+                            ? "a file of that name exists"
+                            : e instanceof java.nio.file.AccessDeniedException ? "permission denied" : "cannot write";
+            throw new BadOption("--out " + dir + " is not a writable directory (" + reason + ")");
+        }
+    }
+
+    private static void run(boolean quick, Path out, String include) throws IOException, RunnerException {
         Path json = out.resolve("jmh.json");
         List<ChainedOptionsBuilder> runs = new ArrayList<>();
         String a = AttentionBenchmark.class.getName() + ".decode";
@@ -120,14 +222,6 @@ public final class BenchMain {
         Files.writeString(json, "[\n" + combined + "\n]\n");
         report(results, System.out);
         System.out.println("JMH results: " + json.toAbsolutePath());
-    }
-
-    private static String value(String[] args, int i, String name) {
-        if (i >= args.length) {
-            System.err.println("bench: " + name + " needs a value");
-            System.exit(2);
-        }
-        return args[i];
     }
 
     /** Prints the derived table. */

@@ -1,11 +1,12 @@
 package io.kvcache4j.bench;
 
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.GroupAttention;
-import io.kvcache4j.eviction.PolicyConfig;
 import io.kvcache4j.store.PagedHeadStore;
 import io.kvcache4j.store.SlotSelection;
 import java.util.Set;
@@ -106,11 +107,9 @@ public class EvictionBenchmark {
         }
 
         private KvCache newCache() {
-            PolicyConfig config =
-                    PolicyConfig.builder().budgetTokens(budgetTokens).build();
             return KvCache.builder(SHAPE)
                     .dtype(KvDType.F16)
-                    .policy(config.policy(policy))
+                    .policy(EvictionPolicies.create(policy, Budget.tokens(budgetTokens)))
                     .build();
         }
 

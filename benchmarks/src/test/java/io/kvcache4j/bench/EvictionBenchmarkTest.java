@@ -3,8 +3,9 @@ package io.kvcache4j.bench;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.eviction.BudgetedPolicy;
-import io.kvcache4j.eviction.PolicyConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -25,8 +26,7 @@ class EvictionBenchmarkTest {
             boolean oneShot = EvictionBenchmark.ONE_SHOT.contains(name);
             int decoded = 0;
             assertEquals(oneShot ? 128 + 256 : 1024, s.cache.nextPosition(0));
-            BudgetedPolicy policy = (BudgetedPolicy)
-                    PolicyConfig.builder().budgetTokens(128).build().policy(name);
+            BudgetedPolicy policy = (BudgetedPolicy) EvictionPolicies.create(name, Budget.tokens(128));
             EvictionBenchmark bench = new EvictionBenchmark();
             for (int t = 0; t < 100; t++) {
                 assertTrue(Float.isFinite(bench.decodeStep(s)));

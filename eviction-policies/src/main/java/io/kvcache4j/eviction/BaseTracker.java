@@ -1,5 +1,6 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.CacheAccess;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
@@ -27,11 +28,11 @@ abstract class BaseTracker implements EvictionTracker {
     private long[] groupKeys = new long[0];
     private int[] groupMembers = new int[0];
 
-    BaseTracker(CacheAccess cache, PolicyConfig config) {
+    BaseTracker(CacheAccess cache, Budget budget) {
         this.cache = cache;
         this.shape = cache.shape();
-        this.sinks = config.sinkTokens();
-        this.recent = config.recentTokens();
+        this.sinks = budget.sinkTokens();
+        this.recent = budget.recentTokens();
         this.heads = new HeadSlots[shape.layers()][shape.kvHeads()];
         int col = -1;
         for (int l = 0; l < shape.layers(); l++) {

@@ -1,6 +1,8 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.CacheAccess;
+import io.kvcache4j.api.EvictionPolicyProvider;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ScoreAggregation;
@@ -16,39 +18,86 @@ import io.kvcache4j.api.ScoreAggregation;
  * the GQA group by {@link ScoreAggregation#MEAN} (the original is multi-head; the mean keeps one
  * query's worth of mass per step and does not change the ranking within a head).
  *
- * <p><b>Rule.</b> After each attend call, while a head holds more than {@code budgetTokens}, the
- * lowest-scoring token outside the sinks ({@code sinkTokens}, default 4; H2O itself has none, set
- * 0 for the original) and the recent window ({@code recentTokens}, default 32) leaves. The heavy
- * hitters are the rest of the budget: {@code budgetTokens − sinkTokens − recentTokens}. Each head
- * keeps its own set. Scores of tokens that stay keep accumulating; an evicted token never returns.
+ * <p><b>Parameters.</b> Only the {@link Budget} ({@link Config}): {@code tokens}, {@code sinkTokens}
+ * (default 4; H2O itself has none, set 0 for the original) and {@code recentTokens} (default a
+ * quarter of the budget, at most 32).
+ *
+ * <p><b>Rule.</b> After each attend call, while a head holds more than {@code tokens}, the
+ * lowest-scoring token outside the sinks and the recent window leaves. The heavy hitters are the
+ * rest of the budget: {@code tokens − sinkTokens − recentTokens}. Each head keeps its own set.
+ * Scores of tokens that stay keep accumulating; an evicted token never returns.
  *
  * <p><b>Cadence.</b> Every decode step, after attention (one O(1) eviction per head per step); after
  * a prefill chunk the excess leaves in one batch, ranked by the scores of all prompt queries of that
  * chunk, which is H2O's real-drop prefill.
  */
 public final class H2OPolicy extends BudgetedPolicy {
+    static final String NAME = "h2o";
 
-    public H2OPolicy(PolicyConfig config) {
-        super(config);
+    /**
+     * H2O's configuration: the budget alone.
+     *
+     * @param budget tokens per (layer, KV head), sinks and recent window included; not a fraction
+     */
+    public record Config(Budget budget) {
+        /** @throws IllegalArgumentException if {@code budget} is a fraction of the prompt */
+        public Config {
+            budget = tokenBudget(budget);
+        }
+
+        /** The configuration for {@code budget} (H2O has no other parameter). */
+        public static Config defaults(Budget budget) {
+            return new Config(budget);
+        }
+    }
+
+    private final Config config;
+
+    public H2OPolicy(Config config) {
+        super(config.budget());
+        this.config = config;
     }
 
     @Override
     public String name() {
-        return "h2o";
+        return NAME;
+    }
+
+    @Override
+    public Config config() {
+        return config;
     }
 
     @Override
     public EvictionTracker bind(CacheAccess cache) {
-        return new Tracker(cache, config);
+        return new Tracker(cache, budget);
+    }
+
+    /** Registers {@code h2o} with {@link io.kvcache4j.api.EvictionPolicies}. */
+    public static final class Provider implements EvictionPolicyProvider {
+        @Override
+        public String name() {
+            return NAME;
+        }
+
+        @Override
+        public String description() {
+            return "H2O: heavy hitters by accumulated attention, evicted at every decode step";
+        }
+
+        @Override
+        public H2OPolicy create(Budget budget) {
+            return new H2OPolicy(Config.defaults(budget));
+        }
     }
 
     static final class Tracker extends BaseTracker {
         final int scoreColumn;
         private final int budget;
 
-        Tracker(CacheAccess cache, PolicyConfig config) {
-            super(cache, config);
-            this.budget = config.budgetTokens();
+        Tracker(CacheAccess cache, Budget budget) {
+            super(cache, budget);
+            this.budget = budget.tokens();
             this.scoreColumn = addFloatColumn();
         }
 

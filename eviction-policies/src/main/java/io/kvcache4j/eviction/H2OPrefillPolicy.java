@@ -1,6 +1,8 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.CacheAccess;
+import io.kvcache4j.api.EvictionPolicyProvider;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ModelShape;
@@ -14,21 +16,51 @@ import io.kvcache4j.api.ScoreAggregation;
  * <p><b>Score.</b> Per KV head, the attention each prompt token received, summed over every prompt
  * query (fused from the attention pass, mean over the GQA group).
  *
+ * <p><b>Parameters.</b> Only the {@link Budget} ({@link Config}): {@code tokens}, {@code sinkTokens}
+ * (default 4) and {@code recentTokens} (default a quarter of the budget, at most 32; KVCache-Factory
+ * uses 64).
+ *
  * <p><b>Rule.</b> Once, at {@link io.kvcache4j.api.KvCache#endPrefill()}: keep the sinks, the
- * recent window ({@code recentTokens}; KVCache-Factory uses 64) and the top {@code budgetTokens −
- * sinkTokens − recentTokens} tokens by score; the rest leave at once (order preserved). Decode tokens
- * are not compressed, so a head holds at most {@code budgetTokens + decodedTokens}. Only the first
- * {@code endPrefill} compresses (one prompt per cache); scores stop accumulating after it.
+ * recent window and the top {@code tokens − sinkTokens − recentTokens} tokens by score; the rest
+ * leave at once (order preserved). Decode tokens are not compressed, so a head holds at most {@code
+ * tokens + decodedTokens}. Only the first {@code endPrefill} compresses (one prompt per cache);
+ * scores stop accumulating after it.
  */
 public final class H2OPrefillPolicy extends BudgetedPolicy {
+    static final String NAME = "h2o-prefill";
 
-    public H2OPrefillPolicy(PolicyConfig config) {
-        super(config);
+    /**
+     * The prefill-only H2O's configuration: the budget alone.
+     *
+     * @param budget tokens per (layer, KV head), sinks and recent window included; not a fraction
+     */
+    public record Config(Budget budget) {
+        /** @throws IllegalArgumentException if {@code budget} is a fraction of the prompt */
+        public Config {
+            budget = tokenBudget(budget);
+        }
+
+        /** The configuration for {@code budget} (the policy has no other parameter). */
+        public static Config defaults(Budget budget) {
+            return new Config(budget);
+        }
+    }
+
+    private final Config config;
+
+    public H2OPrefillPolicy(Config config) {
+        super(config.budget());
+        this.config = config;
     }
 
     @Override
     public String name() {
-        return "h2o-prefill";
+        return NAME;
+    }
+
+    @Override
+    public Config config() {
+        return config;
     }
 
     @Override
@@ -38,7 +70,25 @@ public final class H2OPrefillPolicy extends BudgetedPolicy {
 
     @Override
     public EvictionTracker bind(CacheAccess cache) {
-        return new Tracker(cache, config);
+        return new Tracker(cache, budget);
+    }
+
+    /** Registers {@code h2o-prefill} with {@link io.kvcache4j.api.EvictionPolicies}. */
+    public static final class Provider implements EvictionPolicyProvider {
+        @Override
+        public String name() {
+            return NAME;
+        }
+
+        @Override
+        public String description() {
+            return "KVCache-Factory's H2O: heavy hitters of the prompt, compressed once after prefill";
+        }
+
+        @Override
+        public H2OPrefillPolicy create(Budget budget) {
+            return new H2OPrefillPolicy(Config.defaults(budget));
+        }
     }
 
     static final class Tracker extends BaseTracker {
@@ -46,9 +96,9 @@ public final class H2OPrefillPolicy extends BudgetedPolicy {
         private final int budget;
         private boolean prefillDone;
 
-        Tracker(CacheAccess cache, PolicyConfig config) {
-            super(cache, config);
-            this.budget = config.budgetTokens();
+        Tracker(CacheAccess cache, Budget budget) {
+            super(cache, budget);
+            this.budget = budget.tokens();
             this.scoreColumn = addFloatColumn();
         }
 

@@ -1,26 +1,32 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.CacheAccess;
+import io.kvcache4j.api.EvictionPolicyProvider;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ScoreAggregation;
 import io.kvcache4j.internal.vectorization.VectorUtilSupport;
 import io.kvcache4j.internal.vectorization.VectorizationProvider;
+import java.util.Objects;
 
 /**
  * HashEvict (first published as LSH-E): pre-attention eviction by locality-sensitive hashing. Liu,
  * Rabbani et al., "HashEvict: A Pre-Attention KV Cache Eviction Strategy using Locality-Sensitive
  * Hashing" (arXiv 2412.16187). No public code exists; this follows the paper's description.
  *
- * <p><b>Signatures.</b> Each (layer, KV head) has its own Gaussian projection of {@code hashBits}
- * planes ({@code b ≪ headDim}, default 32; seeded by {@code hashSeed}, so runs are reproducible).
+ * <p><b>Parameters</b> ({@link Config}): signature {@code bits} (default 32), projection {@code
+ * seed}, {@code scoring} (default {@link HashScoring#ACCUMULATED}), plus the {@link Budget}.
+ *
+ * <p><b>Signatures.</b> Each (layer, KV head) has its own Gaussian projection of {@code bits}
+ * planes ({@code b ≪ headDim}, default 32; seeded by {@code seed}, so runs are reproducible).
  * Every stored key gets a SimHash signature, one {@code long} in a slot column that moves with the
  * slot; every query head of the group is hashed the same way before its attention.
  *
  * <p><b>Score.</b> Hamming distance between signatures estimates the query–key angle ({@code
  * E[hamming] = b·θ/π}), so a large distance predicts a low {@code q·k} and low attention. Each held
  * token keeps an attention-loss counter in a second {@code long} column: the Hamming distances to
- * every query that has seen it, summed over the query heads of the group. {@code hashScoring}
+ * every query that has seen it, summed over the query heads of the group. {@code scoring}
  * picks the eviction score: {@code ACCUMULATED} (default) is the counter itself, our reading of the
  * paper's accumulated attention loss (the method section could not be checked word for word);
  * since every query adds to it, it also ages tokens out. {@code MEAN} divides it by the queries that have seen
@@ -29,20 +35,88 @@ import io.kvcache4j.internal.vectorization.VectorizationProvider;
  *
  * <p><b>Rule.</b> Before each decode step's attention, once the head is over budget, the new token's
  * key and value replace the slot with the highest attention loss outside the sinks and recent
- * window (an O(1) swap into that slot): attention then runs over exactly {@code budgetTokens}
- * tokens, and no attention scores are needed. After a prefill chunk, the excess leaves in one batch
- * by the same score. Sinks and the recent window are configuration (defaults 4 and 32); the paper
- * leaves their protection to the implementation.
+ * window (an O(1) swap into that slot): attention then runs over exactly the budget's {@code
+ * tokens}, and no attention scores are needed. After a prefill chunk, the excess leaves in one batch
+ * by the same score. Sinks and the recent window come from the {@link Budget} (defaults 4, and a
+ * quarter of the budget up to 32); the paper leaves their protection to the implementation.
  */
 public final class HashEvictPolicy extends BudgetedPolicy {
+    static final String NAME = "hashevict";
 
-    public HashEvictPolicy(PolicyConfig config) {
-        super(config);
+    /** How HashEvict turns Hamming distances into a token's eviction score. */
+    public enum HashScoring {
+        /**
+         * The attention-loss counter: Hamming distances to every query that has seen the token,
+         * summed. Older tokens have met more queries, so this also ages tokens out.
+         */
+        ACCUMULATED,
+        /** The same sum divided by the queries that have seen the token: age-neutral. */
+        MEAN,
+        /** The current query's Hamming distance only. */
+        LAST
+    }
+
+    /**
+     * HashEvict's configuration.
+     *
+     * @param budget tokens per (layer, KV head), sinks and recent window included; not a fraction
+     * @param bits SimHash signature bits per token per KV head, in [1, 64] (default {@value
+     *     #DEFAULT_BITS})
+     * @param seed seed of the Gaussian projections (one per layer and KV head)
+     * @param scoring how Hamming distances become a token's score (default {@link
+     *     HashScoring#ACCUMULATED})
+     */
+    public record Config(Budget budget, int bits, long seed, HashScoring scoring) {
+        /** Default signature bits: 32. */
+        public static final int DEFAULT_BITS = 32;
+        /** Default projection seed. */
+        public static final long DEFAULT_SEED = 0x243F6A8885A308D3L;
+
+        /** @throws IllegalArgumentException for a fraction budget or a value out of its range */
+        public Config {
+            budget = tokenBudget(budget);
+            if (bits < 1 || bits > 64) {
+                throw new IllegalArgumentException(NAME + ": bits must be in [1, 64], was " + bits);
+            }
+            Objects.requireNonNull(scoring, "scoring");
+        }
+
+        /** The defaults for {@code budget}: 32 bits, the default seed, accumulated scoring. */
+        public static Config defaults(Budget budget) {
+            return new Config(budget, DEFAULT_BITS, DEFAULT_SEED, HashScoring.ACCUMULATED);
+        }
+
+        /** This configuration with {@code bits} signature bits. */
+        public Config withBits(int bits) {
+            return new Config(budget, bits, seed, scoring);
+        }
+
+        /** This configuration with projection seed {@code seed}. */
+        public Config withSeed(long seed) {
+            return new Config(budget, bits, seed, scoring);
+        }
+
+        /** This configuration with scoring {@code scoring}. */
+        public Config withScoring(HashScoring scoring) {
+            return new Config(budget, bits, seed, scoring);
+        }
+    }
+
+    private final Config config;
+
+    public HashEvictPolicy(Config config) {
+        super(config.budget());
+        this.config = config;
     }
 
     @Override
     public String name() {
-        return "hashevict";
+        return NAME;
+    }
+
+    @Override
+    public Config config() {
+        return config;
     }
 
     @Override
@@ -50,28 +124,45 @@ public final class HashEvictPolicy extends BudgetedPolicy {
         return new Tracker(cache, config);
     }
 
+    /** Registers {@code hashevict} with {@link io.kvcache4j.api.EvictionPolicies}, at the defaults. */
+    public static final class Provider implements EvictionPolicyProvider {
+        @Override
+        public String name() {
+            return NAME;
+        }
+
+        @Override
+        public String description() {
+            return "HashEvict: SimHash estimates of attention, the new token replaces the worst before attention";
+        }
+
+        @Override
+        public HashEvictPolicy create(Budget budget) {
+            return new HashEvictPolicy(Config.defaults(budget));
+        }
+    }
+
     static final class Tracker extends BaseTracker {
         final int sigColumn;
         final int lossColumn;
         final SimHash[][] hashes;
         private final int budget;
-        private final PolicyConfig.HashScoring scoring;
+        private final HashScoring scoring;
         private final VectorUtilSupport kernel;
         private final float[] keyBuf;
         private final long[] querySigs;
 
-        Tracker(CacheAccess cache, PolicyConfig config) {
-            super(cache, config);
-            this.budget = config.budgetTokens();
-            this.scoring = config.hashScoring();
+        Tracker(CacheAccess cache, Config config) {
+            super(cache, config.budget());
+            this.budget = config.budget().tokens();
+            this.scoring = config.scoring();
             this.kernel = VectorizationProvider.getInstance().vectorUtil();
             this.sigColumn = addLongColumn();
             this.lossColumn = addLongColumn();
             this.hashes = new SimHash[shape.layers()][shape.kvHeads()];
             for (int l = 0; l < shape.layers(); l++) {
                 for (int h = 0; h < shape.kvHeads(); h++) {
-                    hashes[l][h] =
-                            new SimHash(config.hashBits(), shape.headDim(), SimHash.seedFor(config.hashSeed(), l, h));
+                    hashes[l][h] = new SimHash(config.bits(), shape.headDim(), SimHash.seedFor(config.seed(), l, h));
                 }
             }
             this.keyBuf = new float[shape.headDim()];
@@ -121,7 +212,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
 
         private void scoreVisible(long[] sig, long[] loss, int visible) {
             int group = querySigs.length;
-            boolean accumulate = scoring != PolicyConfig.HashScoring.LAST;
+            boolean accumulate = scoring != HashScoring.LAST;
             if (group == 1) {
                 long q = querySigs[0];
                 if (accumulate) {
@@ -149,7 +240,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
         private void replaceWorst(HeadSlots head, long[] loss, int candidates, int next, int queryPosition) {
             long[] pos = head.longColumn(posColumn);
             int worst = -1;
-            if (scoring == PolicyConfig.HashScoring.MEAN) {
+            if (scoring == HashScoring.MEAN) {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int s = 0; s < candidates; s++) {
                     float mean = (float) loss[s] / (queryPosition - pos[s] + 1);
@@ -187,9 +278,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
 
         /** The eviction score of a slot; higher leaves first. */
         private float score(long loss, long position, int queryPosition) {
-            return scoring == PolicyConfig.HashScoring.MEAN
-                    ? (float) loss / (queryPosition - position + 1)
-                    : (float) loss;
+            return scoring == HashScoring.MEAN ? (float) loss / (queryPosition - position + 1) : (float) loss;
         }
 
         @Override

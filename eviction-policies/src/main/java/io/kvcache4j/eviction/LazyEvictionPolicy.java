@@ -1,6 +1,8 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.CacheAccess;
+import io.kvcache4j.api.EvictionPolicyProvider;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ModelShape;
@@ -12,14 +14,17 @@ import io.kvcache4j.api.ScoreAggregation;
  * code (Halo-949/LazyEviction) could not be read; the rule below is our reading of the paper's three
  * parts, and its thresholds are ours.
  *
- * <p><b>Observation-window lagged eviction.</b> A head may exceed its budget by up to the window
- * {@code lazyWindow} W (default 32): nothing leaves until it holds {@code budgetTokens + W} tokens,
- * then the excess leaves in one batch, back down to the budget. So a head holds at most {@code
- * budgetTokens + W − 1} tokens between attend calls, and evictions happen once per W decode steps.
+ * <p><b>Parameters</b> ({@link Config}): observation {@code window} W (default 32), {@code importance}
+ * (default 1.0), plus the {@link Budget}.
+ *
+ * <p><b>Observation-window lagged eviction.</b> A head may exceed its budget by up to the window W:
+ * nothing leaves until it holds {@code tokens + W} tokens, then the excess leaves in one batch, back
+ * down to the budget. So a head holds at most {@code tokens + W − 1} tokens between attend calls,
+ * and evictions happen once per W decode steps.
  *
  * <p><b>Recurrence interval tracking.</b> At each step a held token is <i>important</i> when the
  * softmax mass the query gives it (fused from the attention pass, mean over the GQA group) is at
- * least {@code lazyImportance} (default 1.0) times the uniform mass {@code 1/visibleTokens}. Per
+ * least {@code importance} (default 1.0) times the uniform mass {@code 1/visibleTokens}. Per
  * token, in one {@code long} slot column: the last step {@code l} at which it was important (its own
  * position when it arrives) and its maximum recurrence interval {@code MRI}, the longest gap between
  * two successive important steps seen so far.
@@ -31,24 +36,91 @@ import io.kvcache4j.api.ScoreAggregation;
  * accumulated score, a token that recurs periodically survives however little mass it collected.
  */
 public final class LazyEvictionPolicy extends BudgetedPolicy {
+    static final String NAME = "lazy";
 
-    public LazyEvictionPolicy(PolicyConfig config) {
-        super(config);
+    /**
+     * LazyEviction's configuration.
+     *
+     * @param budget tokens per (layer, KV head), sinks and recent window included; not a fraction
+     * @param window observation window W, the decode steps between batch evictions, {@code >= 1}
+     *     (default {@value #DEFAULT_WINDOW})
+     * @param importance a token is important at a step when its softmax mass is at least this
+     *     multiple of the uniform mass {@code 1/visibleTokens}; finite and {@code > 0} (default 1.0)
+     */
+    public record Config(Budget budget, int window, double importance) {
+        /** Default observation window W: 32 steps. */
+        public static final int DEFAULT_WINDOW = 32;
+        /** Default importance threshold: the uniform mass. */
+        public static final double DEFAULT_IMPORTANCE = 1.0;
+
+        /** @throws IllegalArgumentException for a fraction budget or a value out of its range */
+        public Config {
+            budget = tokenBudget(budget);
+            atLeast(NAME, "window", window, 1);
+            if (!(importance > 0 && importance < Double.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException(NAME + ": importance must be in (0, Infinity), was " + importance);
+            }
+        }
+
+        /** The defaults for {@code budget}: window 32, importance 1.0. */
+        public static Config defaults(Budget budget) {
+            return new Config(budget, DEFAULT_WINDOW, DEFAULT_IMPORTANCE);
+        }
+
+        /** This configuration with observation window {@code window}. */
+        public Config withWindow(int window) {
+            return new Config(budget, window, importance);
+        }
+
+        /** This configuration with importance threshold {@code importance}. */
+        public Config withImportance(double importance) {
+            return new Config(budget, window, importance);
+        }
+    }
+
+    private final Config config;
+
+    public LazyEvictionPolicy(Config config) {
+        super(config.budget());
+        this.config = config;
     }
 
     @Override
     public String name() {
-        return "lazy";
+        return NAME;
+    }
+
+    @Override
+    public Config config() {
+        return config;
     }
 
     @Override
     public long maxRetainedTokens(ModelShape shape, int layer, int kvHead, int decodedTokens) {
-        return super.maxRetainedTokens(shape, layer, kvHead, decodedTokens) + config.lazyWindow() - 1;
+        return super.maxRetainedTokens(shape, layer, kvHead, decodedTokens) + config.window() - 1;
     }
 
     @Override
     public EvictionTracker bind(CacheAccess cache) {
         return new Tracker(cache, config);
+    }
+
+    /** Registers {@code lazy} with {@link io.kvcache4j.api.EvictionPolicies}, at the defaults. */
+    public static final class Provider implements EvictionPolicyProvider {
+        @Override
+        public String name() {
+            return NAME;
+        }
+
+        @Override
+        public String description() {
+            return "LazyEviction: lagged batch eviction of tokens overdue by their recurrence interval";
+        }
+
+        @Override
+        public LazyEvictionPolicy create(Budget budget) {
+            return new LazyEvictionPolicy(Config.defaults(budget));
+        }
     }
 
     static final class Tracker extends BaseTracker {
@@ -59,11 +131,11 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
         private final int window;
         private final float importance;
 
-        Tracker(CacheAccess cache, PolicyConfig config) {
-            super(cache, config);
-            this.budget = config.budgetTokens();
-            this.window = config.lazyWindow();
-            this.importance = (float) config.lazyImportance();
+        Tracker(CacheAccess cache, Config config) {
+            super(cache, config.budget());
+            this.budget = config.budget().tokens();
+            this.window = config.window();
+            this.importance = (float) config.importance();
             this.stateColumn = addLongColumn();
         }
 

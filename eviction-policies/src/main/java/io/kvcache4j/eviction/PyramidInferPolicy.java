@@ -1,6 +1,8 @@
 package io.kvcache4j.eviction;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.CacheAccess;
+import io.kvcache4j.api.EvictionPolicyProvider;
 import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ModelShape;
@@ -15,11 +17,15 @@ import java.util.Arrays;
  * Dropping hidden states (which shrinks the prefill compute of deeper layers) is the engine's
  * business; this policy only decides which KV entries each layer keeps.
  *
+ * <p><b>Parameters</b> ({@link Config}): {@code prefillDecay} ρ (default 0.9), {@code genDecay} γ
+ * (0.1), {@code genCompressRatio} γ_c (0.9), {@code distanceWeight} (1.2), {@code compressEvery}
+ * (16), plus the {@link Budget}, whose recent window must hold at least 1 token (the observers).
+ *
  * <p><b>Layer schedule.</b> The paper keeps {@code r_l = (1−ρ)·(cos(π·l/L)+1)/2 + ρ} of the context
- * at layer {@code l} (ρ = {@code pyramidPrefillDecay}, default 0.9), and because it drops the
+ * at layer {@code l} (ρ = {@code prefillDecay}, default 0.9), and because it drops the
  * hidden states the reduction compounds: layer {@code l}'s KV holds {@code s_l = Π_{j<l} r_j} of the
- * context (1.0 at layers 0 and 1, about 0.2 at layer 31 of 32). Here {@code budgetTokens} is the
- * mean over layers: the context part {@code E = budgetTokens − sinkTokens − recentTokens} is split
+ * context (1.0 at layers 0 and 1, about 0.2 at layer 31 of 32). Here the budget's {@code tokens} is
+ * the mean over layers: the context part {@code E = tokens − sinkTokens − recentTokens} is split
  * as {@code round(E·L·s_l / Σ s)}, so the whole cache holds what a uniform budget would, and deeper
  * layers hold fewer tokens ({@link #budgetTokens(ModelShape, int, int)}).
  *
@@ -27,15 +33,15 @@ import java.util.Arrays;
  * layer): the last {@code recentTokens} prompt queries are the observers (the paper's PvC; it uses
  * the last 20% of the prompt, we use the configured window so that budgets stay comparable). Each
  * observer's causal softmax over the prompt is computed against the stored keys, weighted linearly
- * from 1.0 (oldest observer) to {@code pyramidDistanceWeight} (default 1.2, newest), averaged over
+ * from 1.0 (oldest observer) to {@code distanceWeight} (default 1.2, newest), averaged over
  * observers and over every query head of the layer: one selection per layer, shared by its KV heads.
  * Sinks and the recent window stay; the top-scoring context fills the layer's budget.
  *
- * <p><b>Generation stage</b> (every decode step, after attention): once {@code
- * pyramidCompressEvery} (default 16) generated tokens have left the recent window, that block is
- * compressed to {@code max(int(16·γ_c·g_l), 1)} tokens, {@code γ_c} = {@code
- * pyramidGenCompressRatio} (0.9), {@code g_l = (1−γ)·(cos(π·l/L)+1)/2 + γ}, γ = {@code
- * pyramidGenDecay} (0.1): 14 of 16 at layer 0 down to 1 of 16 at the last layer. The block's scores
+ * <p><b>Generation stage</b> (every decode step, after attention): once {@code compressEvery}
+ * (default 16) generated tokens have left the recent window, that block is compressed to {@code
+ * max(int(16·γ_c·g_l), 1)} tokens, {@code γ_c} = {@code genCompressRatio} (0.9), {@code g_l =
+ * (1−γ)·(cos(π·l/L)+1)/2 + γ}, γ = {@code genDecay} (0.1): 14 of 16 at layer 0 down to 1 of 16 at
+ * the last layer. The block's scores
  * come from the recent queries that follow it (the attention pass's fused mass, weighted by distance
  * as above), kept as two running sums per block token. The prompt is never compressed again, so a
  * head grows slowly during decoding; {@link #maxRetainedTokens} states by how much.
@@ -48,22 +54,112 @@ import java.util.Arrays;
  * is not applied: the budget decides.
  */
 public final class PyramidInferPolicy extends BudgetedPolicy {
+    static final String NAME = "pyramidinfer";
 
     /**
-     * @throws IllegalArgumentException if {@code recentTokens < 1} (the observers are the recent
-     *     window)
+     * PyramidInfer's configuration; defaults from {@code configs/llama3_8b.json} of
+     * mutonix/pyramidinfer.
+     *
+     * @param budget mean tokens per (layer, KV head) over layers, sinks and recent window included;
+     *     not a fraction
+     * @param prefillDecay decay ratio ρ of the prefill cosine schedule, in (0, 1] (default 0.9)
+     * @param genDecay decay ratio γ of the generation cosine schedule, in (0, 1] (default 0.1)
+     * @param genCompressRatio generation compress ratio γ_c, in (0, 1] (default 0.9)
+     * @param distanceWeight weight of the newest observer query, linear from 1.0, in [1, 1000]
+     *     (default 1.2)
+     * @param compressEvery generated tokens per compression block, {@code >= 1} (default 16)
      */
-    public PyramidInferPolicy(PolicyConfig config) {
-        super(config);
-        if (config.recentTokens() < 1) {
+    public record Config(
+            Budget budget,
+            double prefillDecay,
+            double genDecay,
+            double genCompressRatio,
+            double distanceWeight,
+            int compressEvery) {
+        /** Default prefill decay ρ: 0.9. */
+        public static final double DEFAULT_PREFILL_DECAY = 0.9;
+        /** Default generation decay γ: 0.1. */
+        public static final double DEFAULT_GEN_DECAY = 0.1;
+        /** Default generation compress ratio γ_c: 0.9. */
+        public static final double DEFAULT_GEN_COMPRESS_RATIO = 0.9;
+        /** Default weight of the newest observer: 1.2. */
+        public static final double DEFAULT_DISTANCE_WEIGHT = 1.2;
+        /** Default generation block: 16 tokens. */
+        public static final int DEFAULT_COMPRESS_EVERY = 16;
+
+        /** @throws IllegalArgumentException for a fraction budget or a value out of its range */
+        public Config {
+            budget = tokenBudget(budget);
+            ratio(NAME, "prefillDecay", prefillDecay);
+            ratio(NAME, "genDecay", genDecay);
+            ratio(NAME, "genCompressRatio", genCompressRatio);
+            if (!(distanceWeight >= 1 && distanceWeight <= 1000)) {
+                throw new IllegalArgumentException(
+                        NAME + ": distanceWeight must be in [1, 1000], was " + distanceWeight);
+            }
+            atLeast(NAME, "compressEvery", compressEvery, 1);
+        }
+
+        /** The published defaults for {@code budget}: ρ 0.9, γ 0.1, γ_c 0.9, weight 1.2, blocks of 16. */
+        public static Config defaults(Budget budget) {
+            return new Config(
+                    budget,
+                    DEFAULT_PREFILL_DECAY,
+                    DEFAULT_GEN_DECAY,
+                    DEFAULT_GEN_COMPRESS_RATIO,
+                    DEFAULT_DISTANCE_WEIGHT,
+                    DEFAULT_COMPRESS_EVERY);
+        }
+
+        /** This configuration with prefill decay {@code ratio}. */
+        public Config withPrefillDecay(double ratio) {
+            return new Config(budget, ratio, genDecay, genCompressRatio, distanceWeight, compressEvery);
+        }
+
+        /** This configuration with generation decay {@code ratio}. */
+        public Config withGenDecay(double ratio) {
+            return new Config(budget, prefillDecay, ratio, genCompressRatio, distanceWeight, compressEvery);
+        }
+
+        /** This configuration with generation compress ratio {@code ratio}. */
+        public Config withGenCompressRatio(double ratio) {
+            return new Config(budget, prefillDecay, genDecay, ratio, distanceWeight, compressEvery);
+        }
+
+        /** This configuration with distance weight {@code weight}. */
+        public Config withDistanceWeight(double weight) {
+            return new Config(budget, prefillDecay, genDecay, genCompressRatio, weight, compressEvery);
+        }
+
+        /** This configuration with generation blocks of {@code tokens}. */
+        public Config withCompressEvery(int tokens) {
+            return new Config(budget, prefillDecay, genDecay, genCompressRatio, distanceWeight, tokens);
+        }
+    }
+
+    private final Config config;
+
+    /**
+     * @throws IllegalArgumentException if the budget's {@code recentTokens < 1} (the observers are the
+     *     recent window)
+     */
+    public PyramidInferPolicy(Config config) {
+        super(config.budget());
+        this.config = config;
+        if (budget.recentTokens() < 1) {
             throw new IllegalArgumentException("pyramidinfer: recentTokens must be in [1, " + Integer.MAX_VALUE
-                    + "], was " + config.recentTokens() + " (the recent queries are the observers)");
+                    + "], was " + budget.recentTokens() + " (the recent queries are the observers)");
         }
     }
 
     @Override
     public String name() {
-        return "pyramidinfer";
+        return NAME;
+    }
+
+    @Override
+    public Config config() {
+        return config;
     }
 
     /** Fraction of its input context layer {@code layer} of {@code layers} keeps: {@code r_l}. */
@@ -84,21 +180,21 @@ public final class PyramidInferPolicy extends BudgetedPolicy {
         for (int l = 0; l < layers; l++) {
             share[l] = s;
             sum += s;
-            s *= prefillRatio(l, layers, config.pyramidPrefillDecay());
+            s *= prefillRatio(l, layers, config.prefillDecay());
         }
-        long context = (long) config.budgetTokens() - config.sinkTokens() - config.recentTokens();
+        long context = (long) budget.tokens() - budget.sinkTokens() - budget.recentTokens();
         int[] budgets = new int[layers];
         for (int l = 0; l < layers; l++) {
             long c = Math.round(context * layers * share[l] / sum);
-            budgets[l] = (int) Math.min(Integer.MAX_VALUE, config.sinkTokens() + config.recentTokens() + c);
+            budgets[l] = (int) Math.min(Integer.MAX_VALUE, budget.sinkTokens() + budget.recentTokens() + c);
         }
         return budgets;
     }
 
     /** Tokens a generation block of layer {@code layer} keeps. */
     int keepPerBlock(int layer, int layers) {
-        double tokens = config.pyramidCompressEvery() * config.pyramidGenCompressRatio();
-        int keep = (int) (tokens * generationRatio(layer, layers, config.pyramidGenDecay()));
+        double tokens = config.compressEvery() * config.genCompressRatio();
+        int keep = (int) (tokens * generationRatio(layer, layers, config.genDecay()));
         return Math.max(keep, 1);
     }
 
@@ -111,19 +207,38 @@ public final class PyramidInferPolicy extends BudgetedPolicy {
 
     @Override
     public long maxRetainedTokens(ModelShape shape, int layer, int kvHead, int decodedTokens) {
-        long budget = super.maxRetainedTokens(shape, layer, kvHead, decodedTokens);
-        int block = config.pyramidCompressEvery();
-        long growth = (long) config.sinkTokens()
-                + config.recentTokens()
+        long held = super.maxRetainedTokens(shape, layer, kvHead, decodedTokens);
+        int block = config.compressEvery();
+        long growth = (long) budget.sinkTokens()
+                + budget.recentTokens()
                 + block
                 - 1
                 + (long) keepPerBlock(layer, shape.layers()) * (decodedTokens / block);
-        return budget + Math.min(decodedTokens, growth);
+        return held + Math.min(decodedTokens, growth);
     }
 
     @Override
     public EvictionTracker bind(CacheAccess cache) {
         return new Tracker(cache, this);
+    }
+
+    /** Registers {@code pyramidinfer} with {@link io.kvcache4j.api.EvictionPolicies}, at the published defaults. */
+    public static final class Provider implements EvictionPolicyProvider {
+        @Override
+        public String name() {
+            return NAME;
+        }
+
+        @Override
+        public String description() {
+            return "PyramidInfer: layer-wise decreasing budgets scored by the recent queries, after prefill"
+                    + " and every 16 generated tokens";
+        }
+
+        @Override
+        public PyramidInferPolicy create(Budget budget) {
+            return new PyramidInferPolicy(Config.defaults(budget));
+        }
     }
 
     static final class Tracker extends BaseTracker {
@@ -143,15 +258,15 @@ public final class PyramidInferPolicy extends BudgetedPolicy {
         private float[] score = new float[0];
 
         Tracker(CacheAccess cache, PyramidInferPolicy policy) {
-            super(cache, policy.config);
+            super(cache, policy.budget);
             int layers = shape.layers();
             this.budgets = policy.layerBudgets(layers);
             this.keep = new int[layers];
             for (int l = 0; l < layers; l++) {
                 keep[l] = policy.keepPerBlock(l, layers);
             }
-            this.block = policy.config.pyramidCompressEvery();
-            this.distanceWeight = policy.config.pyramidDistanceWeight();
+            this.block = policy.config.compressEvery();
+            this.distanceWeight = policy.config.distanceWeight();
             this.observers = new QueryWindow(layers, recent, shape.queryRowFloats());
             this.settledUpTo = new int[layers];
             int zone = recent + block + 1;

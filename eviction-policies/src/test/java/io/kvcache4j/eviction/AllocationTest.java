@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvCacheBuilder;
 import io.kvcache4j.api.ModelShape;
@@ -36,15 +38,16 @@ class AllocationTest {
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         long tid = Thread.currentThread().threadId();
         SplittableRandom r = new SplittableRandom(42);
-        PolicyConfig config = PolicyConfig.builder().budgetTokens(100).build();
+        Budget budget = Budget.tokens(100, 4, 32);
         float[] k = new float[SHAPE.kvRowFloats()];
         float[] v = new float[SHAPE.kvRowFloats()];
         float[] q = new float[SHAPE.queryRowFloats()];
         float[] out = new float[SHAPE.queryRowFloats()];
-        try (KvCache scores =
-                        KvCache.builder(SHAPE).policy(new H2OPolicy(config)).build();
+        try (KvCache scores = KvCache.builder(SHAPE)
+                        .policy(new H2OPolicy(H2OPolicy.Config.defaults(budget)))
+                        .build();
                 KvCache plain = KvCache.builder(SHAPE)
-                        .policy(new StreamingLlmPolicy(config))
+                        .policy(new StreamingLlmPolicy(StreamingLlmPolicy.Config.defaults(budget)))
                         .build()) {
             Streams.prefill(scores, r, 200, 64);
             Streams.prefill(plain, r, 200, 64);
@@ -82,17 +85,15 @@ class AllocationTest {
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         long seed = TestSeeds.seed("alloc-" + name + "-" + budget);
         SplittableRandom r = TestSeeds.random(seed);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(budget)
-                .sinkTokens(4)
-                .recentTokens(32)
-                .lazyWindow(32)
-                .build();
+        // Every parameter at its default (lazy's window is 32).
+        Budget tokens = Budget.tokens(budget, 4, 32);
         float[] k = new float[SHAPE.kvRowFloats()];
         float[] v = new float[SHAPE.kvRowFloats()];
         float[] q = new float[SHAPE.queryRowFloats()];
         float[] out = new float[SHAPE.queryRowFloats()];
-        try (KvCache cache = KvCache.builder(SHAPE).policy(config.policy(name)).build()) {
+        try (KvCache cache = KvCache.builder(SHAPE)
+                .policy(EvictionPolicies.create(name, tokens))
+                .build()) {
             Streams.prefill(cache, r, 300, 64);
             cache.endPrefill();
             for (int t = 0; t < 1000; t++) {

@@ -3,6 +3,7 @@ package io.kvcache4j.eviction;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
@@ -63,22 +64,33 @@ class BudgetPropertyTest {
             int recent = 1 + r.nextInt(12);
             int snapWindow = 1 + r.nextInt(16);
             int fixed = sinks + (name.equals("snapkv") ? Math.max(recent, snapWindow) : recent);
-            PolicyConfig config = PolicyConfig.builder()
-                    .budgetTokens(fixed + 1 + r.nextInt(40))
-                    .sinkTokens(sinks)
-                    .recentTokens(recent)
-                    .snapKvWindow(snapWindow)
-                    .snapKvKernel(1 + 2 * r.nextInt(4))
-                    .snapKvPooling(r.nextBoolean() ? PolicyConfig.Pooling.MAX : PolicyConfig.Pooling.AVG)
-                    .hashBits(1 + r.nextInt(64))
-                    .hashScoring(PolicyConfig.HashScoring.values()[r.nextInt(3)])
-                    .lazyWindow(1 + r.nextInt(16))
-                    .pyramidCompressEvery(2 + r.nextInt(15))
-                    .build();
-            BudgetedPolicy policy = (BudgetedPolicy) config.policy(name);
+            Budget budget = Budget.tokens(fixed + 1 + r.nextInt(40), sinks, recent);
+            int snapKernel = 1 + 2 * r.nextInt(4);
+            SnapKvPolicy.Pooling pooling = r.nextBoolean() ? SnapKvPolicy.Pooling.MAX : SnapKvPolicy.Pooling.AVG;
+            int hashBits = 1 + r.nextInt(64);
+            HashEvictPolicy.HashScoring scoring = HashEvictPolicy.HashScoring.values()[r.nextInt(3)];
+            int lazyWindow = 1 + r.nextInt(16);
+            int compressEvery = 2 + r.nextInt(15);
+            BudgetedPolicy policy = switch (name) {
+                case "streaming" -> new StreamingLlmPolicy(StreamingLlmPolicy.Config.defaults(budget));
+                case "h2o" -> new H2OPolicy(H2OPolicy.Config.defaults(budget));
+                case "h2o-prefill" -> new H2OPrefillPolicy(H2OPrefillPolicy.Config.defaults(budget));
+                case "snapkv" -> new SnapKvPolicy(new SnapKvPolicy.Config(budget, snapWindow, snapKernel, pooling));
+                case "hashevict" ->
+                    new HashEvictPolicy(HashEvictPolicy.Config.defaults(budget)
+                            .withBits(hashBits)
+                            .withScoring(scoring));
+                case "lazy" ->
+                    new LazyEvictionPolicy(
+                            LazyEvictionPolicy.Config.defaults(budget).withWindow(lazyWindow));
+                case "pyramidinfer" ->
+                    new PyramidInferPolicy(
+                            PyramidInferPolicy.Config.defaults(budget).withCompressEvery(compressEvery));
+                default -> throw new IllegalArgumentException("no configuration for policy " + name);
+            };
             // Even scenarios: a prompt longer than the budget, so every policy must evict. Odd: any length.
             boolean mustEvict = sc % 2 == 0;
-            int prompt = mustEvict ? config.budgetTokens() + 64 + r.nextInt(150) : 1 + r.nextInt(200);
+            int prompt = mustEvict ? budget.tokens() + 64 + r.nextInt(150) : 1 + r.nextInt(200);
             int chunk = 1 + r.nextInt(64);
             int decode = 50 + r.nextInt(200);
             int pageTokens = 16 * (1 + r.nextInt(2));
@@ -146,7 +158,7 @@ class BudgetPropertyTest {
      */
     private static void check(BudgetedPolicy policy, KvCache cache, int decoded, int g, String where) {
         ModelShape s = cache.shape();
-        PolicyConfig c = policy.config();
+        Budget c = policy.budget();
         for (int l = 0; l < s.layers(); l++) {
             int next = cache.nextPosition(l);
             for (int h = 0; h < s.kvHeads(); h++) {

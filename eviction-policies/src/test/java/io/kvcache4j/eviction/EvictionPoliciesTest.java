@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.EvictionPolicy;
-import io.kvcache4j.api.FullPolicy;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -34,14 +33,19 @@ class EvictionPoliciesTest {
             EvictionPolicy p = EvictionPolicies.create(name, budget);
             assertEquals(name, p.name());
             if (!name.equals("full") && !name.equals("keep-first")) {
-                PolicyConfig c = ((BudgetedPolicy) p).config();
-                assertEquals(100, c.budgetTokens(), name);
-                assertEquals(4, c.sinkTokens(), name);
-                assertEquals(25, c.recentTokens(), "a quarter of the budget, " + name);
-                assertEquals(25, c.snapKvWindow(), name);
-                assertEquals(7, c.snapKvKernel(), "other parameters at their defaults, " + name);
+                BudgetedPolicy b = (BudgetedPolicy) p;
+                assertEquals(100, b.budget().tokens(), name);
+                assertEquals(4, b.budget().sinkTokens(), name);
+                assertEquals(25, b.budget().recentTokens(), "a quarter of the budget, " + name);
+                assertEquals(budget, b.budget(), name);
             }
         }
+        assertEquals(
+                SnapKvPolicy.Config.defaults(budget),
+                ((SnapKvPolicy) EvictionPolicies.create("snapkv", budget)).config(),
+                "other parameters at their defaults");
+        assertEquals(
+                "h2o Config[budget=100]", EvictionPolicies.create("h2o", budget).toString());
         var fraction = assertThrows(
                 IllegalArgumentException.class, () -> EvictionPolicies.create("h2o", Budget.fraction(0.1)));
         assertEquals(
@@ -90,118 +94,97 @@ class EvictionPoliciesTest {
     }
 
     @Test
-    void namesAreFixedAndEachCreatesItsPolicy() {
-        PolicyConfig config = PolicyConfig.builder().budgetTokens(128).build();
-        for (String name : BuiltInPolicies.NAMES) {
-            EvictionPolicy p = config.policy(name);
-            assertEquals(name, p.name());
-            if (!name.equals("full")) {
-                assertSame(config, ((BudgetedPolicy) p).config(), name);
-            }
-        }
-        assertSame(FullPolicy.INSTANCE, config.policy(" FULL "));
-        assertEquals(H2OPolicy.class, config.policy("H2O").getClass());
-    }
-
-    @Test
-    void unknownNameListsTheAllowedOnes() {
-        PolicyConfig config = PolicyConfig.builder().budgetTokens(128).build();
-        var e = assertThrows(IllegalArgumentException.class, () -> config.policy("tova"));
-        assertEquals(
-                "unknown built-in eviction policy 'tova'; built in: full, streaming, h2o, h2o-prefill, snapkv,"
-                        + " hashevict, lazy, pyramidinfer",
-                e.getMessage());
-    }
-
-    @Test
     void defaultsAreThePapersValues() {
-        PolicyConfig c = PolicyConfig.builder().budgetTokens(100).build();
-        assertEquals(4, c.sinkTokens());
-        assertEquals(32, c.recentTokens());
-        assertEquals(32, c.snapKvWindow());
-        assertEquals(7, c.snapKvKernel());
-        assertEquals(PolicyConfig.Pooling.MAX, c.snapKvPooling());
-        assertEquals(32, c.hashBits());
-        assertEquals(PolicyConfig.HashScoring.ACCUMULATED, c.hashScoring());
-        assertEquals(32, c.lazyWindow());
-        assertEquals(1.0, c.lazyImportance());
-        assertEquals(0.9, c.pyramidPrefillDecay());
-        assertEquals(0.1, c.pyramidGenDecay());
-        assertEquals(0.9, c.pyramidGenCompressRatio());
-        assertEquals(1.2, c.pyramidDistanceWeight());
-        assertEquals(16, c.pyramidCompressEvery());
-        PolicyConfig copy = c.toBuilder().hashBits(16).build();
-        assertEquals(16, copy.hashBits());
-        assertEquals(100, copy.budgetTokens());
+        Budget b = Budget.tokens(128);
+        assertEquals(4, b.sinkTokens());
+        assertEquals(32, b.recentTokens());
+        SnapKvPolicy.Config snap = SnapKvPolicy.Config.defaults(b);
+        assertEquals(new SnapKvPolicy.Config(b, 32, 7, SnapKvPolicy.Pooling.MAX), snap);
+        HashEvictPolicy.Config hash = HashEvictPolicy.Config.defaults(b);
+        assertEquals(
+                new HashEvictPolicy.Config(b, 32, 0x243F6A8885A308D3L, HashEvictPolicy.HashScoring.ACCUMULATED), hash);
+        assertEquals(new LazyEvictionPolicy.Config(b, 32, 1.0), LazyEvictionPolicy.Config.defaults(b));
+        assertEquals(new PyramidInferPolicy.Config(b, 0.9, 0.1, 0.9, 1.2, 16), PyramidInferPolicy.Config.defaults(b));
+        assertEquals(
+                new SnapKvPolicy.Config(b, 64, 5, SnapKvPolicy.Pooling.AVG),
+                snap.withWindow(64).withKernel(5).withPooling(SnapKvPolicy.Pooling.AVG));
+        assertEquals(
+                new HashEvictPolicy.Config(b, 16, 7, HashEvictPolicy.HashScoring.MEAN),
+                hash.withBits(16).withSeed(7).withScoring(HashEvictPolicy.HashScoring.MEAN));
+        assertEquals(
+                new LazyEvictionPolicy.Config(b, 8, 2.5),
+                LazyEvictionPolicy.Config.defaults(b).withWindow(8).withImportance(2.5));
+        assertEquals(
+                new PyramidInferPolicy.Config(b, 0.5, 0.2, 0.8, 2.0, 8),
+                PyramidInferPolicy.Config.defaults(b)
+                        .withPrefillDecay(0.5)
+                        .withGenDecay(0.2)
+                        .withGenCompressRatio(0.8)
+                        .withDistanceWeight(2.0)
+                        .withCompressEvery(8));
+        for (String name : List.of("streaming", "h2o", "h2o-prefill", "snapkv", "hashevict", "lazy", "pyramidinfer")) {
+            assertSame(b, ((BudgetedPolicy) EvictionPolicies.create(name, b)).budget(), name);
+        }
     }
 
     @Test
-    void impossibleBudgetsNameTheValueAndTheRange() {
+    void impossibleValuesNameTheValueAndTheRange() {
+        Budget b = Budget.tokens(128);
         assertMessage(
-                "budgetTokens must be in [1, 2147483647], was 0",
-                () -> PolicyConfig.builder().budgetTokens(0));
+                "snapkv: window must be in [1, 2147483647], was 0",
+                () -> new SnapKvPolicy.Config(b, 0, 7, SnapKvPolicy.Pooling.MAX));
         assertMessage(
-                "budgetTokens must be in [1, 2147483647], was -5",
-                () -> PolicyConfig.builder().budgetTokens(-5));
+                "snapkv: kernel must be odd and in [1, 2147483647], was 6",
+                () -> SnapKvPolicy.Config.defaults(b).withKernel(6));
         assertMessage(
-                "budgetTokens must be in [1, 2147483647], was 0 (set budgetTokens or budget)",
-                () -> PolicyConfig.builder().build());
+                "hashevict: bits must be in [1, 64], was 65",
+                () -> HashEvictPolicy.Config.defaults(b).withBits(65));
         assertMessage(
-                "budgetTokens 20 must be in [36, 2147483647]: it has to hold sinkTokens 4 + recentTokens 32",
-                () -> PolicyConfig.builder().budgetTokens(20).build());
-        assertMessage("budget fraction must be in (0, 1), was NaN", () -> Budget.fraction(Double.NaN));
-        assertMessage("budget fraction must be in (0, 1), was 1.5", () -> Budget.fraction(1.5));
-        assertMessage("budget fraction must be in (0, 1), was -0.1", () -> Budget.fraction(-0.1));
+                "hashevict: bits must be in [1, 64], was 0",
+                () -> HashEvictPolicy.Config.defaults(b).withBits(0));
         assertMessage(
-                "budget of 1 tokens is too small: it must hold 4 sink tokens, a recent window of 1 tokens and at"
-                        + " least one more, so at least 6 tokens",
-                () -> Budget.fraction(0.001).resolve(100));
+                "lazy: window must be in [1, 2147483647], was 0",
+                () -> LazyEvictionPolicy.Config.defaults(b).withWindow(0));
         assertMessage(
-                "promptTokens must be in [1, 2147483647], was 0",
-                () -> Budget.fraction(0.5).resolve(0));
+                "lazy: importance must be in (0, Infinity), was NaN",
+                () -> LazyEvictionPolicy.Config.defaults(b).withImportance(Double.NaN));
         assertMessage(
-                "sinkTokens must be in [0, 2147483647], was -1",
-                () -> PolicyConfig.builder().sinkTokens(-1));
+                "pyramidinfer: prefillDecay must be in (0, 1], was NaN",
+                () -> PyramidInferPolicy.Config.defaults(b).withPrefillDecay(Double.NaN));
         assertMessage(
-                "hashBits must be in [1, 64], was 65",
-                () -> PolicyConfig.builder().hashBits(65));
+                "pyramidinfer: genCompressRatio must be in (0, 1], was 1.5",
+                () -> PyramidInferPolicy.Config.defaults(b).withGenCompressRatio(1.5));
         assertMessage(
-                "snapKvKernel must be odd and in [1, 2147483647], was 6",
-                () -> PolicyConfig.builder().snapKvKernel(6));
+                "pyramidinfer: distanceWeight must be in [1, 1000], was 0.5",
+                () -> PyramidInferPolicy.Config.defaults(b).withDistanceWeight(0.5));
         assertMessage(
-                "lazyImportance must be in (0, Infinity), was NaN",
-                () -> PolicyConfig.builder().lazyImportance(Double.NaN));
+                "pyramidinfer: compressEvery must be in [1, 2147483647], was 0",
+                () -> PyramidInferPolicy.Config.defaults(b).withCompressEvery(0));
+        assertThrows(
+                NullPointerException.class,
+                () -> SnapKvPolicy.Config.defaults(b).withPooling(null));
+        assertThrows(
+                NullPointerException.class,
+                () -> HashEvictPolicy.Config.defaults(b).withScoring(null));
+        assertThrows(NullPointerException.class, () -> new H2OPolicy.Config(null));
         assertMessage(
-                "pyramidPrefillDecay must be in (0, 1], was NaN",
-                () -> PolicyConfig.builder().pyramidPrefillDecay(Double.NaN));
-        assertMessage(
-                "pyramidDistanceWeight must be in [1, 1000], was 0.5",
-                () -> PolicyConfig.builder().pyramidDistanceWeight(0.5));
+                "budget 0.1 is a fraction of the prompt; resolve it against the prompt length first (Budget.resolve)",
+                () -> new H2OPolicy.Config(Budget.fraction(0.1)));
     }
 
     @Test
     void policiesCheckTheirOwnConstraints() {
-        PolicyConfig snap = PolicyConfig.builder()
-                .budgetTokens(40)
-                .sinkTokens(4)
-                .recentTokens(8)
-                .snapKvWindow(64)
-                .build();
+        Budget snap = Budget.tokens(40).withRecentTokens(8);
         assertMessage(
-                "snapkv: budgetTokens 40 must be in [68, 2147483647]: it has to hold sinkTokens 4 + max(recentTokens"
-                        + " 8, snapKvWindow 64)",
-                () -> snap.policy("snapkv"));
-        PolicyConfig tight = PolicyConfig.builder()
-                .budgetTokens(4)
-                .sinkTokens(4)
-                .recentTokens(0)
-                .build();
-        assertMessage(
-                "streaming: budgetTokens 4 must be in [5, 2147483647]: sinkTokens 4 plus a window of at least 1 token",
-                () -> tight.policy("streaming"));
-        assertMessage(
-                "pyramidinfer: recentTokens must be in [1, 2147483647], was 0 (the recent queries are the observers)",
-                () -> tight.policy("pyramidinfer"));
+                "snapkv: budget of 40 tokens must be in [68, 2147483647]: it has to hold sinkTokens 4 + max(recentTokens"
+                        + " 8, window 64)",
+                () -> new SnapKvPolicy(SnapKvPolicy.Config.defaults(snap).withWindow(64)));
+        assertEquals(
+                7,
+                ((SnapKvPolicy) EvictionPolicies.create("snapkv", Budget.tokens(30)))
+                        .config()
+                        .window(),
+                "by name, the observation window is the budget's recent window");
     }
 
     private static void assertMessage(String expected, org.junit.jupiter.api.function.Executable call) {

@@ -3,6 +3,7 @@ package io.kvcache4j.eviction;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
@@ -25,11 +26,7 @@ class H2OPolicyTest {
         int prompt = 40;
         int decode = 30;
         int total = prompt + decode;
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(1000)
-                .sinkTokens(0)
-                .recentTokens(4)
-                .build();
+        H2OPolicy.Config config = H2OPolicy.Config.defaults(Budget.tokens(1000, 0, 4));
         Capture capture = new Capture(new H2OPolicy(config));
         float[][] keys = new float[total][];
         float[][] queries = new float[total][];
@@ -114,11 +111,7 @@ class H2OPolicyTest {
     void heavyHittersAndTheRecentWindowSurvive() {
         int d = 256;
         ModelShape shape = new ModelShape(1, 2, 1, d);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(12)
-                .sinkTokens(1)
-                .recentTokens(8)
-                .build();
+        H2OPolicy.Config config = H2OPolicy.Config.defaults(Budget.tokens(12, 1, 8));
         int[] heavy = {5, 17, 40};
         try (KvCache cache = KvCache.builder(shape)
                 .dtype(KvDType.F32)

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.HeadView;
 import io.kvcache4j.api.KvCache;
@@ -64,12 +65,8 @@ class HashEvictPolicyTest {
         int n = group.length;
         boolean shared = Arrays.stream(group).allMatch(g -> g == 0);
         ModelShape shape = new ModelShape(1, 1, 1, d);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(2 * n)
-                .sinkTokens(0)
-                .recentTokens(0)
-                .hashScoring(PolicyConfig.HashScoring.LAST)
-                .build();
+        HashEvictPolicy.Config config = HashEvictPolicy.Config.defaults(Budget.tokens(2 * n, 0, 0))
+                .withScoring(HashEvictPolicy.HashScoring.LAST);
         Capture capture = new Capture(new HashEvictPolicy(config));
         double[] rho = new double[q.length];
         try (KvCache cache =
@@ -129,10 +126,8 @@ class HashEvictPolicyTest {
         int n = 300;
         int planted = 20;
         ModelShape shape = new ModelShape(1, 2, 1, d);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(4 * n)
-                .hashScoring(PolicyConfig.HashScoring.LAST)
-                .build();
+        HashEvictPolicy.Config config = HashEvictPolicy.Config.defaults(Budget.tokens(4 * n, 4, 32))
+                .withScoring(HashEvictPolicy.HashScoring.LAST);
         Capture capture = new Capture(new HashEvictPolicy(config));
         float[] p = unit(gaussian(r, d));
         float[] keys = gaussianKeys(r, n, d);
@@ -178,8 +173,8 @@ class HashEvictPolicyTest {
         int d = 32;
         int n = 120;
         ModelShape shape = new ModelShape(1, 2, 1, d);
-        PolicyConfig config =
-                PolicyConfig.builder().budgetTokens(4 * n).hashBits(20).build();
+        HashEvictPolicy.Config config =
+                HashEvictPolicy.Config.defaults(Budget.tokens(4 * n, 4, 32)).withBits(20);
         Capture capture = new Capture(new HashEvictPolicy(config));
         float[] keys = gaussianKeys(r, n, d);
         float[] queries = gaussianKeys(r, 2 * n, d);
@@ -224,11 +219,7 @@ class HashEvictPolicyTest {
         SplittableRandom r = TestSeeds.random(seed);
         int d = 16;
         ModelShape shape = new ModelShape(1, 2, 1, d);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(24)
-                .sinkTokens(2)
-                .recentTokens(4)
-                .build();
+        HashEvictPolicy.Config config = HashEvictPolicy.Config.defaults(Budget.tokens(24, 2, 4));
         try (KvCache cache = KvCache.builder(shape)
                 .dtype(KvDType.F32)
                 .policy(new HashEvictPolicy(config))
@@ -258,12 +249,8 @@ class HashEvictPolicyTest {
         int d = 64;
         int planted = 20;
         ModelShape shape = new ModelShape(1, 2, 1, d);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(48)
-                .sinkTokens(4)
-                .recentTokens(8)
-                .hashScoring(PolicyConfig.HashScoring.MEAN)
-                .build();
+        HashEvictPolicy.Config config =
+                HashEvictPolicy.Config.defaults(Budget.tokens(48, 4, 8)).withScoring(HashEvictPolicy.HashScoring.MEAN);
         float[] p = unit(gaussian(r, d));
         try (KvCache cache = KvCache.builder(shape)
                 .dtype(KvDType.F32)

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.KvCache;
@@ -23,19 +24,16 @@ class LazyEvictionPolicyTest {
     static final int PERIOD = 8;
     static final int RECURRING = 1;
 
-    static final PolicyConfig CONFIG = PolicyConfig.builder()
-            .budgetTokens(9)
-            .sinkTokens(1)
-            .recentTokens(4)
-            .lazyWindow(8)
-            .build();
+    static final Budget BUDGET = Budget.tokens(9, 1, 4);
+    static final LazyEvictionPolicy.Config CONFIG =
+            LazyEvictionPolicy.Config.defaults(BUDGET).withWindow(8);
 
     @Test
     void lazyKeepsARecurringTokenThatH2ODrops() {
         int[] lazyHeld = new int[1];
         Capture lazy = new Capture(new LazyEvictionPolicy(CONFIG));
         int lazyLastSeen = run(lazy, lazyHeld);
-        int h2oLastSeen = run(new H2OPolicy(CONFIG), new int[1]);
+        int h2oLastSeen = run(new H2OPolicy(H2OPolicy.Config.defaults(BUDGET)), new int[1]);
         System.out.println("[lazy] recurring token (period " + PERIOD + ") last held at step: lazy " + lazyLastSeen
                 + ", h2o " + h2oLastSeen + " (of " + STEPS + "); lazy holds " + lazyHeld[0] + " tokens at the end");
         assertEquals(STEPS - 1, lazyLastSeen, "lazy held the recurring token to the end");

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.EvictionPolicies;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;
 import java.util.SplittableRandom;
@@ -18,14 +20,15 @@ class NoOpTest {
     @ValueSource(strings = {"streaming", "h2o", "h2o-prefill", "snapkv", "hashevict", "lazy", "pyramidinfer"})
     void compressedCacheHoldsFewerBytesThanFull(String name) {
         long seed = TestSeeds.seed("no-op-" + name);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(64)
-                .sinkTokens(4)
-                .recentTokens(16)
-                .snapKvWindow(16)
-                .lazyWindow(16)
-                .build();
-        BudgetedPolicy policy = (BudgetedPolicy) config.policy(name);
+        Budget budget = Budget.tokens(64, 4, 16);
+        BudgetedPolicy policy = switch (name) {
+            case "snapkv" ->
+                new SnapKvPolicy(SnapKvPolicy.Config.defaults(budget).withWindow(16));
+            case "lazy" ->
+                new LazyEvictionPolicy(
+                        LazyEvictionPolicy.Config.defaults(budget).withWindow(16));
+            default -> (BudgetedPolicy) EvictionPolicies.create(name, budget);
+        };
         int prompt = 256;
         int decode = 64;
         try (KvCache cache = KvCache.builder(SHAPE).policy(policy).build();

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
@@ -20,11 +21,7 @@ class PyramidInferPolicyTest {
         SplittableRandom r = TestSeeds.random(seed);
         int layers = 8;
         ModelShape shape = new ModelShape(layers, 2, 1, 16);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(160)
-                .sinkTokens(4)
-                .recentTokens(16)
-                .build();
+        PyramidInferPolicy.Config config = PyramidInferPolicy.Config.defaults(Budget.tokens(160, 4, 16));
         PyramidInferPolicy policy = new PyramidInferPolicy(config);
         // expected: s_l = prod_{j<l} r_j, r_j = 0.1 (cos(pi j / 8) + 1) / 2 + 0.9; context 140 split by s_l
         double[] s = new double[layers];
@@ -91,11 +88,7 @@ class PyramidInferPolicyTest {
     void prefillKeepsWhatTheRecentQueriesAttendAndGenerationKeepsWhatFollowingQueriesAttend() {
         int d = 128;
         ModelShape shape = new ModelShape(2, 2, 1, d);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(40)
-                .sinkTokens(4)
-                .recentTokens(16)
-                .build();
+        PyramidInferPolicy.Config config = PyramidInferPolicy.Config.defaults(Budget.tokens(40, 4, 16));
         int prompt = 40 + 40;
         int[] targets = {30, 50, 60};
         int[] decoys = {10, 20, 45};

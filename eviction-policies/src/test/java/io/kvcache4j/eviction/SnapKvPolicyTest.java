@@ -3,6 +3,7 @@ package io.kvcache4j.eviction;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.EvictionPolicy;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.KvDType;
@@ -22,14 +23,8 @@ class SnapKvPolicyTest {
     static final int[] TARGETS_HEAD1 = {35, 50};
     static final int[] DECOYS = {10, 28, 45, 60};
 
-    static final PolicyConfig CONFIG = PolicyConfig.builder()
-            .budgetTokens(4 + WINDOW + 21)
-            .sinkTokens(4)
-            .recentTokens(8)
-            .snapKvWindow(WINDOW)
-            .snapKvKernel(7)
-            .snapKvPooling(PolicyConfig.Pooling.MAX)
-            .build();
+    static final Budget BUDGET = Budget.tokens(4 + WINDOW + 21, 4, 8);
+    static final SnapKvPolicy.Config CONFIG = new SnapKvPolicy.Config(BUDGET, WINDOW, 7, SnapKvPolicy.Pooling.MAX);
 
     @Test
     void keepsTheTokensTheObservationWindowAttendsTo() {
@@ -49,8 +44,7 @@ class SnapKvPolicyTest {
 
     @Test
     void averagePoolingKeepsTheTargetsToo() {
-        TreeSet<Integer> kept = run(new SnapKvPolicy(
-                CONFIG.toBuilder().snapKvPooling(PolicyConfig.Pooling.AVG).build()));
+        TreeSet<Integer> kept = run(new SnapKvPolicy(CONFIG.withPooling(SnapKvPolicy.Pooling.AVG)));
         for (int t : new int[] {20, 35, 50}) {
             assertTrue(kept.containsAll(Streams.range(t - 1, t + 2)), "target " + t + " kept: " + kept);
         }
@@ -60,7 +54,7 @@ class SnapKvPolicyTest {
     /** The prefill-only H2O at the same budget keeps the decoys that the early queries attended. */
     @Test
     void prefillH2OKeepsWhatTheWholePromptAttendedInstead() {
-        TreeSet<Integer> kept = run(new H2OPrefillPolicy(CONFIG));
+        TreeSet<Integer> kept = run(new H2OPrefillPolicy(H2OPrefillPolicy.Config.defaults(BUDGET)));
         for (int decoy : DECOYS) {
             assertTrue(kept.contains(decoy), "decoy " + decoy + " evicted by h2o-prefill: " + kept);
         }

@@ -3,6 +3,7 @@ package io.kvcache4j.eviction;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.kvcache4j.TestSeeds;
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;
 import java.util.SplittableRandom;
@@ -16,11 +17,7 @@ class StreamingLlmPolicyTest {
         long seed = TestSeeds.seed("streaming-sinks");
         SplittableRandom r = TestSeeds.random(seed);
         ModelShape shape = new ModelShape(2, 4, 2, 16);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(40)
-                .sinkTokens(4)
-                .recentTokens(8)
-                .build();
+        StreamingLlmPolicy.Config config = StreamingLlmPolicy.Config.defaults(Budget.tokens(40, 4, 8));
         try (KvCache cache =
                 KvCache.builder(shape).policy(new StreamingLlmPolicy(config)).build()) {
             Streams.prefill(cache, r, 100, 33);
@@ -52,11 +49,7 @@ class StreamingLlmPolicyTest {
         // With one pending token the oldest windowed token leaves before attention: a query that
         // matches only the token that has just left gets no contribution from it.
         ModelShape shape = new ModelShape(1, 1, 1, 8);
-        PolicyConfig config = PolicyConfig.builder()
-                .budgetTokens(5)
-                .sinkTokens(1)
-                .recentTokens(2)
-                .build();
+        StreamingLlmPolicy.Config config = StreamingLlmPolicy.Config.defaults(Budget.tokens(5, 1, 2));
         try (KvCache cache =
                 KvCache.builder(shape).policy(new StreamingLlmPolicy(config)).build()) {
             float[] out = new float[8];

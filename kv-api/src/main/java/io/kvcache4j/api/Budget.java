@@ -26,7 +26,7 @@ public final class Budget {
     private final double fraction; // > 0 for a fraction budget, 0 for a token budget
     private final int tokens; // >= 1 for a token budget, 0 for a fraction budget
     private final int sinkTokens;
-    private final int recentTokens; // 0: the default rule
+    private final int recentTokens; // -1: the default rule
 
     private Budget(double fraction, int tokens, int sinkTokens, int recentTokens) {
         this.fraction = fraction;
@@ -49,7 +49,24 @@ public final class Budget {
             throw new IllegalArgumentException(
                     "budget tokens must be in [1, " + Integer.MAX_VALUE + "], was " + tokens);
         }
-        return new Budget(0, tokens, DEFAULT_SINK_TOKENS, 0);
+        return new Budget(0, tokens, DEFAULT_SINK_TOKENS, -1);
+    }
+
+    /**
+     * A budget of {@code tokens} tokens with {@code sinkTokens} sinks ({@code >= 0}) and a recent window
+     * of {@code recentTokens} ({@code >= 0}).
+     *
+     * @throws IllegalArgumentException for a value out of its range, or a budget that cannot hold the
+     *     sinks, the window and one more token
+     */
+    public static Budget tokens(int tokens, int sinkTokens, int recentTokens) {
+        if (tokens < 1) {
+            throw new IllegalArgumentException(
+                    "budget tokens must be in [1, " + Integer.MAX_VALUE + "], was " + tokens);
+        }
+        checkSinks(sinkTokens);
+        checkRecent(recentTokens);
+        return new Budget(0, tokens, sinkTokens, recentTokens);
     }
 
     /** A budget of a fraction {@code 0 < fraction < 1} of the prompt. */
@@ -57,7 +74,7 @@ public final class Budget {
         if (!(fraction > 0 && fraction < 1)) {
             throw new IllegalArgumentException("budget fraction must be in (0, 1), was " + fraction);
         }
-        return new Budget(fraction, 0, DEFAULT_SINK_TOKENS, 0);
+        return new Budget(fraction, 0, DEFAULT_SINK_TOKENS, -1);
     }
 
     /**
@@ -95,20 +112,31 @@ public final class Budget {
 
     /** The same budget with {@code sinkTokens} sinks ({@code >= 0}). */
     public Budget withSinkTokens(int sinkTokens) {
+        checkSinks(sinkTokens);
+        return new Budget(fraction, tokens, sinkTokens, recentTokens);
+    }
+
+    /**
+     * The same budget with a recent window of {@code recentTokens} ({@code >= 0}; 0: no protected
+     * window) instead of the default rule.
+     */
+    public Budget withRecentTokens(int recentTokens) {
+        checkRecent(recentTokens);
+        return new Budget(fraction, tokens, sinkTokens, recentTokens);
+    }
+
+    private static void checkSinks(int sinkTokens) {
         if (sinkTokens < 0) {
             throw new IllegalArgumentException(
                     "sinkTokens must be in [0, " + Integer.MAX_VALUE + "], was " + sinkTokens);
         }
-        return new Budget(fraction, tokens, sinkTokens, recentTokens);
     }
 
-    /** The same budget with a recent window of {@code recentTokens} ({@code >= 1}) instead of the default rule. */
-    public Budget withRecentTokens(int recentTokens) {
-        if (recentTokens < 1) {
+    private static void checkRecent(int recentTokens) {
+        if (recentTokens < 0) {
             throw new IllegalArgumentException(
-                    "recentTokens must be in [1, " + Integer.MAX_VALUE + "], was " + recentTokens);
+                    "recentTokens must be in [0, " + Integer.MAX_VALUE + "], was " + recentTokens);
         }
-        return new Budget(fraction, tokens, sinkTokens, recentTokens);
     }
 
     /** Whether this is a fraction of the prompt (resolve it before asking for tokens). */
@@ -140,6 +168,20 @@ public final class Budget {
         return new Budget(0, t, sinkTokens, recentTokens);
     }
 
+    /**
+     * This budget, if it counts tokens.
+     *
+     * @throws IllegalArgumentException for a fraction budget, saying to resolve it against the prompt
+     *     length first
+     */
+    public Budget requireTokens() {
+        if (isFraction()) {
+            throw new IllegalArgumentException("budget " + this
+                    + " is a fraction of the prompt; resolve it against the prompt length first (Budget.resolve)");
+        }
+        return this;
+    }
+
     /** Tokens per (layer, KV head), sinks and recent window included. */
     public int tokens() {
         if (isFraction()) {
@@ -156,7 +198,7 @@ public final class Budget {
 
     /** Newest tokens that are never evicted: as set, or a quarter of the tokens in [1, 32]. */
     public int recentTokens() {
-        if (recentTokens > 0) {
+        if (recentTokens >= 0) {
             return recentTokens;
         }
         if (isFraction()) {

@@ -11,7 +11,6 @@ import io.kvcache4j.api.HeadView;
 import io.kvcache4j.api.KvCache;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.eviction.BudgetedPolicy;
-import io.kvcache4j.eviction.PolicyConfig;
 import io.kvcache4j.eviction.PyramidInferPolicy;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.NativeMemory;
@@ -134,7 +133,7 @@ class PolicyCompositionTest {
             return;
         }
         ModelShape s = cache.shape();
-        PolicyConfig c = budgeted.config();
+        io.kvcache4j.api.Budget c = budgeted.budget();
         for (int l = 0; l < s.layers(); l++) {
             int next = cache.nextPosition(l);
             for (int h = 0; h < s.kvHeads(); h++) {

@@ -11,96 +11,151 @@ import io.kvcache4j.eval.llama.LlamaEngine;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** {@code bin/kvcache4j generate}: streams a completion and reports prefill and decode speed. */
-final class GenerateCommand implements Command {
-    GenerateCommand() {}
+/**
+ * {@code bin/kvcache4j generate}: streams a completion and reports prefill and decode speed. Every
+ * option is checked before the model is loaded; the budget is checked again against the prompt's
+ * length once the prompt is tokenized, before the first forward pass.
+ */
+@Command(
+        name = "generate",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
+        sortOptions = false,
+        sortSynopsis = false,
+        description = "Streams a completion of a prompt through the KV cache and reports prefill and decode speed.")
+final class GenerateCommand implements Callable<Integer> {
+    /** Most tokens one generation may produce. */
+    static final int MAX_TOKENS = 1 << 20;
+    /** Largest prefill chunk. */
+    static final int MAX_CHUNK = 1 << 16;
 
-    @Override
-    public String name() {
-        return "generate";
+    private final PrintStream out;
+    private final PrintStream err;
+
+    GenerateCommand(PrintStream out, PrintStream err) {
+        this.out = out;
+        this.err = err;
     }
 
-    @Override
-    public String summary() {
-        return "--model FILE --prompt TEXT [--max-tokens N] [--policy NAME --budget X] [--temperature T] [--seed N] [--dtype f16]";
-    }
+    @Option(
+            names = "--model",
+            paramLabel = "FILE",
+            description = "GGUF model (default: the shipped model/kvcache4j-niah.gguf).")
+    Path model;
+
+    @Option(names = "--prompt", paramLabel = "TEXT", required = true, description = "The prompt.")
+    String prompt;
+
+    @Option(
+            names = "--max-tokens",
+            paramLabel = "N",
+            defaultValue = "64",
+            converter = Converters.MaxTokens.class,
+            description = "Tokens generated at most, in [1, " + MAX_TOKENS + "] (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(
+            names = "--policy",
+            paramLabel = "NAME",
+            defaultValue = "full",
+            converter = Converters.Policy.class,
+            completionCandidates = NiahCommand.PolicyNames.class,
+            description = "Eviction policy; installed: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    String policy;
+
+    @Option(
+            names = "--budget",
+            paramLabel = "X",
+            defaultValue = "0.5",
+            converter = Converters.BudgetSpec.class,
+            description = "Budget of every policy but full: a fraction of the prompt in (0, 1) or whole tokens per"
+                    + " (layer, KV head), enough for the sinks, the recent window and one more token"
+                    + " (default: ${DEFAULT-VALUE}).")
+    Budget budget;
+
+    @Option(
+            names = "--temperature",
+            paramLabel = "T",
+            defaultValue = "0",
+            converter = Converters.Temperature.class,
+            description = "0 for greedy decoding, else the sampling temperature (default: ${DEFAULT-VALUE}).")
+    float temperature;
+
+    @Option(
+            names = "--seed",
+            paramLabel = "N",
+            defaultValue = "1",
+            converter = Converters.Seed.class,
+            description = "Seed of the sampling (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(
+            names = "--dtype",
+            paramLabel = "TYPE",
+            defaultValue = "f16",
+            converter = Converters.DType.class,
+            description = "KV storage: f32, f16 or bf16 (default: ${DEFAULT-VALUE}).")
+    KvDType dtype;
+
+    @Option(
+            names = "--chunk",
+            paramLabel = "N",
+            defaultValue = "256",
+            converter = Converters.Chunk.class,
+            description = "Prefill chunk in tokens, in [1, " + MAX_CHUNK + "] (default: ${DEFAULT-VALUE}).")
+    int chunk;
+
+    @Option(names = "--no-bos", description = "Do not add BOS even if the vocabulary asks for it.")
+    boolean noBos;
 
     @Override
-    public int run(String[] argv, PrintStream out) throws Exception {
-        Args a = new Args(
-                argv,
-                List.of(
-                        "--model",
-                        "--prompt",
-                        "--max-tokens",
-                        "--policy",
-                        "--budget",
-                        "--temperature",
-                        "--seed",
-                        "--dtype",
-                        "--chunk"),
-                List.of("--no-bos"));
-        if (a.get("--prompt") == null) {
-            throw new UsageException("--prompt TEXT is required");
+    public Integer call() throws Exception {
+        if (prompt.isEmpty()) {
+            throw new BadOption("--prompt", "--prompt must not be empty");
         }
-        int maxTokens = a.getInt("--max-tokens", 64, 1, 1 << 20);
-        float temperature;
-        try {
-            temperature = Float.parseFloat(a.get("--temperature", "0"));
-        } catch (NumberFormatException e) {
-            throw new UsageException("--temperature must be a number >= 0, was '" + a.get("--temperature") + "'");
-        }
-        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
-            throw new UsageException("--temperature must be a finite number >= 0, was " + temperature);
-        }
-        KvDType dtype;
-        Budget budget;
-        String policyName = a.get("--policy", "full");
-        try {
-            dtype = KvDType.parse(a.get("--dtype", "f16"));
-            EvictionPolicies.provider(policyName);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException(e.getMessage());
-        }
-        try {
-            budget = Budget.parse(a.get("--budget", "0.5"));
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--budget " + a.get("--budget", "0.5") + ": " + e.getMessage());
-        }
-        int chunk = a.getInt("--chunk", 256, 1, 1 << 16);
-        long seed = a.getLong("--seed", 1);
-        try (GgufLlama model = GgufLlama.open(
-                a.get("--model") == null ? ModelFiles.shippedModel() : ModelFiles.existing(a.get("--model")))) {
-            Tokenizer tok = Tokenizer.fromGguf(model.model());
-            int[] prompt = tok.encode(a.get("--prompt"), !a.has("--no-bos") && tok.addBos(), true);
-            if (prompt.length == 0) {
-                throw new UsageException("the prompt encodes to no tokens");
-            }
-            LlamaEngine engine = new LlamaEngine(model, chunk);
-            EvictionPolicy policy;
+        if (!budget.isFraction() && !policy.equals("full")) {
+            // A budget in tokens can be checked against the policy before the model is loaded.
             try {
-                policy = EvictionPolicies.create(
-                        policyName,
-                        policyName.equals("full")
-                                ? Budget.tokens(Math.max(6, prompt.length))
-                                : budget.resolve(prompt.length));
+                EvictionPolicies.create(policy, budget);
             } catch (IllegalArgumentException e) {
-                throw new UsageException(
-                        "--budget " + budget + " for a prompt of " + prompt.length + " tokens: " + e.getMessage());
+                throw new BadOption("--budget", "--budget " + budget + " for policy " + policy + ": " + e.getMessage());
+            }
+        }
+        Path modelPath = ModelFiles.modelOrShipped(model);
+        try (GgufLlama llama = GgufLlama.open(modelPath)) {
+            Tokenizer tok = Tokenizer.fromGguf(llama.model());
+            int[] ids = tok.encode(prompt, !noBos && tok.addBos(), true);
+            if (ids.length == 0) {
+                throw new BadOption("--prompt", "--prompt encodes to no tokens");
+            }
+            LlamaEngine engine = new LlamaEngine(llama, chunk);
+            EvictionPolicy evictionPolicy;
+            try {
+                evictionPolicy = EvictionPolicies.create(
+                        policy,
+                        policy.equals("full") ? Budget.tokens(Math.max(6, ids.length)) : budget.resolve(ids.length));
+            } catch (IllegalArgumentException e) {
+                throw new BadOption(
+                        "--budget",
+                        "--budget " + budget + " for a prompt of " + ids.length + " tokens: " + e.getMessage());
             }
             SplittableRandom random = new SplittableRandom(seed);
-            PrintStream err = System.err;
-            try (KvCache cache = KvCache.builder(model.config().cacheShape())
+            try (KvCache cache = KvCache.builder(llama.config().cacheShape())
                     .dtype(dtype)
-                    .policy(policy)
+                    .policy(evictionPolicy)
+                    .attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool())
                     .build()) {
                 long t0 = System.nanoTime();
-                float[] logits = engine.forward(prompt, 0, prompt.length, cache);
+                float[] logits = engine.forward(ids, 0, ids.length, cache);
                 cache.endPrefill();
                 long t1 = System.nanoTime();
                 int[] generated = new int[maxTokens];
@@ -131,9 +186,9 @@ final class GenerateCommand implements Command {
                         Locale.ROOT,
                         "prefill: %d tokens in %.3f s (%.1f tokens/s); decode: %d tokens in %.3f s (%.1f tokens/s);"
                                 + " policy %s, KV bytes held %d%n",
-                        prompt.length,
+                        ids.length,
                         (t1 - t0) / 1e9,
-                        prompt.length / ((t1 - t0) / 1e9),
+                        ids.length / ((t1 - t0) / 1e9),
                         n,
                         (t2 - t1) / 1e9,
                         n == 0 ? 0 : n / ((t2 - t1) / 1e9),
@@ -141,7 +196,7 @@ final class GenerateCommand implements Command {
                         cache.bytesHeld());
             }
         }
-        return 0;
+        return Main.EXIT_OK;
     }
 
     private static byte[] concat(byte[] a, byte[] b) {

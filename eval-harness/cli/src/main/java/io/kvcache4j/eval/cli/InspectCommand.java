@@ -4,39 +4,50 @@ import io.kvcache4j.eval.gguf.GgufModel;
 import io.kvcache4j.eval.gguf.GgufTensorInfo;
 import io.kvcache4j.eval.gguf.GgufValue;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code inspect --model FILE [--elements N]}: prints a GGUF file's header, its metadata (arrays
  * abbreviated to their first N elements, default 8) and its tensor table.
  */
-final class InspectCommand implements Command {
-    @Override
-    public String name() {
-        return "inspect";
+@Command(
+        name = "inspect",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
+        sortOptions = false,
+        sortSynopsis = false,
+        description = "Header, metadata and tensor table of a GGUF file.")
+final class InspectCommand implements Callable<Integer> {
+    /** Most array elements shown per metadata value. */
+    static final int MAX_ELEMENTS = 1_000_000;
+
+    private final PrintStream out;
+
+    InspectCommand(PrintStream out) {
+        this.out = out;
     }
 
-    @Override
-    public String summary() {
-        return "metadata and tensor table of a GGUF file (--model FILE [--elements N])";
-    }
+    @Option(names = "--model", paramLabel = "FILE", required = true, description = "GGUF file.")
+    Path model;
+
+    @Option(
+            names = "--elements",
+            paramLabel = "N",
+            defaultValue = "8",
+            converter = Converters.Elements.class,
+            description = "Array elements shown per metadata value, in [0, " + MAX_ELEMENTS
+                    + "] (default: ${DEFAULT-VALUE}).")
+    int elements;
 
     @Override
-    public int run(String[] args, PrintStream out) throws Exception {
-        Args a = new Args(args, List.of("--model", "--elements"), List.of());
-        String model = a.get("--model");
-        if (model == null) {
-            throw new UsageException("--model FILE is required");
-        }
-        Path path = Path.of(model);
-        if (!Files.isRegularFile(path)) {
-            throw new UsageException("--model " + model + ": no such file");
-        }
-        int elements = a.getInt("--elements", 8, 0, 1_000_000);
+    public Integer call() throws Exception {
+        Path path = ModelFiles.readable("--model", model);
         try (GgufModel m = GgufModel.open(path)) {
             out.printf(
                     "%s: GGUF v%d, %d bytes, %d metadata keys, %d tensors, alignment %d, data at %d%n",
@@ -71,6 +82,7 @@ final class InspectCommand implements Command {
             }
             out.printf("  %d tensors, %d bytes of tensor data%n", m.tensors().size(), total);
         }
-        return 0;
+        out.flush();
+        return Main.EXIT_OK;
     }
 }

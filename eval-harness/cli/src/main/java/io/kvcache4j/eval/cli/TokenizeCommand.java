@@ -8,10 +8,12 @@ import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.function.Supplier;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code tokenize --model FILE.gguf [--cases FILE.inp] [--add-special] [--parse-special]}: prints
@@ -20,51 +22,49 @@ import java.util.function.Supplier;
  * standard input is one input. By default, like llama.cpp's test-tokenizer-0, no BOS/EOS is added
  * and control-token text is not parsed as tokens.
  */
-final class TokenizeCommand implements Command {
+@Command(
+        name = "tokenize",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
+        sortOptions = false,
+        sortSynopsis = false,
+        description = "Token ids of text, one line per input in llama.cpp's .out format (inputs: the lines of"
+                + " standard input, or the cases of a llama.cpp .inp file).")
+final class TokenizeCommand implements Callable<Integer> {
+    private final PrintStream out;
     private final Supplier<InputStream> stdin;
 
-    TokenizeCommand() {
-        this(() -> System.in);
-    }
-
-    TokenizeCommand(Supplier<InputStream> stdin) {
+    TokenizeCommand(PrintStream out, Supplier<InputStream> stdin) {
+        this.out = out;
         this.stdin = stdin;
     }
 
-    @Override
-    public String name() {
-        return "tokenize";
-    }
+    @Option(names = "--model", paramLabel = "FILE.gguf", required = true, description = "GGUF file with a vocabulary.")
+    Path model;
+
+    @Option(names = "--cases", paramLabel = "FILE.inp", description = "llama.cpp vocab test inputs.")
+    Path cases;
+
+    @Option(names = "--add-special", description = "Add BOS/EOS as the vocabulary asks.")
+    boolean addSpecial;
+
+    @Option(names = "--parse-special", description = "Match control-token text as tokens.")
+    boolean parseSpecial;
 
     @Override
-    public String summary() {
-        return "token ids of text (--model FILE.gguf [--cases FILE.inp] [--add-special] [--parse-special])";
-    }
-
-    @Override
-    public int run(String[] args, PrintStream out) throws Exception {
-        Args a = new Args(args, List.of("--model", "--cases"), List.of("--add-special", "--parse-special"));
-        String model = a.get("--model");
-        if (model == null) {
-            throw new UsageException("--model FILE.gguf is required");
+    public Integer call() throws Exception {
+        ModelFiles.readable("--model", model);
+        if (cases != null) {
+            ModelFiles.readable("--cases", cases);
         }
-        Path modelPath = Path.of(model);
-        if (!Files.isRegularFile(modelPath)) {
-            throw new UsageException("--model " + model + ": no such file");
-        }
-        boolean addSpecial = a.has("--add-special");
-        boolean parseSpecial = a.has("--parse-special");
         Tokenizer tokenizer;
-        try (GgufModel m = GgufModel.open(modelPath)) {
+        try (GgufModel m = GgufModel.open(model)) {
             tokenizer = Tokenizer.fromGguf(m);
         }
-        String cases = a.get("--cases");
         if (cases != null) {
-            Path casesPath = Path.of(cases);
-            if (!Files.isRegularFile(casesPath)) {
-                throw new UsageException("--cases " + cases + ": no such file");
-            }
-            for (String input : VocabTestFile.readInputs(casesPath)) {
+            List<String> inputs = VocabTestFile.readInputs(cases);
+            for (String input : inputs) {
                 out.print(VocabTestFile.format(tokenizer.encode(input, addSpecial, parseSpecial)) + "\n");
             }
         } else {
@@ -74,6 +74,6 @@ final class TokenizeCommand implements Command {
             }
         }
         out.flush();
-        return 0;
+        return Main.EXIT_OK;
     }
 }

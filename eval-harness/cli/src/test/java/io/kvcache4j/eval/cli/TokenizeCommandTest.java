@@ -22,10 +22,14 @@ class TokenizeCommandTest {
     @TempDir
     Path dir;
 
-    private static byte[] run(Command c, String... args) throws Exception {
+    /** Runs a command line that must succeed, with {@code stdin} as standard input; returns standard output. */
+    private static byte[] run(String stdin, String... args) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (PrintStream out = new PrintStream(bytes, true, StandardCharsets.UTF_8)) {
-            assertEquals(0, c.run(args, out));
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        try (PrintStream out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+                PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8)) {
+            int status = Main.run(args, out, e, () -> new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8)));
+            assertEquals(0, status, err.toString(StandardCharsets.UTF_8));
         }
         return bytes.toByteArray();
     }
@@ -34,18 +38,18 @@ class TokenizeCommandTest {
     @ValueSource(strings = {"llama-spm", "llama-bpe", "gpt-2", "qwen2"})
     void casesOutputEqualsTheOutFileByteForByte(String name) throws Exception {
         Path gguf = Fixtures.vocab(name);
-        byte[] got = run(new TokenizeCommand(), "--model", gguf.toString(), "--cases", gguf + ".inp");
+        byte[] got = run("", "tokenize", "--model", gguf.toString(), "--cases", gguf + ".inp");
         assertArrayEquals(Files.readAllBytes(Path.of(gguf + ".out")), got, name);
     }
 
     @Test
     void eachStdinLineIsOneInput() throws Exception {
         Path gguf = Fixtures.vocab("qwen2");
-        TokenizeCommand c = new TokenizeCommand(
-                () -> new ByteArrayInputStream("Hello world\n\n<|endoftext|>\n".getBytes(StandardCharsets.UTF_8)));
-        String plain = new String(run(c, "--model", gguf.toString()), StandardCharsets.UTF_8);
+        String lines = "Hello world\n\n<|endoftext|>\n";
+        String plain = new String(run(lines, "tokenize", "--model", gguf.toString()), StandardCharsets.UTF_8);
         assertEquals(" 9707 1879\n\n 27 91 8691 723 427 91 29\n", plain);
-        String special = new String(run(c, "--model", gguf.toString(), "--parse-special"), StandardCharsets.UTF_8);
+        String special = new String(
+                run(lines, "tokenize", "--model", gguf.toString(), "--parse-special"), StandardCharsets.UTF_8);
         assertEquals(" 9707 1879\n\n 151643\n", special);
     }
 
@@ -80,8 +84,7 @@ class TokenizeCommandTest {
                         io.kvcache4j.eval.gguf.GgufArray.ofStrings(java.util.List.of("a", "b", "c", "d", "e")))
                 .addTensor("blk.0.attn_q.weight", GgmlType.Q8_0, new long[] {32, 2}, new float[64])
                 .write(p);
-        String out = new String(
-                run(new InspectCommand(), "--model", p.toString(), "--elements", "2"), StandardCharsets.UTF_8);
+        String out = new String(run("", "inspect", "--model", p.toString(), "--elements", "2"), StandardCharsets.UTF_8);
         assertTrue(out.contains("GGUF v3"), out);
         assertTrue(out.contains("general.architecture: STRING = \"llama\""), out);
         assertTrue(out.contains("tokenizer.ggml.tokens: ARRAY = [STRING × 5] [\"a\", \"b\", …]"), out);

@@ -21,6 +21,21 @@ public final class Parallel {
 
     private Parallel() {}
 
+    /**
+     * The attention pool of this process, one thread per core like the matmul pool: engines hand it
+     * to their caches ({@link io.kvcache4j.api.KvCacheBuilder#attentionPool}) so that a layer's
+     * attention (prefill tokens × KV heads, long heads in chunks) runs on every core. Created on first
+     * use; its threads are daemons and live as long as the process.
+     */
+    public static io.kvcache4j.api.AttentionPool attentionPool() {
+        return AttentionPoolHolder.POOL;
+    }
+
+    private static final class AttentionPoolHolder {
+        static final io.kvcache4j.api.AttentionPool POOL = io.kvcache4j.api.AttentionPool.create(
+                Math.max(1, Runtime.getRuntime().availableProcessors()));
+    }
+
     public static void forRange(int n, RangeBody body) {
         int threads = POOL.getParallelism();
         if (n <= GRAIN || threads <= 1) {

@@ -141,6 +141,7 @@ public final class NiahRunner {
         try (KvCache cache = KvCache.builder(shape)
                 .store(storage(cell.quant()))
                 .policy(policy)
+                .attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool())
                 .build()) {
             float[] logits;
             if (cell.mode() == NiahMode.QUERY_AGNOSTIC) {

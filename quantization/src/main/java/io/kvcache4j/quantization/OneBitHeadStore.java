@@ -1,0 +1,587 @@
+package io.kvcache4j.quantization;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
+import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.NativeMemory;
+import io.kvcache4j.store.SlotSelection;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * 1-bit keys and values of one (layer, KV head), quantized per channel over groups of {@code G}
+ * tokens as in Zhang et al., "From 16-Bit to 1-Bit: Visual KV Cache Quantization for
+ * Memory-Efficient Multimodal Large Language Models" (arXiv:2502.14882; see {@link OneBitConfig} for
+ * the two ways of choosing the levels and the defaults). Attention runs on the packed bits ({@link
+ * OneBitKernel}); nothing is dequantized.
+ *
+ * <p><b>Residual window.</b> A channel's levels need all {@code G} tokens of its group, so the
+ * newest {@code count mod G} tokens (the incomplete last group, fewer than {@code G}) stay exact in
+ * binary16, as KIVI keeps its key window until a group is full; the group is quantized from these
+ * binary16 rows when its last token arrives. The residual block has kv-api's page layout ({@code
+ * [keys: d × G, dimension-major][values: G × d]}, binary16) and is scored by kv-api's attention
+ * kernel.
+ *
+ * <p><b>Memory.</b> One off-heap block per complete group, {@link #groupBytes} bytes: value codes
+ * ({@code G} rows of {@code ⌈d/64⌉} longs, channel {@code c} at bit {@code c & 63} of word {@code c
+ * >>> 6}), key codes ({@code G/16} blocks of {@code d} 16-bit words, bit {@code j} of word {@code
+ * (b, c)} is channel {@code c} of token {@code 16b + j}: lanes of a block of keys), then the binary16
+ * levels {@code [key lo][key hi][value lo][value hi]} of the {@code d} channels; and while the last
+ * group is incomplete one residual block of {@link #residualBytes} bytes. Blocks come from {@link
+ * NativeMemory} and are rounded up to its alignment; {@link #bytesHeld()} is their exact sum.
+ * Compaction only moves whole groups, i.e. block references, and frees the removed groups' blocks
+ * at once.
+ *
+ * <p><b>Granularity</b> is {@code G}: only whole aligned complete groups leave.
+ *
+ * <p>Ownership: the store owns its blocks and frees them in {@link #close()}. Not thread-safe.
+ */
+public final class OneBitHeadStore implements HeadStore {
+    private static final int BLOCK = GroupAttention.BLOCK;
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Largest binary16 value: the residual rows are binary16. */
+    private static final float MAX_F16 = 65504f;
+
+    private final OneBitConfig config;
+    private final int d;
+    private final int groupTokens;
+    private final int words;
+    private final long keyCodesOffset;
+    private final long levelsOffset;
+    private final long groupBytes;
+    private final long residualBytes;
+    private final long residualRowBytes;
+    private final long residualValuesOffset;
+    private final OneBitKernel kernel;
+    private final AttentionKernel residualKernel;
+    private final ConversionSupport conversion =
+            VectorizationProvider.getInstance().conversion();
+
+    private MemorySegment[] groups = new MemorySegment[4];
+    private int groupCount;
+    private MemorySegment residual;
+    private int count;
+    private boolean closed;
+
+    // attention scratch
+    private final int[] codes;
+    private final long[] rows;
+    private final float[] keyLo;
+    private final float[] keyScale;
+    private final float[] valueLo;
+    private final float[] valueScale;
+    private float[] folded = new float[0];
+    private float[] beta = new float[0];
+    private float[] logits = new float[0];
+    private int loadedGroup;
+    private MemorySegment gather;
+    // quantization scratch
+    private float[] groupKeys;
+    private float[] groupValues;
+    private float[] channel;
+    private float[] sorted;
+
+    /**
+     * Creates an empty store for rows of {@code headDim} elements.
+     *
+     * @param kernel scores and weighted sums on the packed groups
+     * @param residualKernel attention over the binary16 residual rows
+     */
+    public OneBitHeadStore(OneBitConfig config, int headDim, OneBitKernel kernel, AttentionKernel residualKernel) {
+        if (headDim <= 0) {
+            throw new IllegalArgumentException("headDim must be >= 1, was " + headDim);
+        }
+        this.config = java.util.Objects.requireNonNull(config, "config");
+        this.kernel = java.util.Objects.requireNonNull(kernel, "kernel");
+        this.residualKernel = java.util.Objects.requireNonNull(residualKernel, "residualKernel");
+        this.d = headDim;
+        this.groupTokens = config.groupTokens();
+        this.words = (headDim + 63) >>> 6;
+        this.keyCodesOffset = 8L * groupTokens * words;
+        this.levelsOffset = keyCodesOffset + 2L * (groupTokens / BLOCK) * headDim;
+        this.groupBytes = groupBytes(headDim, groupTokens);
+        this.residualBytes = residualBytes(headDim, groupTokens);
+        this.residualRowBytes = 2L * headDim;
+        this.residualValuesOffset = 2L * headDim * groupTokens;
+        this.codes = new int[headDim];
+        this.rows = new long[BLOCK * words];
+        this.keyLo = new float[headDim];
+        this.keyScale = new float[headDim];
+        this.valueLo = new float[headDim];
+        this.valueScale = new float[headDim];
+    }
+
+    /**
+     * Bytes of the block of one complete group: {@code 8·G·⌈d/64⌉} (value codes) {@code + G·d/8} (key
+     * codes) {@code + 8·d} (four binary16 levels per channel), rounded up to {@link
+     * NativeMemory#ALIGNMENT}.
+     */
+    public static long groupBytes(int headDim, int groupTokens) {
+        OneBitConfig.checkGroupTokens(groupTokens);
+        long raw = 8L * groupTokens * ((headDim + 63) >>> 6) + (long) groupTokens * headDim / 8 + 8L * headDim;
+        return align(raw);
+    }
+
+    /** Bytes of the residual block: {@code G} binary16 keys and values, {@code 4·G·d}, rounded up to the alignment. */
+    public static long residualBytes(int headDim, int groupTokens) {
+        OneBitConfig.checkGroupTokens(groupTokens);
+        return align(4L * groupTokens * headDim);
+    }
+
+    private static long align(long bytes) {
+        return (bytes + NativeMemory.ALIGNMENT - 1) & -NativeMemory.ALIGNMENT;
+    }
+
+    /** The configuration. */
+    public OneBitConfig config() {
+        return config;
+    }
+
+    @Override
+    public int count() {
+        return count;
+    }
+
+    @Override
+    public int granularity() {
+        return groupTokens;
+    }
+
+    @Override
+    public float maxMagnitude() {
+        return MAX_F16;
+    }
+
+    @Override
+    public long bytesHeld() {
+        return groupCount * groupBytes + (residual != null ? residualBytes : 0);
+    }
+
+    /** Tokens held exactly in binary16 (the incomplete last group). */
+    public int residualTokens() {
+        return count - groupCount * groupTokens;
+    }
+
+    // ------------------------------------------------------------------ append and quantization
+
+    @Override
+    public void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
+        ensureOpen();
+        for (int t = 0; t < tokens; t++) {
+            if (residual == null) {
+                residual = NativeMemory.allocate(residualBytes);
+            }
+            int row = residualTokens();
+            int src = t * rowStride;
+            conversion.encodeStrided(keys, keysOffset + src, residual, 2L * row, 2L * groupTokens, KvDType.F16, d);
+            conversion.encode(
+                    values,
+                    valuesOffset + src,
+                    residual,
+                    residualValuesOffset + row * residualRowBytes,
+                    KvDType.F16,
+                    d);
+            count++;
+            if (row + 1 == groupTokens) {
+                quantizeResidual();
+            }
+        }
+    }
+
+    /** Quantizes the full residual block into a new group block and frees the residual. */
+    private void quantizeResidual() {
+        int g = groupTokens;
+        if (groupKeys == null) {
+            groupKeys = new float[g * d];
+            groupValues = new float[g * d];
+            channel = new float[g];
+            sorted = new float[g];
+        }
+        // keys dimension-major (channel c at [c·G, (c+1)·G)), values token-major
+        conversion.decode(residual, 0, KvDType.F16, groupKeys, 0, g * d);
+        conversion.decode(residual, residualValuesOffset, KvDType.F16, groupValues, 0, g * d);
+        MemorySegment block = NativeMemory.allocate(groupBytes);
+        block.fill((byte) 0);
+        for (int c = 0; c < d; c++) {
+            System.arraycopy(groupKeys, c * g, channel, 0, g);
+            short lo16;
+            short hi16;
+            if (config.mode() == OneBitConfig.Mode.GROUP) {
+                lo16 = clippedLevel(channel, config.keyClip(), false);
+                hi16 = clippedLevel(channel, config.keyClip(), true);
+            } else {
+                Arrays.sort(channel);
+                lo16 = quantileLevel(channel, config.lowQuantile());
+                hi16 = quantileLevel(channel, config.highQuantile());
+            }
+            block.set(I16, levelsOffset + 2L * c, lo16);
+            block.set(I16, levelsOffset + 2L * (d + c), hi16);
+            float mid = midpoint(lo16, hi16);
+            for (int b = 0; b < g / BLOCK; b++) {
+                int bits = 0;
+                for (int j = 0; j < BLOCK; j++) {
+                    if (groupKeys[c * g + b * BLOCK + j] >= mid) {
+                        bits |= 1 << j;
+                    }
+                }
+                block.set(I16, keyCodesOffset + 2L * ((long) b * d + c), (short) bits);
+            }
+        }
+        for (int c = 0; c < d; c++) {
+            for (int t = 0; t < g; t++) {
+                channel[t] = groupValues[t * d + c];
+            }
+            short lo16;
+            short hi16;
+            if (config.mode() == OneBitConfig.Mode.GROUP) {
+                lo16 = clippedLevel(channel, config.valueClip(), false);
+                hi16 = clippedLevel(channel, config.valueClip(), true);
+            } else {
+                System.arraycopy(channel, 0, sorted, 0, g);
+                Arrays.sort(sorted);
+                lo16 = quantileLevel(sorted, config.lowQuantile());
+                hi16 = quantileLevel(sorted, config.highQuantile());
+            }
+            block.set(I16, levelsOffset + 2L * (2 * d + c), lo16);
+            block.set(I16, levelsOffset + 2L * (3 * d + c), hi16);
+            float mid = midpoint(lo16, hi16);
+            long bit = 1L << (c & 63);
+            for (int t = 0; t < g; t++) {
+                if (channel[t] >= mid) {
+                    long at = 8L * ((long) t * words + (c >>> 6));
+                    block.set(I64, at, block.get(I64, at) | bit);
+                }
+            }
+        }
+        if (groupCount == groups.length) {
+            groups = Arrays.copyOf(groups, groups.length * 2);
+        }
+        groups[groupCount++] = block;
+        NativeMemory.free(residual);
+        residual = null;
+    }
+
+    /**
+     * The lower or upper level of a group-specific channel: {@code mid ∓ α·(max − min)/2} with {@code
+     * mid = (max + min)/2}, computed in double and rounded once to binary16.
+     */
+    static short clippedLevel(float[] x, float alpha, boolean upper) {
+        float min = x[0];
+        float max = x[0];
+        for (int i = 1; i < x.length; i++) {
+            min = Math.min(min, x[i]);
+            max = Math.max(max, x[i]);
+        }
+        double mid = 0.5 * ((double) min + max);
+        double half = 0.5 * alpha * ((double) max - min);
+        return Float.floatToFloat16((float) (upper ? mid + half : mid - half));
+    }
+
+    /**
+     * The {@code q} quantile of ascending {@code sorted} with linear interpolation between order
+     * statistics ({@code h = (n − 1)·q}), computed in double and rounded once to binary16.
+     */
+    static short quantileLevel(float[] sorted, float q) {
+        double h = (sorted.length - 1) * (double) q;
+        int i = (int) Math.floor(h);
+        double v = i + 1 < sorted.length ? sorted[i] + (h - i) * ((double) sorted[i + 1] - sorted[i]) : sorted[i];
+        return Float.floatToFloat16((float) v);
+    }
+
+    /** The decision threshold between two binary16 levels: a value at or above it codes 1. */
+    static float midpoint(short lo16, short hi16) {
+        return (float) (0.5 * ((double) Float.float16ToFloat(lo16) + Float.float16ToFloat(hi16)));
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    @Override
+    public void attend(GroupAttention state, SlotSelection selection) {
+        ensureOpen();
+        if (selection.limit() > count) {
+            throw new IllegalArgumentException(
+                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
+        }
+        int heads = state.group();
+        if (logits.length < heads * BLOCK) {
+            logits = new float[heads * BLOCK];
+            folded = new float[heads * d];
+            beta = new float[heads];
+        }
+        loadedGroup = -1;
+        int packed = groupCount * groupTokens;
+        if (selection.isRange()) {
+            int from = selection.from();
+            int to = selection.to();
+            int ordinal = 0;
+            int end = Math.min(to, packed);
+            for (int s = from; s < end; ) {
+                int chunk = s & -BLOCK;
+                int stop = Math.min(chunk + BLOCK, end);
+                int mask = ((1 << (stop - s)) - 1) << (s - chunk);
+                packedBlock(state, chunk, mask, ordinal);
+                ordinal += stop - s;
+                s = stop;
+            }
+            if (to > packed) {
+                int a = Math.max(from, packed) - packed;
+                int b = to - packed;
+                residualKernel.scan(
+                        state,
+                        residual,
+                        2L * a,
+                        groupTokens,
+                        residualValuesOffset + a * residualRowBytes,
+                        KvDType.F16,
+                        b - a,
+                        ordinal);
+            }
+            return;
+        }
+        selection.reset();
+        int ordinal = 0;
+        int chunk = -1;
+        int mask = 0;
+        int gathered = 0;
+        for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
+            if (slot < packed) {
+                int c = slot & -BLOCK;
+                if (c != chunk) {
+                    if (mask != 0) {
+                        packedBlock(state, chunk, mask, ordinal);
+                        ordinal += Integer.bitCount(mask);
+                    }
+                    chunk = c;
+                    mask = 0;
+                }
+                mask |= 1 << (slot - c);
+                continue;
+            }
+            if (mask != 0) {
+                packedBlock(state, chunk, mask, ordinal);
+                ordinal += Integer.bitCount(mask);
+                mask = 0;
+            }
+            gatherRow(slot - packed, gathered);
+            if (++gathered == BLOCK) {
+                scanGathered(state, gathered, ordinal);
+                ordinal += gathered;
+                gathered = 0;
+            }
+        }
+        if (mask != 0) {
+            packedBlock(state, chunk, mask, ordinal);
+        }
+        if (gathered > 0) {
+            scanGathered(state, gathered, ordinal);
+        }
+    }
+
+    /**
+     * One block of keys of a packed group: the tokens {@code chunk + j} for the set bits {@code j} of
+     * {@code mask} ({@code chunk} a multiple of {@link GroupAttention#BLOCK}).
+     */
+    private void packedBlock(GroupAttention state, int chunk, int mask, int ordinal) {
+        int group = chunk / groupTokens;
+        int first = chunk - group * groupTokens;
+        MemorySegment block = groups[group];
+        if (group != loadedGroup) {
+            loadGroup(state, block);
+            loadedGroup = group;
+        }
+        int heads = state.group();
+        int nb = Integer.bitCount(mask);
+        long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
+        for (int c = 0; c < d; c++) {
+            int raw = block.get(I16, keyBase + 2L * c) & 0xFFFF;
+            codes[c] = mask == 0xFFFF ? raw : Integer.compress(raw, mask);
+        }
+        kernel.keyLogits(codes, folded, beta, d, heads, logits);
+        state.pushLogits(logits, nb, ordinal);
+        int j = 0;
+        for (int m = mask; m != 0; m &= m - 1) {
+            int t = first + Integer.numberOfTrailingZeros(m);
+            MemorySegment.copy(block, I64, 8L * t * words, rows, j * words, words);
+            j++;
+        }
+        kernel.accumulateValues(logits, nb, rows, words, valueLo, valueScale, d, heads, state.accumulator());
+    }
+
+    /**
+     * Reads a group's levels and folds the key scales into the pass's queries: {@code folded[h·d + c]
+     * = q[h·d + c]·s_c}, {@code beta[h] = Σ_c q[h·d + c]·lo_c} (increasing {@code c}, one FMA each).
+     */
+    private void loadGroup(GroupAttention state, MemorySegment block) {
+        for (int c = 0; c < d; c++) {
+            float klo = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * c));
+            float khi = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (d + c)));
+            float vlo = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (2 * d + c)));
+            float vhi = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (3 * d + c)));
+            keyLo[c] = klo;
+            keyScale[c] = khi - klo;
+            valueLo[c] = vlo;
+            valueScale[c] = vhi - vlo;
+        }
+        float[] q = state.queries();
+        for (int h = 0; h < state.group(); h++) {
+            float b = 0f;
+            for (int c = 0; c < d; c++) {
+                float qc = q[h * d + c];
+                folded[h * d + c] = qc * keyScale[c];
+                b = Math.fma(qc, keyLo[c], b);
+            }
+            beta[h] = b;
+        }
+    }
+
+    /** Copies residual row {@code row} into position {@code n} of the one-block gather page. */
+    private void gatherRow(int row, int n) {
+        if (gather == null) {
+            gather = MemorySegment.ofArray(new long[(int) ((2 * residualRowBytes * BLOCK + 7) / 8)]);
+        }
+        long dimStride = 2L * groupTokens;
+        for (int i = 0; i < d; i++) {
+            MemorySegment.copy(residual, i * dimStride + 2L * row, gather, 2L * ((long) i * BLOCK + n), 2);
+        }
+        MemorySegment.copy(
+                residual,
+                residualValuesOffset + row * residualRowBytes,
+                gather,
+                residualRowBytes * BLOCK + n * residualRowBytes,
+                residualRowBytes);
+    }
+
+    private void scanGathered(GroupAttention state, int n, int ordinal) {
+        residualKernel.scan(state, gather, 0, BLOCK, residualRowBytes * BLOCK, KvDType.F16, n, ordinal);
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    @Override
+    public void readKey(int slot, float[] dst, int offset) {
+        checkSlot(slot);
+        int packed = groupCount * groupTokens;
+        if (slot >= packed) {
+            conversion.decodeStrided(residual, 2L * (slot - packed), 2L * groupTokens, KvDType.F16, dst, offset, d);
+            return;
+        }
+        MemorySegment block = groups[slot / groupTokens];
+        int t = slot % groupTokens;
+        long base = keyCodesOffset + 2L * (t / BLOCK) * d;
+        int bit = t % BLOCK;
+        for (int c = 0; c < d; c++) {
+            boolean set = ((block.get(I16, base + 2L * c) >>> bit) & 1) != 0;
+            dst[offset + c] = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * ((set ? d : 0) + c)));
+        }
+    }
+
+    @Override
+    public void readValue(int slot, float[] dst, int offset) {
+        checkSlot(slot);
+        int packed = groupCount * groupTokens;
+        if (slot >= packed) {
+            conversion.decode(
+                    residual, residualValuesOffset + (slot - packed) * residualRowBytes, KvDType.F16, dst, offset, d);
+            return;
+        }
+        MemorySegment block = groups[slot / groupTokens];
+        long row = 8L * (slot % groupTokens) * words;
+        for (int c = 0; c < d; c++) {
+            boolean set = ((block.get(I64, row + 8L * (c >>> 6)) >>> (c & 63)) & 1) != 0;
+            dst[offset + c] = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * ((set ? 3 : 2) * d + c)));
+        }
+    }
+
+    // ------------------------------------------------------------------ compaction and release
+
+    @Override
+    public void compact(int from, int[] sources, int moved, int newCount) {
+        ensureOpen();
+        int g = groupTokens;
+        if (from < 0 || moved < 0 || from + moved > newCount || newCount > count) {
+            throw new IllegalArgumentException("compact(from " + from + ", moved " + moved + ", newCount " + newCount
+                    + ") out of range for " + count + " slots");
+        }
+        if (from % g != 0 || (count - newCount) % g != 0) {
+            throw new IllegalArgumentException("compact(from " + from + ", newCount " + newCount + ") on " + count
+                    + " slots must keep whole groups of " + g);
+        }
+        int oldGroups = groupCount;
+        int newGroups = newCount / g;
+        MemorySegment[] next = new MemorySegment[Math.max(4, groups.length)];
+        boolean[] kept = new boolean[oldGroups];
+        for (int k = 0; k < from / g; k++) {
+            next[k] = groups[k];
+            kept[k] = true;
+        }
+        for (int j = 0; j < moved; j += g) {
+            int src = sources[j];
+            if (src % g != 0) {
+                throw new IllegalArgumentException(
+                        "source " + src + " of slot " + (from + j) + " is not a group start");
+            }
+            int sk = src / g;
+            int dk = (from + j) / g;
+            if (sk < oldGroups) {
+                next[dk] = groups[sk];
+                kept[sk] = true;
+            } else if (dk != newGroups) {
+                throw new IllegalArgumentException(
+                        "the incomplete last group must stay last; moved to slot " + (from + j));
+            }
+        }
+        for (int k = (from + moved + g - 1) / g; k < newGroups; k++) {
+            next[k] = groups[k];
+            kept[k] = true;
+        }
+        for (int k = 0; k < oldGroups; k++) {
+            if (!kept[k]) {
+                NativeMemory.free(groups[k]);
+            }
+        }
+        groups = next;
+        groupCount = newGroups;
+        count = newCount;
+        if (residual != null && newCount % g == 0) {
+            NativeMemory.free(residual);
+            residual = null;
+        }
+    }
+
+    private void checkSlot(int slot) {
+        ensureOpen();
+        if (slot < 0 || slot >= count) {
+            throw new IndexOutOfBoundsException("slot " + slot + " out of range [0, " + count + ")");
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("store is closed");
+        }
+    }
+
+    /** Frees every block. Idempotent. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        while (groupCount > 0) {
+            NativeMemory.free(groups[--groupCount]);
+            groups[groupCount] = null;
+        }
+        if (residual != null) {
+            NativeMemory.free(residual);
+            residual = null;
+        }
+        count = 0;
+    }
+}
