@@ -42,6 +42,17 @@ public interface HeadStoreFactory {
         return LayerAttention.cpu(context, AttentionKernels.get());
     }
 
+    /**
+     * Checks, before any work, that caches with this storage can honour {@code budget} (resolved to
+     * tokens) per (layer, KV head); a codec whose exact residual would not fit rejects it here.
+     * Default: every budget.
+     *
+     * @throws IllegalArgumentException naming the parameter, its value and the allowed range
+     */
+    default void checkBudget(io.kvcache4j.api.Budget budget) {
+        java.util.Objects.requireNonNull(budget, "budget").requireTokens();
+    }
+
     /** Short name for reports, e.g. {@code f16} or {@code int4}. */
     default String name() {
         return "custom";

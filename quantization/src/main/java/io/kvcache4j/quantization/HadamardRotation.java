@@ -155,6 +155,11 @@ public final class HadamardRotation {
             public String name() {
                 return inner.name() + "+rht";
             }
+
+            @Override
+            public void checkBudget(io.kvcache4j.api.Budget budget) {
+                inner.checkBudget(budget);
+            }
         };
     }
 }

@@ -124,6 +124,11 @@ public record KiviConfig(int bits, int groupTokens, int residualTokens, int valu
             public String name() {
                 return config.name();
             }
+
+            @Override
+            public void checkBudget(io.kvcache4j.api.Budget budget) {
+                config.check(budget.requireTokens());
+            }
         };
     }
 }

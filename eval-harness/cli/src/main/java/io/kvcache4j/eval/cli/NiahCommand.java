@@ -386,8 +386,9 @@ final class NiahCommand implements Callable<Integer> {
     }
 
     /**
-     * Every budget resolved at every length and given to every policy, as the run will: a budget that
-     * is too small for a policy at some length fails here, naming both, before the model is loaded.
+     * Every budget resolved at every length and given to every policy and storage kind, as the run
+     * will: a budget that is too small for a policy or a codec at some length fails here, naming them,
+     * before the model is loaded.
      */
     private void checkBudgets(List<String> policyNames) {
         for (String p : policyNames) {
@@ -404,6 +405,19 @@ final class NiahCommand implements Callable<Integer> {
                                 "--budget",
                                 "--budget " + budget + " at length " + length + " for policy " + p + ": "
                                         + e.getMessage());
+                    }
+                    for (String q : quants) {
+                        try {
+                            io.kvcache4j.store.HeadStores.factory(
+                                            q.equals("none") ? "f16" : q,
+                                            io.kvcache4j.api.KvCacheBuilder.DEFAULT_PAGE_TOKENS)
+                                    .checkBudget(budget.resolve(length));
+                        } catch (IllegalArgumentException e) {
+                            throw new BadOption(
+                                    "--quant",
+                                    "--quant " + q + " with --budget " + budget + " at length " + length
+                                            + " for policy " + p + ": " + e.getMessage());
+                        }
                     }
                 }
             }

@@ -138,11 +138,14 @@ public final class NiahRunner {
         StringBuilder out = new StringBuilder();
         long retained;
         int fed;
-        try (KvCache cache = KvCache.builder(shape)
-                .store(storage(cell.quant()))
-                .policy(policy)
-                .attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool())
-                .build()) {
+        KvCacheBuilder builder =
+                KvCache.builder(shape).store(storage(cell.quant())).policy(policy);
+        if (o.threads() == 1) {
+            // Cells run one at a time: a cell's attention takes every core. With several cells in
+            // parallel the cores are already busy and each cell attends on its own thread.
+            builder.attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool());
+        }
+        try (KvCache cache = builder.build()) {
             float[] logits;
             if (cell.mode() == NiahMode.QUERY_AGNOSTIC) {
                 engine.forward(prompt.context(), 0, prompt.context().length, cache);
