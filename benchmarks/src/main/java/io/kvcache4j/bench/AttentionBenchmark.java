@@ -8,8 +8,13 @@ import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.LayerBatch;
 import io.kvcache4j.attention.LayerContext;
 import io.kvcache4j.cache.CpuLayerAttention;
+import io.kvcache4j.quantization.CodecKernels;
+import io.kvcache4j.quantization.Int8Config;
+import io.kvcache4j.quantization.KiviConfig;
+import io.kvcache4j.quantization.OneBitConfig;
+import io.kvcache4j.quantization.OneBitKernels;
 import io.kvcache4j.store.HeadStore;
-import io.kvcache4j.store.PagedHeadStore;
+import io.kvcache4j.store.HeadStoreFactory;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -33,6 +38,11 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code threads} threads (0: every core). Each op reads every key and value byte once ({@code tokens
  * × 128 × 2 × bytesPerElement}); compare with {@link MemoryBandwidthBenchmark} of the same thread
  * count from the same run.
+ *
+ * <p>{@code dtype} also takes the quantizing stores at their defaults ({@code int8}, {@code int4} and
+ * {@code int2} with KIVI's G = 32 and R = 128, {@code 1bit} with G = 64): attention then runs on
+ * their packed codes, through the same layer source, with the codec's Vector API kernel or its
+ * scalar twin; compare with {@code f16} of the same run and thread count.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -50,7 +60,7 @@ public class AttentionBenchmark {
     @Param({"4096", "65536", "1048576"})
     public int tokens;
 
-    @Param({"f32", "f16", "bf16"})
+    @Param({"f32", "f16", "bf16", "int8", "int4", "int2", "1bit"})
     public String dtype;
 
     @Param({"vector", "scalar"})
@@ -60,7 +70,7 @@ public class AttentionBenchmark {
     @Param({"1", "0"})
     public int threads;
 
-    PagedHeadStore store;
+    HeadStore store;
     AttentionPool pool;
     CpuLayerAttention source;
     LayerBatch batch;
@@ -71,12 +81,11 @@ public class AttentionBenchmark {
     @Setup(Level.Trial)
     public void setup() {
         AttentionKernel kernel = kernel(impl);
-        KvDType type = KvDType.parse(dtype);
-        store = new PagedHeadStore(type, HEAD_DIM, 16, kernel);
+        ModelShape shape = new ModelShape(1, GROUP, 1, HEAD_DIM);
+        store = storage(dtype, impl, kernel).create(new HeadStoreFactory.Spec(shape, 0, 0));
         fill(store, tokens, 42);
         int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
         pool = n > 1 ? AttentionPool.create(n) : null;
-        ModelShape shape = new ModelShape(1, GROUP, 1, HEAD_DIM);
         source = new CpuLayerAttention(new LayerContext(shape, 0, new HeadStore[] {store}, pool), kernel);
         queries = randomFloats(new SplittableRandom(7), GROUP * HEAD_DIM);
         out = new float[GROUP * HEAD_DIM];
@@ -99,6 +108,37 @@ public class AttentionBenchmark {
         store.close();
     }
 
+    /** Exact pages for f32/f16/bf16; the quantizing stores with the codec kernel matching {@code impl}. */
+    static HeadStoreFactory storage(String dtype, String impl, AttentionKernel kernel) {
+        boolean vector = impl.equals("vector");
+        return switch (dtype) {
+            case "f32", "f16", "bf16" -> HeadStoreFactory.exact(KvDType.parse(dtype), 16, kernel);
+            case "int8" -> new Int8Config(16).factory(vector ? codecKernel() : CodecKernels.scalar(), kernel);
+            case "int4", "int2" ->
+                KiviConfig.defaults(dtype.equals("int4") ? 4 : 2)
+                        .factory(16, vector ? codecKernel() : CodecKernels.scalar(), kernel);
+            case "1bit" -> {
+                var k = vector ? OneBitKernels.get() : OneBitKernels.scalar();
+                if (vector && k == OneBitKernels.scalar()) {
+                    throw new IllegalStateException(
+                            "impl=vector but the 1-bit kernel is scalar: " + OneBitKernels.reason());
+                }
+                yield OneBitConfig.group().factory(k, kernel);
+            }
+            default ->
+                throw new IllegalArgumentException(
+                        "dtype must be f32, f16, bf16, int8, int4, int2 or 1bit, was " + dtype);
+        };
+    }
+
+    private static io.kvcache4j.quantization.CodecKernel codecKernel() {
+        var k = CodecKernels.get();
+        if (k.getClass() == CodecKernels.scalar().getClass()) {
+            throw new IllegalStateException("impl=vector but the codec kernel is scalar: " + CodecKernels.reason());
+        }
+        return k;
+    }
+
     static AttentionKernel kernel(String impl) {
         return switch (impl) {
             case "vector" -> {
@@ -115,7 +155,7 @@ public class AttentionBenchmark {
     }
 
     /** Appends {@code tokens} random tokens (a 4096-token random block repeated). */
-    static void fill(PagedHeadStore store, int tokens, long seed) {
+    static void fill(HeadStore store, int tokens, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         int block = 4096;
         float[] k = randomFloats(r, block * HEAD_DIM);

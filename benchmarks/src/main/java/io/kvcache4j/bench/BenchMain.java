@@ -191,7 +191,14 @@ public final class BenchMain implements Callable<Integer> {
                     .param("dtype", "f32", "f16")
                     .param("threads", "1")
                     .param("dims", "128"));
-            // 3. Eviction bookkeeping and the engine.
+            // 3. The quantizing stores against f16, attention on their codes, 1M tokens.
+            runs.add(new OptionsBuilder()
+                    .include(a)
+                    .param("tokens", "1048576")
+                    .param("dtype", "f16", "int8", "int4", "int2", "1bit")
+                    .param("impl", "vector")
+                    .param("threads", "1", "0"));
+            // 4. Eviction bookkeeping and the engine.
             runs.add(new OptionsBuilder()
                     .include(EvictionBenchmark.class.getName() + ".*")
                     .include(EngineBenchmark.class.getName() + ".*"));
@@ -277,34 +284,43 @@ public final class BenchMain implements Callable<Integer> {
         out.println("== Attention, one decode step, one KV head (headDim 128, 4 query heads) ==");
         out.printf(
                 Locale.ROOT,
-                "%-10s %-5s %-7s %-8s %12s %12s %22s%n",
+                "%-10s %-5s %-7s %-8s %12s %12s %22s %14s%n",
                 "tokens",
                 "dtype",
                 "impl",
                 "threads",
                 "us/op",
                 "GB/s",
-                "x read bw (same thr.)");
+                "x read bw (same thr.)",
+                "f16 time / this");
         for (var e : attentionUs.entrySet()) {
             String[] k = e.getKey().split("/");
             long tokens = Long.parseLong(k[0]);
             int bytes = switch (k[1]) {
                 case "f32" -> 4;
-                default -> 2;
+                case "f16", "bf16" -> 2;
+                default -> 0; // a codec: its bytes per token depend on its layout; compare times with f16
             };
-            double gbs = tokens * 128.0 * 2 * bytes / (e.getValue() * 1e-6) / 1e9;
             Double bw = bandwidthByThreads.get(k[3]);
-            String ratio = bw == null ? "n/a" : fmt(gbs * 1e9 / (bw * 1024 * 1024));
+            String gbsText = "n/a";
+            String ratio = "n/a";
+            if (bytes > 0) {
+                double gbs = tokens * 128.0 * 2 * bytes / (e.getValue() * 1e-6) / 1e9;
+                gbsText = fmt(gbs);
+                ratio = bw == null ? "n/a" : fmt(gbs * 1e9 / (bw * 1024 * 1024));
+            }
+            Double f16 = attentionUs.get(k[0] + "/f16/" + k[2] + "/" + k[3]);
             out.printf(
                     Locale.ROOT,
-                    "%-10s %-5s %-7s %-8s %12s %12s %22s%n",
+                    "%-10s %-5s %-7s %-8s %12s %12s %22s %14s%n",
                     k[0],
                     k[1],
                     k[2],
                     threadsText(k[3]),
                     fmt(e.getValue()),
-                    fmt(gbs),
-                    ratio);
+                    gbsText,
+                    ratio,
+                    f16 == null ? "n/a" : fmt(f16 / e.getValue()));
         }
         for (var e : bandwidthByThreads.entrySet()) {
             out.printf(
