@@ -32,7 +32,7 @@ import org.openjdk.jmh.annotations.Warmup;
         jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xms1g", "-Xmx1g"
         })
 public class DotProductBenchmark {
-    @Param({"128", "1024"})
+    @Param({"32", "64", "128", "256", "1024"})
     public int dims;
 
     float[] a;
