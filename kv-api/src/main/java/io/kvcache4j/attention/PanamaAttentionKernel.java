@@ -44,10 +44,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final float TWO_POW_112 = 0x1.0p112f;
     // Butterfly shuffles for a lane sum in one fixed order (see dot).
-    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
-    private static final VectorSpecies<Float> F128 = FloatVector.SPECIES_128;
-    private static final VectorShuffle<Float> SWAP2_128 = VectorShuffle.fromOp(F128, i -> i ^ 2);
-    private static final VectorShuffle<Float> SWAP1_128 = VectorShuffle.fromOp(F128, i -> i ^ 1);
+    private static final VectorShuffle<Float> SWAP8 = LANES >= 16 ? VectorShuffle.fromOp(F, i -> i ^ 8) : null;
+    private static final VectorShuffle<Float> SWAP4 = LANES >= 8 ? VectorShuffle.fromOp(F, i -> i ^ 4) : null;
+    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F, i -> i ^ 2);
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F, i -> i ^ 1);
 
     PanamaAttentionKernel() {
         if (LANES < 4 || GroupAttention.BLOCK % LANES != 0) {
@@ -86,31 +86,22 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             for (int bound = n - LANES; i <= bound; i += LANES) {
                 acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
             }
-            sum = sumLanes(acc0.add(acc1).add(acc2.add(acc3)));
+            // the lanes' sum by butterfly, in one fixed order: reduceLanes(ADD) leaves the order
+            // open, and C2 adds as a tree while the interpreter and C1 add lane after lane
+            FloatVector v = acc0.add(acc1).add(acc2.add(acc3));
+            if (LANES >= 16) {
+                v = v.add(v.rearrange(SWAP8));
+            }
+            if (LANES >= 8) {
+                v = v.add(v.rearrange(SWAP4));
+            }
+            v = v.add(v.rearrange(SWAP2));
+            sum = v.add(v.rearrange(SWAP1)).lane(0);
         }
         for (; i < n; i++) {
             sum = Math.fma(a[aOff + i], b[bOff + i], sum);
         }
         return sum;
-    }
-
-    /**
-     * The sum of {@code v}'s lanes in one fixed order, by halving: the upper half is added to the lower
-     * (512 → 256 → 128 bits, one extract and one add each), then the four lanes pairwise. The same
-     * additions in the same order as a butterfly ({@code v + v[i ^ 8]}, then {@code ^ 4}, {@code ^ 2},
-     * {@code ^ 1}) with cheaper shuffles. {@code reduceLanes(ADD)} would leave the order open: C2 adds
-     * as a tree while the interpreter and C1 add lane after lane.
-     */
-    static float sumLanes(FloatVector v) {
-        FloatVector x = v;
-        if (x.length() == 16) {
-            x = ((FloatVector) x.reinterpretShape(F256, 0)).add((FloatVector) x.reinterpretShape(F256, 1));
-        }
-        if (x.length() == 8) {
-            x = ((FloatVector) x.reinterpretShape(F128, 0)).add((FloatVector) x.reinterpretShape(F128, 1));
-        }
-        x = x.add(x.rearrange(SWAP2_128));
-        return x.add(x.rearrange(SWAP1_128)).lane(0);
     }
 
     /**
