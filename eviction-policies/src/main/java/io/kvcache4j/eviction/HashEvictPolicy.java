@@ -226,21 +226,6 @@ public final class HashEvictPolicy extends BudgetedPolicy {
                 }
                 return;
             }
-            if (group == 4 && accumulate) {
-                // The common GQA group, unrolled so that C2 can vectorize the loop (vpopcntq).
-                long q0 = querySigs[0];
-                long q1 = querySigs[1];
-                long q2 = querySigs[2];
-                long q3 = querySigs[3];
-                for (int s = 0; s < visible; s++) {
-                    long k = sig[s];
-                    loss[s] += Long.bitCount(q0 ^ k)
-                            + Long.bitCount(q1 ^ k)
-                            + Long.bitCount(q2 ^ k)
-                            + Long.bitCount(q3 ^ k);
-                }
-                return;
-            }
             for (int s = 0; s < visible; s++) {
                 long k = sig[s];
                 int hd = 0;

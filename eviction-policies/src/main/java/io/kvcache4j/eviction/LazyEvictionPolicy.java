@@ -167,13 +167,13 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
         public void onScores(int layer, int kvHead, int queryPosition, float[] mass, int slots) {
             long[] state = heads[layer][kvHead].longColumn(stateColumn);
             float threshold = importance / slots;
-            long now = (long) queryPosition << 32;
             for (int s = 0; s < slots; s++) {
-                // Branch-free: about half the tokens pass the threshold in no predictable pattern.
-                long st = state[s];
-                int mri = Math.max((int) st, queryPosition - (int) (st >>> 32));
-                long updated = now | (mri & 0xFFFFFFFFL);
-                state[s] = mass[s] >= threshold ? updated : st;
+                if (mass[s] >= threshold) {
+                    long st = state[s];
+                    int interval = queryPosition - (int) (st >>> 32);
+                    int mri = Math.max((int) st, interval);
+                    state[s] = ((long) queryPosition << 32) | (mri & 0xFFFFFFFFL);
+                }
             }
         }
 
