@@ -274,7 +274,9 @@ public final class BenchMain implements Callable<Integer> {
                     policyStepUs.put(params.getParam("policy"), toMicros(score, unit));
                 case "EvictionBenchmark.attentionOnly" -> attentionOnlyUs = toMicros(score, unit);
                 case "EngineBenchmark.prefill", "EngineBenchmark.decode" ->
-                    engineMs.put(simple + "/" + params.getParam("promptTokens"), toMicros(score, unit) / 1000);
+                    engineMs.put(
+                            simple + "/" + params.getParam("promptTokens") + "/" + params.getParam("attentionPool"),
+                            toMicros(score, unit) / 1000);
                 case "DotProductBenchmark.kvcache4j", "DotProductBenchmark.lucene" ->
                     dotNs.put(simple + "/" + params.getParam("dims"), toMicros(score, unit) * 1000);
                 default -> rows.add(new String[] {simple, params.toString(), fmt(score) + " " + unit, ""});
@@ -383,9 +385,10 @@ public final class BenchMain implements Callable<Integer> {
                         k[0].endsWith("prefill") ? Integer.parseInt(k[1]) / (e.getValue() / 1000) : 1000 / e.getValue();
                 out.printf(
                         Locale.ROOT,
-                        "%-24s prompt %s: %10s ms/op  %10s tokens/s%n",
+                        "%-24s prompt %s, attention pool %-5s: %10s ms/op  %10s tokens/s%n",
                         k[0],
                         k[1],
+                        k[2],
                         fmt(e.getValue()),
                         fmt(tps));
             }

@@ -30,7 +30,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * Speed of the reference engine with the full cache on a random-weight Llama of a fixed shape (4
  * layers, d 512, 8 query heads, 2 KV heads, FFN 1408, vocab 4096, F16 matrices by default): one
  * prefill of {@code promptTokens} (ops = prompts; tokens/s = promptTokens / time) and one decode step
- * after a prompt of {@code promptTokens}.
+ * after a prompt of {@code promptTokens}. {@code attentionPool}: whether the caches attend on the
+ * engine's {@link io.kvcache4j.eval.llama.Parallel#attentionPool()} (every core) or on the calling
+ * thread, for a same-run comparison.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -49,6 +51,9 @@ public class EngineBenchmark {
 
     @Param({"F16"})
     public String weights;
+
+    @Param({"true", "false"})
+    public boolean attentionPool;
 
     Path file;
     GgufLlama model;
@@ -75,16 +80,23 @@ public class EngineBenchmark {
         if (decodeCache != null) {
             decodeCache.close();
         }
-        decodeCache = KvCache.builder(SHAPE.cacheShape()).dtype(KvDType.F16).build();
+        decodeCache = newCache();
         engine.forward(prompt, 0, prompt.length, decodeCache);
     }
 
     @Benchmark
     public float prefill() {
-        try (KvCache cache =
-                KvCache.builder(SHAPE.cacheShape()).dtype(KvDType.F16).build()) {
+        try (KvCache cache = newCache()) {
             return engine.forward(prompt, 0, prompt.length, cache)[0];
         }
+    }
+
+    private KvCache newCache() {
+        var b = KvCache.builder(SHAPE.cacheShape()).dtype(KvDType.F16);
+        if (attentionPool) {
+            b.attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool());
+        }
+        return b.build();
     }
 
     @Benchmark
