@@ -146,9 +146,13 @@ class CommandLineOptionsTest {
                         new String[] {"niah", "--mode", "both"},
                         "kvcache4j niah: --mode both: unknown mode 'both'; allowed: query-agnostic, query-aware"),
                 Arguments.of(
-                        new String[] {"niah", "--quant", "int4"},
-                        "kvcache4j niah: --quant int4: unknown quant 'int4'; installed: "
+                        new String[] {"niah", "--quant", "int3"},
+                        "kvcache4j niah: --quant int3: unknown quant 'int3'; installed: "
                                 + String.join(", ", NiahRunner.quantNames())),
+                Arguments.of(
+                        new String[] {"niah", "--quant", "none,int4", "--policy", "snapkv", "--lengths", "512"},
+                        "kvcache4j niah: --quant int4 with --budget 0.1 at length 512 for policy snapkv: residualTokens"
+                                + " must be in [0, 51] (the budget of 51 tokens), was 128"),
                 Arguments.of(
                         new String[] {"niah", "--lengths", "512,1024,512"},
                         "kvcache4j niah: --lengths: 512 is listed twice"),
