@@ -108,6 +108,10 @@ final class HeadInferSchedule {
             if (t == null) {
                 continue;
             }
+            if (currentGeneration[h] != s[h].generation()) {
+                inPlaceHeads++; // compacted since the copy was taken (which compaction cancelled)
+                continue;
+            }
             MemorySegment copy = t.await();
             if (s[h].stage(copy, currentPages[h], currentGeneration[h])) {
                 stagedHeads++;
