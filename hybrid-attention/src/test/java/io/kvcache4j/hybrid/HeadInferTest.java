@@ -126,8 +126,8 @@ class HeadInferTest {
         ModelShape shape = new ModelShape(1, 4, 4, 32);
         try (KvCache cache = KvCache.builder(shape).store(factory).build()) {
             float[] row = new float[shape.kvRowFloats()];
-            cache.append(0, row, 0, row, 0, 1); // four pages of 2048 bytes: 8192 > 4096
-        } catch (TierFullException e) {
+            // four pages of 2048 bytes: 8192 > 4096
+            var e = assertThrows(TierFullException.class, () -> cache.append(0, row, 0, row, 0, 1));
             assertEquals(
                     "fast tier is full: a block of 2048 bytes does not fit, 4096 of its 4096 bytes are held (0 free)",
                     e.getMessage());
