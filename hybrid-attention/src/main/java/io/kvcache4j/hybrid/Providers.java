@@ -1,0 +1,72 @@
+package io.kvcache4j.hybrid;
+
+import io.kvcache4j.api.KvCacheBuilder;
+import io.kvcache4j.store.HeadStoreFactory;
+import io.kvcache4j.store.HeadStoreProvider;
+
+/**
+ * The storage kinds of this module, registered by name in {@code
+ * META-INF/services/io.kvcache4j.store.HeadStoreProvider}. Each factory gets its own unbounded fast
+ * tier and slow tier; for a bounded fast tier build the factory directly.
+ */
+public final class Providers {
+    private Providers() {}
+
+    /** {@code headinfer}: every head offloaded to the slow tier, staged per layer ({@link HeadInferFactory}). */
+    public static final class HeadInfer implements HeadStoreProvider {
+        @Override
+        public String name() {
+            return "headinfer";
+        }
+
+        @Override
+        public String description() {
+            return "exact binary16 rows, heads offloaded to host memory and staged per layer (HeadInfer)";
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens) {
+            return new HeadInferFactory(new HeadInferConfig(0, 0, pageTokens));
+        }
+    }
+
+    /** {@code retrieval}: sinks and recent window exact, top-k of the rest by an exact flat scan. */
+    public static final class Retrieval implements HeadStoreProvider {
+        @Override
+        public String name() {
+            return "retrieval";
+        }
+
+        @Override
+        public String description() {
+            return "exact binary16 rows; sinks and recent window attended whole, top-k of the rest (RetrievalAttention)";
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens) {
+            return SplitFactory.retrieval(RetrievalConfig.defaults().withPageTokens(pageTokens));
+        }
+    }
+
+    /** {@code hgca}: recent window dense, salient older tokens per head sparse. */
+    public static final class Hgca implements HeadStoreProvider {
+        @Override
+        public String name() {
+            return "hgca";
+        }
+
+        @Override
+        public String description() {
+            return "exact binary16 rows; recent window dense, per-head salient older tokens sparse (HGCA)";
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens) {
+            return SplitFactory.hgca(HgcaConfig.defaults().withPageTokens(pageTokens));
+        }
+    }
+
+    static int defaultPageTokens() {
+        return KvCacheBuilder.DEFAULT_PAGE_TOKENS;
+    }
+}

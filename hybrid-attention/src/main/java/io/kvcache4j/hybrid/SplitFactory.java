@@ -1,0 +1,120 @@
+package io.kvcache4j.hybrid;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.attention.LayerAttention;
+import io.kvcache4j.attention.LayerContext;
+import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.HeadStoreFactory;
+import java.util.Objects;
+
+/**
+ * Storage that splits each (layer, KV head) between a fast tier (sinks and recent window, attended
+ * whole) and a slow tier (the rest, attended sparsely), as a {@link HeadStoreFactory}: RetrievalAttention
+ * ({@link #retrieval}) and HGCA ({@link #hgca}). Each store does its split inside {@link
+ * HeadStore#attend} (see {@link SplitHeadStore}), so the storage composes with the cache seam like
+ * any other; the layer source ({@link SplitLayerAttention}) runs the KV heads in parallel on the
+ * cache's {@link io.kvcache4j.api.AttentionPool} without cutting heads into chunks (a top-k is over a
+ * head's whole slow tier).
+ *
+ * <p><b>Eviction.</b> The split replaces eviction: use it with the full policy. Policies that need
+ * per-key attention scores are refused when the cache is built (the sparse pass sees only the chosen
+ * keys); policies without scores work, at the cost of re-placing the rows on each compaction.
+ *
+ * <p>The tiers belong to the factory and are shared by the caches it builds. Immutable; thread-safe.
+ */
+public final class SplitFactory implements HeadStoreFactory {
+    private final String name;
+    private final RetrievalConfig retrieval;
+    private final HgcaConfig hgca;
+    private final Tier fast;
+    private final Tier slow;
+    private final AttentionKernel kernel;
+
+    private SplitFactory(String name, RetrievalConfig retrieval, HgcaConfig hgca, Tier fast, Tier slow) {
+        this.name = name;
+        this.retrieval = retrieval;
+        this.hgca = hgca;
+        this.fast = Objects.requireNonNull(fast, "fast");
+        this.slow = Objects.requireNonNull(slow, "slow");
+        this.kernel = AttentionKernels.get();
+    }
+
+    /** RetrievalAttention storage with its own unbounded tiers. */
+    public static SplitFactory retrieval(RetrievalConfig config) {
+        return retrieval(config, FastTier.unbounded(), new SlowTier());
+    }
+
+    /** RetrievalAttention storage in the given tiers. */
+    public static SplitFactory retrieval(RetrievalConfig config, Tier fast, Tier slow) {
+        return new SplitFactory("retrieval", Objects.requireNonNull(config, "config"), null, fast, slow);
+    }
+
+    /** HGCA storage with its own unbounded tiers. */
+    public static SplitFactory hgca(HgcaConfig config) {
+        return hgca(config, FastTier.unbounded(), new SlowTier());
+    }
+
+    /** HGCA storage in the given tiers. */
+    public static SplitFactory hgca(HgcaConfig config, Tier fast, Tier slow) {
+        return new SplitFactory("hgca", null, Objects.requireNonNull(config, "config"), fast, slow);
+    }
+
+    /** Checks a fast-tier window: both counts {@code >= 0}, not both 0. */
+    static void checkWindow(int sinkTokens, int recentTokens) {
+        if (sinkTokens < 0) {
+            throw new IllegalArgumentException(
+                    "sinkTokens must be in [0, " + Integer.MAX_VALUE + "], was " + sinkTokens);
+        }
+        if (recentTokens < 0) {
+            throw new IllegalArgumentException(
+                    "recentTokens must be in [0, " + Integer.MAX_VALUE + "], was " + recentTokens);
+        }
+        if ((long) sinkTokens + recentTokens > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("sinkTokens + recentTokens must be at most " + Integer.MAX_VALUE
+                    + ", was " + ((long) sinkTokens + recentTokens));
+        }
+    }
+
+    /** The fast tier (sinks and recent windows). */
+    public Tier fastTier() {
+        return fast;
+    }
+
+    /** The slow tier (everything older). */
+    public Tier slowTier() {
+        return slow;
+    }
+
+    /** Fast-tier tokens per (layer, KV head) at most. */
+    public long fastTokensPerHead() {
+        return retrieval != null ? retrieval.fastTokens() : hgca.fastTokens();
+    }
+
+    @Override
+    public HeadStore create(Spec spec) {
+        int pageTokens = retrieval != null ? retrieval.pageTokens() : hgca.pageTokens();
+        TierPages f = new TierPages(fast, KvDType.F16, spec.headDim(), pageTokens, kernel);
+        TierPages s = new TierPages(slow, KvDType.F16, spec.headDim(), pageTokens, kernel);
+        int group = spec.shape().groupSize();
+        if (retrieval != null) {
+            TokenSelector selector = retrieval.selector().create(spec);
+            if (selector == null) {
+                throw new IllegalStateException("selector factory returned no selector for " + spec);
+            }
+            return new RetrievalHeadStore(f, s, retrieval, selector, group);
+        }
+        return new HgcaHeadStore(f, s, hgca, group);
+    }
+
+    @Override
+    public LayerAttention layerAttention(LayerContext context) {
+        return new SplitLayerAttention(context, kernel);
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+}

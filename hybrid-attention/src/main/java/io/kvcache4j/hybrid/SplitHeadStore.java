@@ -1,0 +1,251 @@
+package io.kvcache4j.hybrid;
+
+import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.attention.Partial;
+import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.SlotSelection;
+import java.util.Arrays;
+
+/**
+ * A store of one (layer, KV head) split between two tiers: the first {@code sinks} slots and the
+ * newest {@code recent} slots in the fast tier, the slots between them in the slow tier, both as
+ * exact f16 pages. {@link #attend} does the split internally, so the cache and its layer source need
+ * not know about it: the fast slots of the selection are attended into the running pass exactly, the
+ * slow ones by {@link #attendSlow} (which picks a subset and attends it into a separate partial), and
+ * the slow partial is merged into the pass by log-sum-exp ({@link GroupAttention#mergePartial}).
+ *
+ * <p><b>Placement.</b> Fast-tier rows are {@code [sinks…, recent window…]} in slot order; slow-tier
+ * rows are the middle slots in slot order. An append that pushes tokens out of the recent window
+ * moves them to the end of the slow tier (MInference's "the oldest recent token moves into the
+ * index"), in {@code O(recent + appended)} row copies. A compaction (eviction) re-places every kept
+ * row, {@code O(count)}: this storage is meant for caches without eviction, where it replaces it.
+ *
+ * <p><b>Selections.</b> A prefix or range selection (what the cache and {@link SplitLayerAttention}
+ * make) sees a prefix of the slow rows, over which the subset is chosen. Any other selection attends
+ * its slow slots exactly, all of them.
+ *
+ * <p><b>Bytes.</b> {@link #bytesHeld()} is the exact sum of both tiers' pages. Driven by one thread
+ * at a time (attention included: scratch is the store's).
+ */
+abstract class SplitHeadStore implements HeadStore {
+    final TierPages fast;
+    final TierPages slow;
+    final int sinks;
+    final int recent;
+    final int headDim;
+    final int group;
+    private int count;
+    /** Fast rows that are sinks: {@code min(sinks, count)}. */
+    private int sinkRows;
+
+    // Scratch.
+    private int[] fastList = new int[0];
+    private int[] slowList = new int[0];
+    private final SlotSelection fastSel = new SlotSelection();
+    private final SlotSelection slowSel = new SlotSelection();
+    final GroupAttention slowState;
+    final Partial slowPartial;
+    private float[] keyBuf = new float[0];
+    private float[] valueBuf = new float[0];
+
+    SplitHeadStore(TierPages fast, TierPages slow, int sinks, int recent, int group) {
+        this.fast = fast;
+        this.slow = slow;
+        this.sinks = sinks;
+        this.recent = recent;
+        this.headDim = fast.headDim();
+        this.group = group;
+        this.slowState = new GroupAttention(group, headDim);
+        this.slowPartial = new Partial(group, headDim);
+    }
+
+    /**
+     * Attends a subset of slow rows {@code [0, rows)} into {@link #slowPartial} for the scaled queries
+     * of {@code state} (head-major), and returns the number of slow keys attended.
+     */
+    abstract int attendSlow(GroupAttention state, int rows);
+
+    /** Slow-tier rows now. */
+    int slowRows() {
+        return slow.rows();
+    }
+
+    /** Fast-tier rows now. */
+    int fastRows() {
+        return fast.rows();
+    }
+
+    @Override
+    public int count() {
+        return count;
+    }
+
+    @Override
+    public float maxMagnitude() {
+        return fast.type().maxFinite();
+    }
+
+    @Override
+    public void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
+        int t = 0;
+        // Sinks first.
+        while (t < tokens && sinkRows < sinks) {
+            fast.append(keys, keysOffset + t * rowStride, values, valuesOffset + t * rowStride, rowStride, 1);
+            sinkRows++;
+            count++;
+            t++;
+        }
+        int rest = tokens - t;
+        if (rest == 0) {
+            return;
+        }
+        int window = fast.rows() - sinkRows;
+        int leaving = Math.max(0, window + rest - recent);
+        int oldLeaving = Math.min(leaving, window);
+        // The oldest window rows go to the slow tier; the kept ones are shifted down.
+        ensureRowBuffers();
+        for (int j = 0; j < oldLeaving; j++) {
+            fast.readKey(sinkRows + j, keyBuf, 0);
+            fast.readValue(sinkRows + j, valueBuf, 0);
+            slow.appendRow(keyBuf, valueBuf);
+        }
+        int newLeaving = leaving - oldLeaving;
+        if (newLeaving > 0) {
+            slow.append(keys, keysOffset + t * rowStride, values, valuesOffset + t * rowStride, rowStride, newLeaving);
+        }
+        if (oldLeaving > 0) {
+            int kept = window - oldLeaving;
+            int[] sources = new int[kept];
+            for (int j = 0; j < kept; j++) {
+                sources[j] = sinkRows + oldLeaving + j;
+            }
+            fast.compact(sinkRows, sources, kept, sinkRows + kept);
+        }
+        int stay = rest - newLeaving;
+        if (stay > 0) {
+            int off = t + newLeaving;
+            fast.append(keys, keysOffset + off * rowStride, values, valuesOffset + off * rowStride, rowStride, stay);
+        }
+        count += rest;
+        slowRowsChanged(slow.rows() - leaving);
+    }
+
+    /** Slow rows {@code [firstChanged, slowRows())} are new or re-placed. */
+    void slowRowsChanged(int firstChanged) {}
+
+    private void ensureRowBuffers() {
+        if (keyBuf.length < headDim) {
+            keyBuf = new float[headDim];
+            valueBuf = new float[headDim];
+        }
+    }
+
+    /** Re-places the kept rows in both tiers (see the class comment). */
+    @Override
+    public void compact(int from, int[] sources, int moved, int newCount) {
+        if (from < 0 || moved < 0 || from + moved > newCount || newCount > count) {
+            throw new IllegalArgumentException("compact(from " + from + ", moved " + moved + ", newCount " + newCount
+                    + ") out of range for " + count + " slots");
+        }
+        int d = headDim;
+        float[] k = new float[newCount * d];
+        float[] v = new float[newCount * d];
+        for (int i = 0; i < newCount; i++) {
+            int src = i < from ? i : i < from + moved ? sources[i - from] : i;
+            readKey(src, k, i * d);
+            readValue(src, v, i * d);
+        }
+        fast.truncate(0);
+        slow.truncate(0);
+        count = 0;
+        sinkRows = 0;
+        append(k, 0, v, 0, d, newCount);
+        slowRowsChanged(0);
+    }
+
+    @Override
+    public void attend(GroupAttention state, SlotSelection selection) {
+        if (selection.limit() > count) {
+            throw new IllegalArgumentException(
+                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
+        }
+        int n = selection.size();
+        if (fastList.length < n) {
+            fastList = new int[Math.max(n, fastList.length * 2)];
+            slowList = new int[fastList.length];
+        }
+        int nf = 0;
+        int ns = 0;
+        boolean slowPrefix = true;
+        int slowStart = count - (fast.rows() - sinkRows); // first slot of the recent window
+        selection.reset();
+        for (int s = selection.next(); s >= 0; s = selection.next()) {
+            if (s < sinkRows) {
+                fastList[nf++] = s;
+            } else if (s >= slowStart) {
+                fastList[nf++] = sinkRows + (s - slowStart);
+            } else {
+                int row = s - sinkRows;
+                slowPrefix &= row == ns;
+                slowList[ns++] = row;
+            }
+        }
+        if (nf > 0) {
+            fast.attend(state, fastSel.list(fastList, nf));
+        }
+        if (ns == 0) {
+            return;
+        }
+        if (slowPrefix && selection.isRange()) {
+            attendSlow(state, ns);
+        } else {
+            slowState.begin(state.queries(), 0, 1f);
+            slow.attend(slowState, slowSel.list(slowList, ns));
+            slowState.finish(slowPartial, 0);
+        }
+        state.mergePartial(slowPartial.out(), 0, slowPartial.lse(), 0);
+    }
+
+    @Override
+    public void readKey(int slot, float[] dst, int offset) {
+        locate(slot).readKey(row(slot), dst, offset);
+    }
+
+    @Override
+    public void readValue(int slot, float[] dst, int offset) {
+        locate(slot).readValue(row(slot), dst, offset);
+    }
+
+    private TierPages locate(int slot) {
+        if (slot < 0 || slot >= count) {
+            throw new IndexOutOfBoundsException("slot " + slot + " out of range [0, " + count + ")");
+        }
+        return slot < sinkRows || slot >= count - (fast.rows() - sinkRows) ? fast : slow;
+    }
+
+    private int row(int slot) {
+        int slowStart = count - (fast.rows() - sinkRows);
+        if (slot < sinkRows) {
+            return slot;
+        }
+        return slot >= slowStart ? sinkRows + (slot - slowStart) : slot - sinkRows;
+    }
+
+    @Override
+    public long bytesHeld() {
+        return fast.bytesHeld() + slow.bytesHeld();
+    }
+
+    /** Bytes in the fast tier. */
+    long fastBytes() {
+        return fast.bytesHeld();
+    }
+
+    @Override
+    public void close() {
+        fast.close();
+        slow.close();
+        count = 0;
+        Arrays.fill(fastList, 0);
+    }
+}

@@ -1,0 +1,274 @@
+package io.kvcache4j.hybrid;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.attention.AttentionKernel;
+import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.internal.vectorization.ConversionSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
+import io.kvcache4j.store.PagedHeadStore;
+import io.kvcache4j.store.SlotSelection;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
+/**
+ * Exact rows of one (layer, KV head) in pages allocated from a {@link Tier}, in {@link
+ * PagedHeadStore}'s layout: each page one block of {@code [keys: headDim × pageTokens][values:
+ * pageTokens × headDim]}, keys dimension-major, so that a range is scanned by the same {@link
+ * AttentionKernel#scan} calls, with the same arguments, as {@link PagedHeadStore} makes: the outputs
+ * are bit-identical to the exact store of the same type and page size.
+ *
+ * <p>A range may read its first pages from a staged copy ({@link #attend(GroupAttention,
+ * SlotSelection, MemorySegment[], int)}): whole pages copied byte for byte into the fast tier by a
+ * {@link Transfer}; the pages after them are read in place.
+ *
+ * <p>Appending allocates a page only when the last one is full; compaction frees every page past the
+ * last occupied one. {@link #bytesHeld()} is the exact sum of the page blocks. Not thread-safe,
+ * except that range attends (which write nothing) may run concurrently with each other.
+ */
+final class TierPages implements KeyRows, AutoCloseable {
+    private final Tier tier;
+    private final KvDType type;
+    private final int headDim;
+    private final int pageTokens;
+    private final long rowBytes;
+    private final long keyDimStride;
+    private final long valuesOffset;
+    private final long pageBytes;
+    private final AttentionKernel kernel;
+    private final ConversionSupport conversion =
+            VectorizationProvider.getInstance().conversion();
+
+    private MemorySegment[] pages = new MemorySegment[4];
+    private int pageCount;
+    private int count;
+    private MemorySegment gather;
+    private boolean closed;
+
+    TierPages(Tier tier, KvDType type, int headDim, int pageTokens, AttentionKernel kernel) {
+        if (headDim <= 0) {
+            throw new IllegalArgumentException("headDim must be >= 1, was " + headDim);
+        }
+        PagedHeadStore.checkPageTokens(pageTokens);
+        this.tier = tier;
+        this.type = type;
+        this.headDim = headDim;
+        this.pageTokens = pageTokens;
+        this.kernel = kernel;
+        this.rowBytes = (long) headDim * type.bytes();
+        this.keyDimStride = (long) pageTokens * type.bytes();
+        this.valuesOffset = rowBytes * pageTokens;
+        this.pageBytes = tier.blockBytes(2L * headDim * type.bytes() * pageTokens);
+    }
+
+    /** Bytes of one page block. */
+    long pageBytes() {
+        return pageBytes;
+    }
+
+    int pageTokens() {
+        return pageTokens;
+    }
+
+    KvDType type() {
+        return type;
+    }
+
+    /** Pages held (the last one possibly partly filled). */
+    int pageCount() {
+        return pageCount;
+    }
+
+    /** The page blocks, {@code [0, pageCount())} live; for transfers. */
+    MemorySegment[] pages() {
+        return pages;
+    }
+
+    Tier tier() {
+        return tier;
+    }
+
+    @Override
+    public int headDim() {
+        return headDim;
+    }
+
+    @Override
+    public int rows() {
+        return count;
+    }
+
+    long bytesHeld() {
+        return pageCount * pageBytes;
+    }
+
+    /** Appends {@code tokens} rows, as {@link io.kvcache4j.store.HeadStore#append}. */
+    void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
+        ensureOpen();
+        for (int t = 0; t < tokens; t++) {
+            int page = count / pageTokens;
+            int row = count % pageTokens;
+            if (page == pageCount) {
+                if (pageCount == pages.length) {
+                    pages = Arrays.copyOf(pages, pages.length * 2);
+                }
+                pages[pageCount] = tier.allocate(pageBytes);
+                pageCount++;
+            }
+            MemorySegment p = pages[page];
+            int src = t * rowStride;
+            conversion.encodeStrided(keys, keysOffset + src, p, (long) row * type.bytes(), keyDimStride, type, headDim);
+            conversion.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
+            count++;
+        }
+    }
+
+    /** Appends one row given as floats (the exact reproduction of a row of the same type). */
+    void appendRow(float[] key, float[] value) {
+        append(key, 0, value, 0, 0, 1);
+    }
+
+    /** Attends {@code selection} reading every page in place. */
+    void attend(GroupAttention state, SlotSelection selection) {
+        attend(state, selection, null, 0);
+    }
+
+    /**
+     * Attends {@code selection}; a range reads its pages below {@code stagedPages} from {@code
+     * staged[page]} (copies of the same bytes) and the rest in place.
+     */
+    void attend(GroupAttention state, SlotSelection selection, MemorySegment[] staged, int stagedPages) {
+        ensureOpen();
+        if (selection.limit() > count) {
+            throw new IllegalArgumentException(
+                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
+        }
+        if (selection.isRange()) {
+            int from = selection.from();
+            int to = selection.to();
+            long e = type.bytes();
+            for (int slot = from; slot < to; ) {
+                int page = slot / pageTokens;
+                int row = slot % pageTokens;
+                int rows = Math.min(pageTokens - row, to - slot);
+                MemorySegment p = page < stagedPages ? staged[page] : pages[page];
+                kernel.scan(state, p, row * e, pageTokens, valuesOffset + row * rowBytes, type, rows, slot - from);
+                slot += rows;
+            }
+            return;
+        }
+        int block = GroupAttention.BLOCK;
+        if (gather == null) {
+            gather = MemorySegment.ofArray(new long[(int) ((2 * rowBytes * block + 7) / 8)]);
+        }
+        long gatherValues = rowBytes * block;
+        long gatherDimStride = (long) block * type.bytes();
+        int e = type.bytes();
+        selection.reset();
+        int ordinal = 0;
+        int n = 0;
+        for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
+            MemorySegment src = pages[slot / pageTokens];
+            long r = slot % pageTokens;
+            for (int i = 0; i < headDim; i++) {
+                MemorySegment.copy(src, i * keyDimStride + r * e, gather, i * gatherDimStride + (long) n * e, e);
+            }
+            MemorySegment.copy(src, valuesOffset + r * rowBytes, gather, gatherValues + n * rowBytes, rowBytes);
+            if (++n == block) {
+                kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
+                ordinal += n;
+                n = 0;
+            }
+        }
+        if (n > 0) {
+            kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
+        }
+    }
+
+    @Override
+    public void readKey(int slot, float[] dst, int offset) {
+        checkSlot(slot);
+        conversion.decodeStrided(
+                pages[slot / pageTokens],
+                (long) (slot % pageTokens) * type.bytes(),
+                keyDimStride,
+                type,
+                dst,
+                offset,
+                headDim);
+    }
+
+    void readValue(int slot, float[] dst, int offset) {
+        checkSlot(slot);
+        conversion.decode(
+                pages[slot / pageTokens], valuesOffset + (slot % pageTokens) * rowBytes, type, dst, offset, headDim);
+    }
+
+    /** Compacts as {@link io.kvcache4j.store.HeadStore#compact}, freeing every page past the last occupied one. */
+    void compact(int from, int[] sources, int moved, int newCount) {
+        ensureOpen();
+        if (from < 0 || moved < 0 || from + moved > newCount || newCount > count) {
+            throw new IllegalArgumentException("compact(from " + from + ", moved " + moved + ", newCount " + newCount
+                    + ") out of range for " + count + " slots");
+        }
+        for (int j = 0; j < moved; j++) {
+            int s = sources[j];
+            if (s != from + j) {
+                copySlot(s, from + j);
+            }
+        }
+        truncate(newCount);
+    }
+
+    /** Keeps rows {@code [0, newCount)} and frees the pages past them. */
+    void truncate(int newCount) {
+        if (newCount < 0 || newCount > count) {
+            throw new IllegalArgumentException("newCount " + newCount + " out of range [0, " + count + "]");
+        }
+        count = newCount;
+        int needed = (newCount + pageTokens - 1) / pageTokens;
+        while (pageCount > needed) {
+            MemorySegment page = pages[--pageCount];
+            pages[pageCount] = null;
+            tier.free(page);
+        }
+    }
+
+    private void copySlot(int from, int to) {
+        MemorySegment src = pages[from / pageTokens];
+        MemorySegment dst = pages[to / pageTokens];
+        long fr = from % pageTokens;
+        long tr = to % pageTokens;
+        int e = type.bytes();
+        for (int i = 0; i < headDim; i++) {
+            MemorySegment.copy(src, i * keyDimStride + fr * e, dst, i * keyDimStride + tr * e, e);
+        }
+        MemorySegment.copy(src, valuesOffset + fr * rowBytes, dst, valuesOffset + tr * rowBytes, rowBytes);
+    }
+
+    private void checkSlot(int slot) {
+        ensureOpen();
+        if (slot < 0 || slot >= count) {
+            throw new IndexOutOfBoundsException("slot " + slot + " out of range [0, " + count + ")");
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("store is closed");
+        }
+    }
+
+    /** Frees every page. Idempotent. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        while (pageCount > 0) {
+            tier.free(pages[--pageCount]);
+            pages[pageCount] = null;
+        }
+        count = 0;
+    }
+}
