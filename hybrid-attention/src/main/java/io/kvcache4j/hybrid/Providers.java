@@ -1,5 +1,6 @@
 package io.kvcache4j.hybrid;
 
+import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.KvCacheBuilder;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.HeadStoreProvider;
@@ -46,6 +47,20 @@ public final class Providers {
         public HeadStoreFactory factory(int pageTokens) {
             return SplitFactory.retrieval(RetrievalConfig.defaults().withPageTokens(pageTokens));
         }
+
+        /** The budget is the fast tier (sinks plus recent window); the default top-k on top. */
+        @Override
+        public boolean sizedByBudget() {
+            return true;
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
+            return SplitFactory.retrieval(RetrievalConfig.forBudget(
+                            budget.resolve(promptTokens),
+                            RetrievalConfig.defaults().topK())
+                    .withPageTokens(pageTokens));
+        }
     }
 
     /** {@code hgca}: recent window dense, salient older tokens per head sparse. */
@@ -63,6 +78,18 @@ public final class Providers {
         @Override
         public HeadStoreFactory factory(int pageTokens) {
             return SplitFactory.hgca(HgcaConfig.defaults().withPageTokens(pageTokens));
+        }
+
+        /** The budget is the dense fast tier (sinks plus recent window). */
+        @Override
+        public boolean sizedByBudget() {
+            return true;
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
+            return SplitFactory.hgca(
+                    HgcaConfig.forBudget(budget.resolve(promptTokens)).withPageTokens(pageTokens));
         }
     }
 

@@ -16,4 +16,24 @@ public interface HeadStoreProvider {
 
     /** A factory for caches with this storage and the given page size where the storage pages. */
     HeadStoreFactory factory(int pageTokens);
+
+    /**
+     * Whether this storage is sized by a {@link io.kvcache4j.api.Budget} of its own, such as the fast
+     * tier of tiered storage: then {@link #factory(int, io.kvcache4j.api.Budget, int)} gives the
+     * factory, and a harness hands the budget to the storage rather than to an eviction policy.
+     * Default {@code false}.
+     */
+    default boolean sizedByBudget() {
+        return false;
+    }
+
+    /**
+     * A factory for caches whose budgeted part holds {@code budget} for a prompt of {@code
+     * promptTokens} tokens (a fraction is resolved against it). Default: {@link #factory(int)}.
+     *
+     * @throws IllegalArgumentException for a budget the storage cannot honour
+     */
+    default HeadStoreFactory factory(int pageTokens, io.kvcache4j.api.Budget budget, int promptTokens) {
+        return factory(pageTokens);
+    }
 }

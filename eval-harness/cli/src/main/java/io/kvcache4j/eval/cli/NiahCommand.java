@@ -336,14 +336,12 @@ final class NiahCommand implements Callable<Integer> {
         }
         long configurations = 0;
         for (String p : policyNames) {
-            configurations += p.equals("full") ? 1 : budgets.size();
+            for (String q : quants) {
+                configurations += p.equals("full") && !NiahRunner.sizedByBudget(q) ? 1 : budgets.size();
+            }
         }
-        long cells = configurations
-                * quants.size()
-                * modes.size()
-                * lengths.size()
-                * depths.depths().size()
-                * samples;
+        long cells =
+                configurations * modes.size() * lengths.size() * depths.depths().size() * samples;
         if (cells > MAX_CELLS) {
             throw new BadOption(
                     null,

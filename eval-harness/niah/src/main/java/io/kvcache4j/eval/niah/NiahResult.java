@@ -44,7 +44,7 @@ public record NiahResult(
     }
 
     static String configuration(String policy, double budget, String quant, String mode) {
-        String b = policy.equals("full")
+        String b = policy.equals("full") && !NiahRunner.sizedByBudget(quant)
                 ? ""
                 : "-b" + (budget < 1 ? String.valueOf(budget) : String.valueOf((long) budget));
         return policy + b + "-" + quant + "-" + mode;

@@ -75,10 +75,11 @@ public final class NiahRunner {
         checkNames(o);
         List<Cell> cells = new ArrayList<>();
         for (String p : o.policies()) {
-            // The full cache has no budget: it runs once, whatever the budget list.
-            List<Double> budgets = p.equals("full") ? List.of(1.0) : o.budgets();
-            for (double b : budgets) {
-                for (String q : o.quants()) {
+            for (String q : o.quants()) {
+                // The full cache has no budget: it runs once, whatever the budget list, unless its
+                // storage is sized by the budget (the fast tier of tiered storage).
+                List<Double> budgets = p.equals("full") && !sizedByBudget(q) ? List.of(1.0) : o.budgets();
+                for (double b : budgets) {
                     for (NiahMode m : o.modes()) {
                         for (int len : o.lengths()) {
                             for (double d : o.depths()) {
@@ -138,8 +139,7 @@ public final class NiahRunner {
         StringBuilder out = new StringBuilder();
         long retained;
         int fed;
-        KvCacheBuilder builder =
-                KvCache.builder(shape).store(storage(cell.quant())).policy(policy);
+        KvCacheBuilder builder = KvCache.builder(shape).store(storage(cell)).policy(policy);
         if (o.threads() == 1) {
             // Cells run one at a time: a cell's attention takes every core. With several cells in
             // parallel the cores are already busy and each cell attends on its own thread.
@@ -204,7 +204,9 @@ public final class NiahRunner {
 
     /** The cell's budget in tokens; the full cache's "budget" is the whole prompt. */
     private static int budgetTokens(Cell cell) {
-        return cell.policy().equals("full") ? cell.length() : NiahOptions.budgetTokens(cell.budget(), cell.length());
+        return cell.policy().equals("full") && !sizedByBudget(cell.quant())
+                ? cell.length()
+                : NiahOptions.budgetTokens(cell.budget(), cell.length());
     }
 
     /** The cell's policy, from the registry, for its budget resolved against the prompt length. */
@@ -223,8 +225,21 @@ public final class NiahRunner {
         return names;
     }
 
-    private static HeadStoreFactory storage(String quant) {
-        return HeadStores.factory(quant.equals("none") ? "f16" : quant, KvCacheBuilder.DEFAULT_PAGE_TOKENS);
+    private static HeadStoreFactory storage(Cell cell) {
+        String name = cell.quant().equals("none") ? "f16" : cell.quant();
+        if (sizedByBudget(cell.quant())) {
+            return HeadStores.provider(name)
+                    .factory(KvCacheBuilder.DEFAULT_PAGE_TOKENS, Budget.of(cell.budget()), cell.length());
+        }
+        return HeadStores.factory(name, KvCacheBuilder.DEFAULT_PAGE_TOKENS);
+    }
+
+    /**
+     * Whether storage {@code quant} is sized by the budget itself (tiered storage: the budget is its
+     * fast tier), so that it runs with {@code full} once per budget.
+     */
+    public static boolean sizedByBudget(String quant) {
+        return !quant.equals("none") && HeadStores.provider(quant).sizedByBudget();
     }
 
     /** Every policy and quant name must be installed. */
@@ -239,6 +254,16 @@ public final class NiahRunner {
             if (!EvictionPolicies.names().contains(p)) {
                 throw new IllegalArgumentException(
                         "unknown --policy '" + p + "'; installed: " + String.join(", ", EvictionPolicies.names()));
+            }
+        }
+        for (String q : o.quants()) {
+            if (sizedByBudget(q)) {
+                for (String p : o.policies()) {
+                    if (!p.equals("full")) {
+                        throw new IllegalArgumentException("--quant " + q + " is sized by --budget (its fast tier) and"
+                                + " runs with --policy full only, not with " + p);
+                    }
+                }
             }
         }
     }
