@@ -36,7 +36,7 @@ import org.roaringbitmap.RoaringBitmap;
  * may be scored on two layers). {@link #bytes()} is an <em>estimate</em> from hnswlib's object
  * layout with compressed references (16-byte array headers, 8-byte alignment): per key its item and
  * {@code float[d]}, its node with one {@code IntArrayList} of capacity {@code 2m} on level 0 and
- * {@code m} on each level above (levels taken as the expected {@code 1/ln m} extra), an entry of
+ * {@code m} on each level above (the expected {@code 1/(m−1)} extra levels), an entry of
  * the id map, and the node-array reference; the graph's real lists may have grown past those
  * capacities.
  */
@@ -201,10 +201,10 @@ public final class HnswKeyIndex implements KeyIndex {
         Checks.open(closed);
         long n = graph.size();
         long perKey = 0;
-        perKey += 16 + align(16 + 4L * d); // Key record (header, two refs) + float[d]
-        perKey += 16 + 16; // Integer id boxed (the record holds it) + its entry in the lookup map
-        perKey += 24; // Node: header, int id, two refs, boolean
-        double upper = 1 / Math.log(m); // expected levels above 0
+        perKey += 24 + align(16 + 4L * d); // Key record (header, two refs) + float[d]
+        perKey += 16 + 16; // the boxed id + its share of the id map (keys and values at load 0.5)
+        perKey += 32; // Node: header, int id, two refs, boolean
+        double upper = 1.0 / (m - 1); // expected levels above 0 with hnswlib's level factor 1/ln m
         perKey += align(16 + 4L * 2) + 24 + align(16 + 4L * 2 * m); // connections[] + level-0 list
         long upperBytes = (long) (upper * (4 + 24 + align(16 + 4L * m)));
         return n * (perKey + upperBytes) + 4L * graph.getMaxItemCount() + present.serializedSizeInBytes();

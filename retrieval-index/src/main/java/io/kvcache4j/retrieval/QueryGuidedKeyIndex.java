@@ -650,8 +650,13 @@ public final class QueryGuidedKeyIndex implements KeyIndex {
     public void close() {
         closed = true;
         keys = new float[0];
+        slots = new int[0];
         adj = new int[0];
+        degree = new int[0];
+        visited = new int[0];
         sample = new float[0];
+        centroids = new float[0];
+        entries = new int[0];
         present.clear();
     }
 }

@@ -19,7 +19,9 @@ import org.roaringbitmap.RoaringBitmap;
  *     hnsw=m=16;efConstruction=200;threads=2 roar=m=32
  * }</pre>
  *
- * Index options use {@code ;} between settings on the command line.
+ * Index options use {@code ;} between settings on the command line; an entry {@code
+ * roar@trainQueries=0} of {@code indexes} runs one kind with its own options (here: no sample
+ * queries, so a key-only graph).
  */
 public final class RetrievalBenchmark {
     private RetrievalBenchmark() {}
@@ -67,8 +69,11 @@ public final class RetrievalBenchmark {
 
         System.out.println(
                 "index  options                          build_s  build_ms_per_1K  bytes/KV(f16 K+V)  graph_bytes/KV   ef  recall@k  min_recall  scanned_frac  us/query");
-        for (String name : indexes) {
-            String opt = a.getOrDefault(name, "").replace(';', ',');
+        for (String spec : indexes) {
+            // name, or name@option;option to run one kind under several settings
+            int at = spec.indexOf('@');
+            String name = at < 0 ? spec : spec.substring(0, at);
+            String opt = (at < 0 ? a.getOrDefault(name, "") : spec.substring(at + 1)).replace(';', ',');
             KeyIndexOptions options = KeyIndexOptions.parse(opt);
             try (KeyIndex index = KeyIndexes.create(name, d, options)) {
                 index.observeQueries(trainQ, train);
