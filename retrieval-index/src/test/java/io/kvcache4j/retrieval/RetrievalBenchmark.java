@@ -26,6 +26,7 @@ import org.roaringbitmap.RoaringBitmap;
 public final class RetrievalBenchmark {
     private RetrievalBenchmark() {}
 
+    /** Runs the measurements; arguments are {@code name=value} as in the class comment. */
     public static void main(String[] args) {
         Map<String, String> a = new HashMap<>();
         for (String arg : args) {
