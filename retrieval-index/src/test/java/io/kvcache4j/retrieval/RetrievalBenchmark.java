@@ -8,7 +8,8 @@ import java.util.Map;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * Recall@k against the exact top-k, fraction of keys scanned, search time, build time per 1K keys
+ * Recall@k against the exact top-k, attention-mass recall (softmax mass of the keys found over the
+ * mass of the exact top-k, {@code q·k/√d} over all keys), fraction of keys scanned, search time, build time per 1K keys
  * and index memory against the f16 K+V bytes indexed ({@code 4·d} per token), for each installed
  * index on {@link SyntheticAttention} data: prefill queries train the index, fresh queries from the
  * same distribution are searched.
@@ -25,6 +26,31 @@ import org.roaringbitmap.RoaringBitmap;
  */
 public final class RetrievalBenchmark {
     private RetrievalBenchmark() {}
+
+    /** Softmax of {@code q·k/√d} over every key for test query {@code i} (slot = row). */
+    private static float[] softmax(SyntheticAttention data, float[] queries, int i) {
+        int d = data.d;
+        double[] logits = new double[data.n];
+        double max = Double.NEGATIVE_INFINITY;
+        for (int x = 0; x < data.n; x++) {
+            double s = 0;
+            for (int j = 0; j < d; j++) {
+                s += (double) queries[i * d + j] * data.keys[x * d + j];
+            }
+            logits[x] = s / Math.sqrt(d);
+            max = Math.max(max, logits[x]);
+        }
+        double sum = 0;
+        for (int x = 0; x < data.n; x++) {
+            logits[x] = Math.exp(logits[x] - max);
+            sum += logits[x];
+        }
+        float[] p = new float[data.n];
+        for (int x = 0; x < data.n; x++) {
+            p[x] = (float) (logits[x] / sum);
+        }
+        return p;
+    }
 
     /** Runs the measurements; arguments are {@code name=value} as in the class comment. */
     public static void main(String[] args) {
@@ -67,9 +93,20 @@ public final class RetrievalBenchmark {
             truth.add(exact.search(data.row(testQ, i), k).toBitmap());
         }
         double flatUs = (System.nanoTime() - t0) / 1e3 / test;
+        // softmax probabilities of every key (slot = row here) per test query, and the exact top-k's mass
+        float[][] prob = new float[test][];
+        double[] topMass = new double[test];
+        for (int i = 0; i < test; i++) {
+            prob[i] = softmax(data, testQ, i);
+            final float[] p = prob[i];
+            topMass[i] = 0;
+            for (int s : truth.get(i)) {
+                topMass[i] += p[s];
+            }
+        }
 
         System.out.println(
-                "index  options                          build_s  build_ms_per_1K  bytes/KV(f16 K+V)  graph_bytes/KV   ef  recall@k  min_recall  scanned_frac  us/query");
+                "index  options                          build_s  build_ms_per_1K  bytes/KV(f16 K+V)  graph_bytes/KV   ef  recall@k  min_recall  mass_recall  scanned_frac  us/query");
         for (String spec : indexes) {
             // name, or name@option;option to run one kind under several settings
             int at = spec.indexOf('@');
@@ -97,6 +134,7 @@ public final class RetrievalBenchmark {
                     double recall = 0;
                     double minRecall = 1;
                     double scanned = 0;
+                    double mass = 0;
                     long s0 = System.nanoTime();
                     for (int i = 0; i < test; i++) {
                         KeyHits h = index.search(data.row(testQ, i), k, ef);
@@ -104,6 +142,11 @@ public final class RetrievalBenchmark {
                         recall += r;
                         minRecall = Math.min(minRecall, r);
                         scanned += h.scannedFraction();
+                        double found = 0;
+                        for (int j = 0; j < h.count(); j++) {
+                            found += prob[i][h.slot(j)];
+                        }
+                        mass += found / topMass[i];
                     }
                     double us = (System.nanoTime() - s0) / 1e3 / test;
                     if (name.equals("flat")) {
@@ -111,7 +154,7 @@ public final class RetrievalBenchmark {
                     }
                     System.out.printf(
                             Locale.ROOT,
-                            "%-6s %-32s %7.2f  %15.1f  %17.3f  %14.3f %4d  %8.4f  %10.3f  %12.4f  %8.0f%n",
+                            "%-6s %-32s %7.2f  %15.1f  %17.3f  %14.3f %4d  %8.4f  %10.3f  %11.4f  %12.4f  %8.0f%n",
                             name,
                             options.toString().isEmpty() ? "-" : options.toString(),
                             buildS,
@@ -121,6 +164,7 @@ public final class RetrievalBenchmark {
                             ef,
                             recall / test,
                             minRecall,
+                            mass / test,
                             scanned / test,
                             us);
                 }
