@@ -14,7 +14,8 @@ module io.kvcache4j.api {
     // Support objects (dot, f16/bf16 conversion) for kvcache4j's own modules, not for users.
     exports io.kvcache4j.internal.vectorization to
             io.kvcache4j.eviction,
-            io.kvcache4j.quantization;
+            io.kvcache4j.quantization,
+            io.kvcache4j.retrieval;
 
     uses io.kvcache4j.store.HeadStoreProvider;
     uses io.kvcache4j.api.EvictionPolicyProvider;
