@@ -15,7 +15,8 @@ module io.kvcache4j.api {
     exports io.kvcache4j.internal.vectorization to
             io.kvcache4j.eviction,
             io.kvcache4j.quantization,
-            io.kvcache4j.retrieval;
+            io.kvcache4j.retrieval,
+            io.kvcache4j.hybrid;
 
     uses io.kvcache4j.store.HeadStoreProvider;
     uses io.kvcache4j.api.EvictionPolicyProvider;

@@ -63,6 +63,43 @@ public final class Providers {
         }
     }
 
+    /**
+     * {@code retrieval-roar}: {@code retrieval} with the slow tier's keys behind the query-guided
+     * graph index of the retrieval-index module ({@code roar}) instead of an exact scan.
+     */
+    public static final class RetrievalRoar implements HeadStoreProvider {
+        @Override
+        public String name() {
+            return "retrieval-roar";
+        }
+
+        @Override
+        public String description() {
+            return "retrieval with the slow tier's keys found through the roar graph index (RetrievalAttention)";
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens) {
+            return SplitFactory.retrieval(RetrievalConfig.defaults()
+                    .withPageTokens(pageTokens)
+                    .withSelector(IndexSelector.factory("roar", "")));
+        }
+
+        @Override
+        public boolean sizedByBudget() {
+            return true;
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
+            return SplitFactory.retrieval(RetrievalConfig.forBudget(
+                            budget.resolve(promptTokens),
+                            RetrievalConfig.defaults().topK())
+                    .withPageTokens(pageTokens)
+                    .withSelector(IndexSelector.factory("roar", "")));
+        }
+    }
+
     /** {@code hgca}: recent window dense, salient older tokens per head sparse. */
     public static final class Hgca implements HeadStoreProvider {
         @Override

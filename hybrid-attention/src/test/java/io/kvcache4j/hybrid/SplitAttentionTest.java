@@ -26,14 +26,17 @@ class SplitAttentionTest {
     static final ModelShape SHAPE = new ModelShape(2, 8, 2, 32);
 
     @ParameterizedTest
-    @ValueSource(strings = {"retrieval", "hgca"})
+    @ValueSource(strings = {"retrieval", "retrieval-flat-index", "hgca"})
     void equalsFullAttentionWhenNothingIsDropped(String kind) {
         long seed = TestSeeds.seed("split-full-" + kind);
         SplittableRandom r = TestSeeds.random(seed);
         long before = NativeMemory.liveBytes();
-        HeadStoreFactory factory = kind.equals("retrieval")
-                ? SplitFactory.retrieval(
-                        RetrievalConfig.defaults().withWindow(4, 24).withTopK(100_000))
+        HeadStoreFactory factory = kind.startsWith("retrieval")
+                ? SplitFactory.retrieval(RetrievalConfig.defaults()
+                        .withWindow(4, 24)
+                        .withTopK(100_000)
+                        .withSelector(
+                                kind.equals("retrieval") ? FlatSelector.factory() : IndexSelector.factory("flat", "")))
                 : SplitFactory.hgca(HgcaConfig.defaults().withWindow(4, 24).withSparsity(Float.POSITIVE_INFINITY, 1));
         SplitFactory split = (SplitFactory) factory;
         try (AttentionPool pool = AttentionPool.create(2);
@@ -77,13 +80,18 @@ class SplitAttentionTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"retrieval", "hgca"})
+    @ValueSource(strings = {"retrieval", "retrieval-roar", "retrieval-hnsw", "hgca"})
     void closeToFullAttentionWithFewKeysWhenAFewKeysDominate(String kind) {
         long seed = TestSeeds.seed("split-sparse-" + kind);
         SplittableRandom r = TestSeeds.random(seed);
-        HeadStoreFactory factory = kind.equals("retrieval")
-                ? SplitFactory.retrieval(
-                        RetrievalConfig.defaults().withWindow(4, 16).withTopK(16))
+        HeadStoreFactory factory = kind.startsWith("retrieval")
+                ? SplitFactory.retrieval(RetrievalConfig.defaults()
+                        .withWindow(4, 16)
+                        .withTopK(16)
+                        .withSelector(
+                                kind.equals("retrieval")
+                                        ? FlatSelector.factory()
+                                        : IndexSelector.factory(kind.substring("retrieval-".length()), "")))
                 : SplitFactory.hgca(HgcaConfig.defaults().withWindow(4, 16).withSparsity(6f, 0.05));
         int prompt = 600;
         try (KvCache exact = KvCache.builder(SHAPE).dtype(KvDType.F16).build();
