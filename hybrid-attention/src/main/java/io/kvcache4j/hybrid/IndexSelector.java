@@ -17,6 +17,11 @@ import java.util.Objects;
  * step once the recent window slides). A compaction re-places the region ({@code firstChanged = 0}),
  * and the index is rebuilt from the region's rows.
  *
+ * <p><b>Queries.</b> Every query the selector serves is handed to {@link KeyIndex#observeQueries}
+ * first, so that an attention-aware index ({@code roar}) shapes the batches it indexes later with
+ * the queries that came before them (in a prefill, each chunk's queries shape the next chunk's
+ * keys); an index that ignores queries is unaffected.
+ *
  * <p><b>Selection.</b> Each query head of the GQA group searches the index for its top {@code k} (plus
  * the indexed rows the query may not see, the later tokens of a prefill chunk); the union of their
  * hits (rows below {@code rows} only) is rescored exactly, {@code max_h q_h·k}, and the
@@ -94,6 +99,9 @@ public final class IndexSelector implements TokenSelector {
         // Rows at and past `rows` are indexed but not visible to this query (later tokens of a
         // prefill chunk): ask for that many more, so that `want` visible ones remain after filtering.
         int ask = (int) Math.min(Integer.MAX_VALUE, (long) want + Math.max(0, index.size() - rows));
+        // The queries shape the batches indexed after them (an attention-aware index links the keys
+        // that real queries find, RetrievalAttention's answer to the query/key distribution gap).
+        index.observeQueries(queries, group);
         int m = 0;
         for (int h = 0; h < group; h++) {
             System.arraycopy(queries, h * headDim, query, 0, headDim);
