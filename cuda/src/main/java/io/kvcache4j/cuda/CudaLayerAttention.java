@@ -126,9 +126,9 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         for (int t = 0; t < tokens; t++) {
             for (int h = 0; h < kvHeads; h++) {
                 int v = b.visible(t, h);
-                if (v > stores[h].count()) {
+                if (v < 0 || v > stores[h].count()) {
                     throw new IllegalArgumentException("token " + t + " sees " + v + " slots of KV head " + h
-                            + " but the store holds " + stores[h].count());
+                            + "; the store holds " + stores[h].count());
                 }
                 maxVisible = Math.max(maxVisible, v);
             }
