@@ -18,7 +18,8 @@ import java.util.SplittableRandom;
  * tokens next to a device-to-device copy of the same bytes in the same run. {@code GpuKernelTest}
  * runs {@link #correctness} under JUnit; {@code cuda/scripts/device-check.sh} runs {@link #main}.
  *
- * <p>Usage: {@code java -cp ... io.kvcache4j.cuda.DeviceCheck [check|bench|all]} (default all).
+ * <p>Usage: {@code java -cp ... io.kvcache4j.cuda.DeviceCheck [check|bench|all|dump DIR]} (default all;
+ * {@code dump} writes a problem and the GPU's answer for {@code cuda/scripts/torch_oracle.py}).
  * Exit status 0 when every relative error is within {@value #TOLERANCE}, 1 otherwise, 2 without a GPU.
  */
 public final class DeviceCheck {
@@ -299,7 +300,43 @@ public final class DeviceCheck {
         return t[t.length / 2];
     }
 
-    public static void main(String[] args) {
+    /**
+     * Writes one decode problem (1 token, 8 KV heads, group 4, d 128, {@code slots} f16 rows per head)
+     * and the GPU's result under {@code dir}, for {@code cuda/scripts/torch_oracle.py}.
+     */
+    static void dump(Device gpu, java.nio.file.Path dir, int slots, PrintStream log) throws java.io.IOException {
+        int kvHeads = 8, group = 4, d = 128;
+        int[] visible = new int[kvHeads];
+        Arrays.fill(visible, slots);
+        KernelHarness.Problem p = KernelHarness.random(KvDType.F16, 1, kvHeads, group, d, slots, visible, 3f, 2024);
+        KernelHarness.Result g = KernelHarness.decode(gpu, p, CudaLayerAttention.CHUNK_TOKENS, null);
+        java.nio.file.Files.createDirectories(dir);
+        try (var k = new java.io.DataOutputStream(new java.io.BufferedOutputStream(
+                        java.nio.file.Files.newOutputStream(dir.resolve("k.bin")), 1 << 20));
+                var v = new java.io.DataOutputStream(new java.io.BufferedOutputStream(
+                        java.nio.file.Files.newOutputStream(dir.resolve("v.bin")), 1 << 20))) {
+            for (int h = 0; h < kvHeads; h++) {
+                for (int i = 0; i < slots * d; i++) {
+                    k.writeShort(Short.reverseBytes(p.keys()[h][i]));
+                    v.writeShort(Short.reverseBytes(p.values()[h][i]));
+                }
+            }
+        }
+        writeFloats(dir.resolve("q.bin"), p.queries());
+        writeFloats(dir.resolve("out.bin"), g.out());
+        writeFloats(dir.resolve("lse.bin"), g.lse());
+        java.nio.file.Files.writeString(
+                dir.resolve("meta.txt"), kvHeads + " " + group + " " + d + " " + slots + " " + p.scale() + "\n");
+        log.println("dumped decode problem (" + slots + " slots) and the GPU result to " + dir);
+    }
+
+    private static void writeFloats(java.nio.file.Path file, float[] a) throws java.io.IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * a.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(a);
+        java.nio.file.Files.write(file, b.array());
+    }
+
+    public static void main(String[] args) throws java.io.IOException {
         String mode = args.length > 0 ? args[0] : "all";
         PrintStream log = System.out;
         var backend = CudaBackends.available();
@@ -308,6 +345,11 @@ public final class DeviceCheck {
             System.exit(2);
         }
         Device gpu = backend.get().device();
+        if (mode.equals("dump")) {
+            dump(gpu, java.nio.file.Path.of(args.length > 1 ? args[1] : "oracle"), 70_000, log);
+            gpu.close();
+            return;
+        }
         boolean ok = true;
         if (!mode.equals("bench")) {
             long t0 = System.nanoTime();

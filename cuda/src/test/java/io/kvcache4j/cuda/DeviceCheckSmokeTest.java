@@ -39,4 +39,15 @@ class DeviceCheckSmokeTest {
         String text = buf.toString(StandardCharsets.UTF_8);
         assertTrue(text.contains("attention (decode+combine)") && text.contains("d2d copy"), text);
     }
+
+    @Test
+    void dumpWritesWhatTheOracleReads(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        try (EmulatedDevice dev = new EmulatedDevice()) {
+            DeviceCheck.dump(dev, dir, 300, System.out);
+        }
+        assertEquals(2L * 8 * 300 * 128, java.nio.file.Files.size(dir.resolve("k.bin")));
+        assertEquals(4L * 32 * 128, java.nio.file.Files.size(dir.resolve("out.bin")));
+        assertEquals(4L * 32, java.nio.file.Files.size(dir.resolve("lse.bin")));
+        assertTrue(java.nio.file.Files.readString(dir.resolve("meta.txt")).startsWith("8 4 128 300 "));
+    }
 }
