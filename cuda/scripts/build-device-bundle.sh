@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Assembles what a GPU machine (no Java, no network, a copied tree of at most 64 MiB) needs to run
 # cuda/scripts/device-check.sh, in the ignored folder .device/ at the repository root:
-#   .device/jre      a jlinked Temurin 25 runtime (java.base, jdk.incubator.vector, jdk.unsupported)
+#   .device/jre      a jlinked Temurin 25 runtime (java.base, java.logging (JCuda logs through it),
+#                    jdk.incubator.vector, jdk.unsupported)
 #   .device/lib      the kv-api, quantization and cuda jars and JCuda's Java classes
 #   .device/native   libJCudaDriver only (it needs nothing but the driver's libcuda.so.1)
 # Builds the jars with the Maven wrapper (package, no install, tests skipped) and checks the total size.
@@ -20,9 +21,9 @@ limit=$((60 * 1024 * 1024))
 
 rm -rf "$dest/lib" "$dest/native"
 mkdir -p "$dest/lib" "$dest/native"
-if [[ ! -x "$dest/jre/bin/java" ]]; then
+if [[ ! -x "$dest/jre/bin/java" ]] || ! "$dest/jre/bin/java" --list-modules | grep -q '^java.logging'; then
   rm -rf "$dest/jre"
-  jlink --add-modules java.base,jdk.incubator.vector,jdk.unsupported --strip-debug --no-header-files \
+  jlink --add-modules java.base,java.logging,jdk.incubator.vector,jdk.unsupported --strip-debug --no-header-files \
     --no-man-pages --compress=zip-9 --output "$dest/jre"
 fi
 version=$(sed -n 's:.*<version>\(.*\)</version>.*:\1:p' pom.xml | head -1)
@@ -34,10 +35,10 @@ natives="$M2/org/jcuda/jcuda-natives/$JCUDA_VERSION/jcuda-natives-$JCUDA_VERSION
 so="lib/libJCudaDriver-$JCUDA_VERSION-linux-x86_64.so"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && unzip -q "$natives" "$so" 'jcuda/*')
+(cd "$tmp" && unzip -q "$natives" "$so")
 cp "$tmp/$so" "$dest/native/"
 # JCuda's loader also looks for the library inside a jar on the class path: ship it there too.
-(cd "$tmp" && jar --create --file "$root/$dest/lib/jcuda-driver-native.jar" "$so" jcuda)
+(cd "$tmp" && jar --create --file "$root/$dest/lib/jcuda-driver-native.jar" "$so")
 size=$(du -sb "$dest" | cut -f1)
 tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 echo "device bundle: $(du -sh "$dest" | cut -f1) in $dest; tracked tree $((tree / 1024)) KiB"

@@ -56,11 +56,25 @@ public final class CudaBackends {
                 }
             } catch (Throwable t) {
                 // UnsatisfiedLinkError without libJCudaDriver or libcuda.so.1, CudaException from the driver.
-                reason[0] = "no CUDA driver: " + t.getClass().getSimpleName() + ": " + firstLine(t.getMessage());
+                reason[0] = "no CUDA driver: " + t.getClass().getSimpleName() + ": " + firstLine(t.getMessage())
+                        + detail(t.getMessage());
             }
         }
         LOG.log(System.Logger.Level.INFO, "kvcache4j cuda: CPU attention (" + reason[0] + ")");
         return null;
+    }
+
+    /** The loader's line that names the missing library (e.g. libcuda.so.1), if any. */
+    private static String detail(String s) {
+        if (s == null) {
+            return "";
+        }
+        for (String line : s.split("\n")) {
+            if (line.contains("cannot open shared object file")) {
+                return " (" + line.strip() + ")";
+            }
+        }
+        return "";
     }
 
     private static String firstLine(String s) {
