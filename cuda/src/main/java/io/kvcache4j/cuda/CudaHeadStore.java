@@ -69,10 +69,12 @@ public final class CudaHeadStore implements HeadStore {
         this.mirror = new PagedHeadStore(type, headDim, pageTokens, AttentionKernels.get());
     }
 
+    /** The storage type of the rows (f16 or bf16). */
     public KvDType type() {
         return type;
     }
 
+    /** Elements per key or value row. */
     public int headDim() {
         return headDim;
     }

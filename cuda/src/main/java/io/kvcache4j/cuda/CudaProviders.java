@@ -33,6 +33,7 @@ public final class CudaProviders {
 
     /** {@code cuda-f16}. */
     public static final class F16 extends Base {
+        /** The provider instance {@link java.util.ServiceLoader} creates. */
         public F16() {
             super(KvDType.F16);
         }
@@ -50,6 +51,7 @@ public final class CudaProviders {
 
     /** {@code cuda-bf16}. */
     public static final class Bf16 extends Base {
+        /** The provider instance {@link java.util.ServiceLoader} creates. */
         public Bf16() {
             super(KvDType.BF16);
         }

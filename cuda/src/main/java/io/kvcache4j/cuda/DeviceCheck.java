@@ -30,6 +30,7 @@ public final class DeviceCheck {
 
     /** One comparison: what ran, its largest relative output error and largest absolute lse error. */
     public record Outcome(String what, double relativeError, double lseError) {
+        /** Whether both errors are within {@link #TOLERANCE}. */
         public boolean passed() {
             return relativeError <= TOLERANCE && lseError <= TOLERANCE;
         }
@@ -336,6 +337,7 @@ public final class DeviceCheck {
         java.nio.file.Files.write(file, b.array());
     }
 
+    /** Runs the check; see the class comment for the modes and the exit status. */
     public static void main(String[] args) throws java.io.IOException {
         String mode = args.length > 0 ? args[0] : "all";
         PrintStream log = System.out;

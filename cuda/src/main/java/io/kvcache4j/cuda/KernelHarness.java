@@ -32,6 +32,7 @@ public final class KernelHarness {
             float[] queries,
             int[] visible,
             float scale) {
+        /** Query heads: {@code kvHeads × group}. */
         public int queryHeads() {
             return kvHeads * group;
         }
