@@ -1,5 +1,7 @@
 package io.kvcache4j.cuda;
 
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.store.HeadStoreFactory;
 import java.util.Optional;
 
 /**
@@ -27,6 +29,26 @@ public final class CudaBackends {
     /** Why {@link #available()} answered as it did. */
     public static String reason() {
         return Holder.REASON[0];
+    }
+
+    /**
+     * Storage in {@code type} on the GPU when {@link #available()} finds one, else kv-api's exact CPU
+     * storage ({@link HeadStoreFactory#exact}); logs which and why.
+     */
+    public static HeadStoreFactory factoryOrCpu(KvDType type, int pageTokens) {
+        Optional<CudaBackend> backend = available();
+        if (backend.isPresent() && type != KvDType.F32) {
+            LOG.log(
+                    System.Logger.Level.INFO,
+                    "kvcache4j cuda: " + type + " storage on "
+                            + backend.get().device().name());
+            return backend.get().factory(type, pageTokens);
+        }
+        LOG.log(
+                System.Logger.Level.INFO,
+                "kvcache4j cuda: " + type + " storage on the CPU ("
+                        + (backend.isPresent() ? "the CUDA stores keep f16 or bf16" : reason()) + ")");
+        return HeadStoreFactory.exact(type, pageTokens);
     }
 
     /** A backend on a fresh {@link EmulatedDevice}: the kernels' CPU twin, for tests and for machines without a GPU. */

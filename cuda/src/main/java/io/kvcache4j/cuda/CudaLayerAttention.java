@@ -16,7 +16,8 @@ import java.lang.foreign.ValueLayout;
  * #chunkTokens()} slots (a fixed constant, so the split depends on the visible counts alone), every
  * chunk yields a partial {@code (output, lse)} and the partials merge by log-sum-exp in chunk order.
  *
- * <p><b>Per batch.</b> Queries, visible counts and (when a store moved) the table of row pointers go
+ * <p><b>Per batch.</b> A batch whose chunk partials would exceed 256 MiB (a long prefill) runs in
+ * slices of consecutive tokens, each one decode and one combine launch. Queries, visible counts and (when a store moved) the table of row pointers go
  * up in one pinned staging buffer; outputs and log-sum-exps come back in another; the copies and
  * launches are queued on the device's stream and the call returns after one synchronisation.
  *
@@ -35,6 +36,10 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     public static final int CHUNK_TOKENS = 2048;
 
     private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
+    /** Most query tokens in one launch (the grid's z dimension). */
+    static final int MAX_GRID_TOKENS = 65_535;
+    /** Default bound on the device bytes of one launch's chunk partials (a long prefill runs in slices). */
+    static final long MAX_PARTIAL_BYTES = 256L << 20;
 
     private final Device device;
     private final ModelShape shape;
@@ -43,6 +48,8 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     private final int chunkTokens;
     private final LayerAttention cpu;
     private final int[] versions;
+    /** Bound on one slice's partial bytes (tests lower it to exercise slicing). */
+    long maxPartialBytes = MAX_PARTIAL_BYTES;
 
     private long table;
     private long up;
@@ -119,10 +126,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     public void attend(LayerBatch b, float[] extraOut, float[] extraLse) {
         int tokens = b.tokens();
         int kvHeads = shape.kvHeads();
-        int g = shape.groupSize();
-        int d = shape.headDim();
-        int qh = shape.queryHeads();
-        int maxVisible = 0;
+        int[] maxVisible = new int[tokens];
         for (int t = 0; t < tokens; t++) {
             for (int h = 0; h < kvHeads; h++) {
                 int v = b.visible(t, h);
@@ -130,12 +134,39 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
                     throw new IllegalArgumentException("token " + t + " sees " + v + " slots of KV head " + h
                             + "; the store holds " + stores[h].count());
                 }
-                maxVisible = Math.max(maxVisible, v);
+                maxVisible[t] = Math.max(maxVisible[t], v);
             }
         }
+        // Slices of tokens whose chunk partials fit in maxPartialBytes (and the grid's z limit).
+        long perChunkRow = 4L * shape.queryHeads() * (shape.headDim() + 1);
+        for (int t0 = 0; t0 < tokens; ) {
+            int t1 = t0;
+            int sliceMax = 0;
+            while (t1 < tokens && t1 - t0 < MAX_GRID_TOKENS) {
+                int m = Math.max(sliceMax, maxVisible[t1]);
+                long chunks = Math.max(1, (m + chunkTokens - 1) / chunkTokens);
+                if (t1 > t0 && (t1 - t0 + 1) * chunks * perChunkRow > maxPartialBytes) {
+                    break;
+                }
+                sliceMax = m;
+                t1++;
+            }
+            attendSlice(b, t0, t1, sliceMax, extraOut, extraLse);
+            t0 = t1;
+        }
+    }
+
+    /** Tokens {@code [t0, t1)} of the batch in one decode and one combine launch. */
+    private void attendSlice(LayerBatch b, int t0, int t1, int maxVisible, float[] extraOut, float[] extraLse) {
+        int tokens = t1 - t0;
+        int kvHeads = shape.kvHeads();
+        int g = shape.groupSize();
+        int d = shape.headDim();
+        int qh = shape.queryHeads();
         int maxChunks = Math.max(1, (maxVisible + chunkTokens - 1) / chunkTokens);
         int rows = tokens * qh;
         boolean extra = extraOut != null;
+        int row0 = t0 * qh;
         // Upload layout: [queries f32 rows*d][visible i32 tokens*kvHeads][extraOut rows*d][extraLse rows]
         long qBytes = 4L * rows * d;
         long visAt = align(qBytes);
@@ -150,15 +181,15 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         ensureBuffers(upNeed, downNeed, partsNeed);
         device.synchronize();
         MemorySegment hu = hostUp.segment();
-        MemorySegment.copy(b.queries(), b.queriesOffset(), hu, F32, 0, rows * d);
+        MemorySegment.copy(b.queries(), b.queriesOffset() + row0 * d, hu, F32, 0, rows * d);
         for (int t = 0; t < tokens; t++) {
             for (int h = 0; h < kvHeads; h++) {
-                hu.set(ValueLayout.JAVA_INT_UNALIGNED, visAt + 4L * (t * kvHeads + h), b.visible(t, h));
+                hu.set(ValueLayout.JAVA_INT_UNALIGNED, visAt + 4L * (t * kvHeads + h), b.visible(t0 + t, h));
             }
         }
         if (extra) {
-            MemorySegment.copy(extraOut, 0, hu, F32, extraAt, rows * d);
-            MemorySegment.copy(extraLse, 0, hu, F32, extraLseAt, rows);
+            MemorySegment.copy(extraOut, row0 * d, hu, F32, extraAt, rows * d);
+            MemorySegment.copy(extraLse, row0, hu, F32, extraLseAt, rows);
         }
         refreshTable(hu, upNeed);
         device.copyToDevice(up, hostUp, 0, upNeed);
@@ -189,9 +220,9 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         device.copyToHost(hostDown, 0, down, downNeed);
         device.synchronize();
         MemorySegment hd = hostDown.segment();
-        MemorySegment.copy(hd, F32, 0, b.out(), b.outOffset(), rows * d);
+        MemorySegment.copy(hd, F32, 0, b.out(), b.outOffset() + row0 * d, rows * d);
         if (b.lse() != null) {
-            MemorySegment.copy(hd, F32, lseAt, b.lse(), b.lseOffset(), rows);
+            MemorySegment.copy(hd, F32, lseAt, b.lse(), b.lseOffset() + row0, rows);
         }
     }
 

@@ -29,4 +29,14 @@ class CudaBackendsTest {
             assertTrue(HeadStores.factory("cuda-f16", 16).name().equals("cuda-f16"));
         }
     }
+
+    @Test
+    void factoryOrCpuFallsBackToTheCpuStorage() {
+        var f = CudaBackends.factoryOrCpu(io.kvcache4j.api.KvDType.F16, 16);
+        String want = CudaBackends.available().isPresent() ? "cuda-f16" : "f16";
+        org.junit.jupiter.api.Assertions.assertEquals(want, f.name());
+        org.junit.jupiter.api.Assertions.assertEquals(
+                "f32",
+                CudaBackends.factoryOrCpu(io.kvcache4j.api.KvDType.F32, 16).name());
+    }
 }

@@ -11,7 +11,8 @@ import io.kvcache4j.attention.LayerContext;
 import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.PagedHeadStore;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * HGCA-style hybrid attention through {@link CudaLayerAttention}: dense attention over the device
@@ -20,10 +21,12 @@ import org.junit.jupiter.api.Test;
  */
 class HybridLayerAttentionTest {
 
-    @Test
-    void denseOnTheDevicePlusSparseOnTheCpuEqualsTheUnion() {
+    /** {@code maxPartialBytes} 10 000: one token per launch, so the batch runs in slices. */
+    @ParameterizedTest
+    @ValueSource(longs = {CudaLayerAttention.MAX_PARTIAL_BYTES, 10_000})
+    void denseOnTheDevicePlusSparseOnTheCpuEqualsTheUnion(long maxPartialBytes) {
         ModelShape shape = new ModelShape(1, 8, 2, 64);
-        int d = shape.headDim(), dense = 900, sparse = 250, tokens = 2;
+        int d = shape.headDim(), dense = 900, sparse = 250, tokens = 3;
         SplittableRandom r = new SplittableRandom(8);
         try (EmulatedDevice dev = new EmulatedDevice()) {
             HeadStore[] gpu = new HeadStore[2];
@@ -64,6 +67,7 @@ class HybridLayerAttentionTest {
             float[] out = new float[q.length];
             float[] lse = new float[tokens * qh];
             try (CudaLayerAttention att = new CudaLayerAttention(dev, new LayerContext(shape, 0, gpu, null), 256)) {
+                att.maxPartialBytes = maxPartialBytes;
                 LayerBatch b = batch(shape, tokens, q, scale, out, lse, dense);
                 att.attend(b, sparseOut, sparseLse);
             }
