@@ -187,11 +187,12 @@ public final class DeviceCheck {
      * tokens per head, and a device-to-device copy of the same KV bytes, in the same process.
      */
     static void bench(Device gpu, int slots, PrintStream log) {
-        int kvHeads = 8, group = 4, d = 128, chunk = CudaLayerAttention.CHUNK_TOKENS;
+        int kvHeads = 8, group = 4, d = 128;
+        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096};
         long rowBytes = 2L * d;
         long headBytes = rowBytes * slots;
         long kvBytes = 2 * kvHeads * headBytes;
-        int maxChunks = (slots + chunk - 1) / chunk;
+        int mostChunks = (slots + chunkSizes[0] - 1) / chunkSizes[0];
         int rows = group * kvHeads;
         List<Long> allocs = new ArrayList<>();
         Device.HostBuffer host = gpu.allocHost(64L << 20);
@@ -232,29 +233,42 @@ public final class DeviceCheck {
             long qPtr = gpu.malloc(4L * q.length + 4L * vis.length);
             allocs.add(qPtr);
             gpu.copyToDevice(qPtr, host, 0, 4L * q.length + 4L * vis.length);
-            long parts = gpu.malloc(4L * rows * maxChunks * (d + 1));
+            long parts = gpu.malloc(4L * rows * mostChunks * (d + 1));
             long out = gpu.malloc(4L * rows * (d + 1));
             allocs.add(parts);
             allocs.add(out);
-            Runnable decode = () -> {
-                gpu.decodeExact(
-                        KvDType.F16,
-                        tablePtr,
-                        kvHeads,
-                        qPtr,
-                        qPtr + 4L * q.length,
-                        parts,
-                        parts + 4L * rows * maxChunks * d,
-                        1,
-                        group,
-                        d,
-                        chunk,
-                        maxChunks,
-                        (float) (1 / Math.sqrt(d)));
-                gpu.combine(
-                        parts, parts + 4L * rows * maxChunks * d, 0, 0, out, out + 4L * rows * d, rows, maxChunks, d);
-            };
-            double tAttn = time(gpu, decode);
+            double[] tAttn = new double[chunkSizes.length];
+            for (int k = 0; k < chunkSizes.length; k++) {
+                int chunk = chunkSizes[k];
+                int maxChunks = (slots + chunk - 1) / chunk;
+                Runnable decode = () -> {
+                    gpu.decodeExact(
+                            KvDType.F16,
+                            tablePtr,
+                            kvHeads,
+                            qPtr,
+                            qPtr + 4L * q.length,
+                            parts,
+                            parts + 4L * rows * maxChunks * d,
+                            1,
+                            group,
+                            d,
+                            chunk,
+                            maxChunks,
+                            (float) (1 / Math.sqrt(d)));
+                    gpu.combine(
+                            parts,
+                            parts + 4L * rows * maxChunks * d,
+                            0,
+                            0,
+                            out,
+                            out + 4L * rows * d,
+                            rows,
+                            maxChunks,
+                            d);
+                };
+                tAttn[k] = time(gpu, decode);
+            }
             // the copy baseline: the same KV bytes, device to device, into one destination
             long dst = gpu.malloc(kvBytes);
             allocs.add(dst);
@@ -265,15 +279,16 @@ public final class DeviceCheck {
             };
             double tCopy = time(gpu, copy);
             log.printf(
-                    "bench decode f16 slots=%d kvHeads=%d group=%d d=%d chunk=%d: KV bytes %.3f GiB%n",
-                    slots, kvHeads, group, d, chunk, kvBytes / (double) (1L << 30));
-            log.printf(
-                    "  attention (decode+combine): %.4f ms  -> KV read %.1f GB/s%n",
-                    tAttn * 1e3, kvBytes / tAttn / 1e9);
+                    "bench decode f16 slots=%d kvHeads=%d group=%d d=%d: KV bytes %.3f GiB (median of 20 runs)%n",
+                    slots, kvHeads, group, d, kvBytes / (double) (1L << 30));
             log.printf(
                     "  d2d copy of the same bytes: %.4f ms  -> %.1f GB/s copied (%.1f GB/s read+write)%n",
                     tCopy * 1e3, kvBytes / tCopy / 1e9, 2 * kvBytes / tCopy / 1e9);
-            log.printf("  attention time / copy time: %.3f%n", tAttn / tCopy);
+            for (int k = 0; k < chunkSizes.length; k++) {
+                log.printf(
+                        "  attention (decode+combine) chunk=%d: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
+                        chunkSizes[k], tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
+            }
             log.flush();
         } finally {
             gpu.synchronize();
