@@ -1,0 +1,472 @@
+// kvcache4j CUDA kernels: decode attention over a whole layer, flash-decoding style.
+//
+// Split-K decode attention after FlashDecoding (Dao, Haziza, Massa, Sizov, "Flash-Decoding for
+// long-context inference", 2023) and flash-attention's online softmax (Dao et al., 2022): the token
+// range of every (query token, KV head) is cut into chunks of a fixed number of slots, one thread
+// block per chunk computes a partial (normalised output, log-sum-exp) for the whole GQA group, and a
+// second kernel merges the partials by log-sum-exp in chunk order. A fused variant merges one more
+// partial set (a CPU-computed sparse part, as in HGCA's hybrid GPU/CPU attention) in the same pass.
+//
+// Every floating-point step has a fixed order and is either IEEE-defined (add, multiply, divide,
+// fmaf) or the Cody-Waite exp below, which is bit-identical to kv-api's SoftmaxExp; the file is
+// compiled with -fmad=false so nvcc never contracts a*b+c on its own. The Java class
+// io.kvcache4j.cuda.KernelEmulator repeats each kernel step by step; only logf may differ by one ulp
+// from the emulation's StrictMath.log.
+//
+// Block layout of the decode kernels: 4 warps of 32 lanes. A chunk is cut into tiles of 32 slots;
+// warp w takes tiles w, w+4, w+8, ... . In a tile lane j scores slot j for every query head of the
+// group (a sequential fmaf over the head dimension), the warp takes the tile maximum, rescales its
+// running state and adds p_j to a per-lane running sum; the weighted values are accumulated slot by
+// slot (j ascending) into per-lane accumulators, lane l owning dimension pairs (2(l+32r), 2(l+32r)+1).
+// At the end each warp's lane sums are reduced by the xor butterfly 16, 8, 4, 2, 1 and the four warps
+// are merged in warp order.
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#define WARPS 4
+#define THREADS (WARPS * 32)
+#define TILE 32
+#define MAX_G 8
+#define MAX_D 256
+#define MAX_R (MAX_D / 64)
+#define MAX_D_INT4 128
+
+// ---------------------------------------------------------------------------------------------
+// exp(x) exactly as io.kvcache4j.attention.SoftmaxExp (Cody and Waite, degree-7 Taylor, two scalings).
+// ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ float kexp(float x) {
+    x = fminf(fmaxf(x, -104.0f), 89.0f);
+    const float LOG2E = 0x1.715476p0f;
+    const float ROUND = 0x1.8p23f;
+    float t = fmaf(x, LOG2E, ROUND);
+    float kf = __fsub_rn(t, ROUND);
+    int n = __float_as_int(t) - 0x4b400000;
+    float r = fmaf(kf, -0x1.62e43p-1f, x);
+    r = fmaf(kf, 0x1.05c61p-29f, r);
+    float p = fmaf(r, 0x1.a01a02p-13f, 0x1.6c16c2p-10f);
+    p = fmaf(p, r, 0x1.111112p-7f);
+    p = fmaf(p, r, 0x1.555556p-5f);
+    p = fmaf(p, r, 0x1.555556p-3f);
+    p = fmaf(p, r, 0x1.0p-1f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    int n1 = n >> 1;
+    return __fmul_rn(__fmul_rn(p, __int_as_float((n1 + 127) << 23)), __int_as_float((n - n1 + 127) << 23));
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+// Shared state of one decode block.
+struct DecodeShared {
+    float q[MAX_G * MAX_D];               // scaled queries of the group
+    float p[WARPS][MAX_G][TILE];          // weights of the current tile, per warp
+    float m[WARPS][MAX_G];                // running maxima per warp
+    float l[WARPS][MAX_G];                // running sums per warp (after the butterfly)
+};
+
+// Merges the four warps' states (acc in smem 'accs' [WARPS][G][D]) in warp order and writes the partial.
+__device__ void merge_warps(const DecodeShared& sh, const float* accs, int G, int D, float* out, float* lse,
+                            size_t outStride, size_t lseStride) {
+    for (int e = threadIdx.x; e < G * D; e += THREADS) {
+        int g = e / D;
+        int i = e - g * D;
+        float M = -INFINITY;
+        for (int w = 0; w < WARPS; ++w) M = fmaxf(M, sh.m[w][g]);
+        float L = 0.0f;
+        float a = 0.0f;
+        for (int w = 0; w < WARPS; ++w) {
+            float c = kexp(__fsub_rn(sh.m[w][g], M));
+            L = fmaf(sh.l[w][g], c, L);
+            a = fmaf(accs[(w * G + g) * D + i], c, a);
+        }
+        float inv = __fdiv_rn(1.0f, L);
+        out[g * outStride + i] = __fmul_rn(a, inv);
+        if (i == 0) lse[g * lseStride] = __fadd_rn(M, logf(L));
+    }
+}
+
+// Decode attention over exact rows (keys and values row-major [slot][D] in T) for one chunk.
+// Grid (maxChunks, kvHeads, tokens); partial (t, qh, c) at partOut[((t*QH + qh)*maxChunks + c)*D].
+template <typename T>
+__device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, const float* __restrict__ queries,
+                             const int* __restrict__ visible, float* __restrict__ partOut,
+                             float* __restrict__ partLse, int kvHeads, int G, int D, int chunk, int maxChunks,
+                             float scale) {
+    __shared__ DecodeShared sh;
+    __shared__ float accs[WARPS * MAX_G * MAX_D];
+    const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int QH = kvHeads * G;
+    const int vis = visible[t * kvHeads + h];
+    const int from = c * chunk;
+    const int to = min(vis, from + chunk);
+    const size_t outStride = (size_t)maxChunks * D;
+    float* out = partOut + ((size_t)(t * QH + h * G) * maxChunks + c) * D;
+    float* lse = partLse + (size_t)(t * QH + h * G) * maxChunks + c;
+    if (from >= to) {
+        for (int e = threadIdx.x; e < G * D; e += THREADS) {
+            int g = e / D;
+            int i = e - g * D;
+            out[g * outStride + i] = 0.0f;
+            if (i == 0) lse[g * maxChunks] = -INFINITY;
+        }
+        return;
+    }
+    const float* qsrc = queries + (size_t)(t * QH + h * G) * D;
+    for (int e = threadIdx.x; e < G * D; e += THREADS) sh.q[e] = __fmul_rn(qsrc[e], scale);
+    __syncthreads();
+
+    const T* K = reinterpret_cast<const T*>(kvPtrs[2 * h]);
+    const T* V = reinterpret_cast<const T*>(kvPtrs[2 * h + 1]);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float m[MAX_G], l[MAX_G], acc[MAX_G][MAX_R][2];
+#pragma unroll
+    for (int g = 0; g < MAX_G; ++g) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+#pragma unroll
+        for (int r = 0; r < MAX_R; ++r) acc[g][r][0] = acc[g][r][1] = 0.0f;
+    }
+    const int len = to - from;
+    const int tiles = (len + TILE - 1) / TILE;
+    for (int tile = warp; tile < tiles; tile += WARPS) {
+        const int slot0 = from + tile * TILE;
+        const int nValid = min(TILE, to - slot0);
+        float s[MAX_G];
+#pragma unroll
+        for (int g = 0; g < MAX_G; ++g) s[g] = 0.0f;
+        if (lane < nValid) {
+            const uint4* row = reinterpret_cast<const uint4*>(K + (size_t)(slot0 + lane) * D);
+            for (int i8 = 0; i8 < D / 8; ++i8) {
+                uint4 raw = row[i8];
+                const T* k8 = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    float kv = to_float(k8[e]);
+#pragma unroll
+                    for (int g = 0; g < MAX_G; ++g)
+                        if (g < G) s[g] = fmaf(sh.q[g * D + i8 * 8 + e], kv, s[g]);
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < MAX_G; ++g) {
+            if (g < G) {
+                float sj = lane < nValid ? s[g] : -INFINITY;
+                float mNew = fmaxf(m[g], warp_max(sj));
+                float corr = kexp(__fsub_rn(m[g], mNew));
+                float p = lane < nValid ? kexp(__fsub_rn(sj, mNew)) : 0.0f;
+                l[g] = __fadd_rn(__fmul_rn(l[g], corr), p);
+#pragma unroll
+                for (int r = 0; r < MAX_R; ++r) {
+                    acc[g][r][0] = __fmul_rn(acc[g][r][0], corr);
+                    acc[g][r][1] = __fmul_rn(acc[g][r][1], corr);
+                }
+                m[g] = mNew;
+                sh.p[warp][g][lane] = p;
+            }
+        }
+        __syncwarp();
+        for (int j = 0; j < nValid; ++j) {
+            const T* vrow = V + (size_t)(slot0 + j) * D;
+#pragma unroll
+            for (int r = 0; r < MAX_R; ++r) {
+                int i = 2 * (lane + 32 * r);
+                if (i < D) {
+                    float v0 = to_float(vrow[i]);
+                    float v1 = to_float(vrow[i + 1]);
+#pragma unroll
+                    for (int g = 0; g < MAX_G; ++g) {
+                        if (g < G) {
+                            float pj = sh.p[warp][g][j];
+                            acc[g][r][0] = fmaf(pj, v0, acc[g][r][0]);
+                            acc[g][r][1] = fmaf(pj, v1, acc[g][r][1]);
+                        }
+                    }
+                }
+            }
+        }
+        __syncwarp();
+    }
+#pragma unroll
+    for (int g = 0; g < MAX_G; ++g) {
+        if (g < G) {
+            float total = warp_sum(l[g]);
+            if (lane == 0) {
+                sh.m[warp][g] = m[g];
+                sh.l[warp][g] = total;
+            }
+#pragma unroll
+            for (int r = 0; r < MAX_R; ++r) {
+                int i = 2 * (lane + 32 * r);
+                if (i < D) {
+                    accs[(warp * G + g) * D + i] = acc[g][r][0];
+                    accs[(warp * G + g) * D + i + 1] = acc[g][r][1];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    merge_warps(sh, accs, G, D, out, lse, outStride, maxChunks);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+kv_decode_f16(const unsigned long long* kvPtrs, const float* queries, const int* visible, float* partOut,
+              float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale) {
+    decode_exact<__half>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+kv_decode_bf16(const unsigned long long* kvPtrs, const float* queries, const int* visible, float* partOut,
+               float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale) {
+    decode_exact<__nv_bfloat16>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks,
+                                scale);
+}
+
+// ---------------------------------------------------------------------------------------------
+// KIVI int4 decode attention on the packed codes (Liu et al., "KIVI", ICML 2024; layout of
+// io.kvcache4j.quantization.KiviHeadStore's quantized groups, stored contiguously per head).
+// Group: [key scales D f32][key zeros D f32][value scales G x D/Gv f32][value zeros ...][key codes in
+// sub-blocks of 16 tokens, 16 bytes per pair of channels][value rows of 16-byte units, 32 channels each].
+// Score of slot t: bias + sum_i fmaf(q_i * ks_i, code_i), bias = sum_i fmaf(q_i, kz_i) (scales and zero
+// points folded into the query); values v = fmaf(vs, code, vz). Same blocking as decode_exact; a
+// tile of 32 slots never crosses a group (groupTokens is a multiple of 32).
+// ---------------------------------------------------------------------------------------------
+extern "C" __global__ void __launch_bounds__(THREADS)
+kv_decode_int4(const unsigned long long* groupPtrs, const float* queries, const int* visible, float* partOut,
+               float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale, int groupTokens,
+               int valueGroupChannels) {
+    __shared__ DecodeShared sh;
+    __shared__ float accs[WARPS * MAX_G * MAX_D_INT4];
+    const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int QH = kvHeads * G;
+    const int vis = visible[t * kvHeads + h];
+    const int from = c * chunk;
+    const int to = min(vis, from + chunk);
+    const size_t outStride = (size_t)maxChunks * D;
+    float* out = partOut + ((size_t)(t * QH + h * G) * maxChunks + c) * D;
+    float* lse = partLse + (size_t)(t * QH + h * G) * maxChunks + c;
+    if (from >= to) {
+        for (int e = threadIdx.x; e < G * D; e += THREADS) {
+            int g = e / D;
+            int i = e - g * D;
+            out[g * outStride + i] = 0.0f;
+            if (i == 0) lse[g * maxChunks] = -INFINITY;
+        }
+        return;
+    }
+    const float* qsrc = queries + (size_t)(t * QH + h * G) * D;
+    for (int e = threadIdx.x; e < G * D; e += THREADS) sh.q[e] = __fmul_rn(qsrc[e], scale);
+    __syncthreads();
+
+    const int valueGroups = D / valueGroupChannels;
+    const size_t perToken = (size_t)groupTokens * valueGroups;
+    const size_t vScaleOff = 8 * (size_t)D;
+    const size_t vZeroOff = vScaleOff + 4 * perToken;
+    const size_t kCodesOff = vZeroOff + 4 * perToken;
+    const size_t keySubBytes = 16 * (size_t)((D + 1) / 2);
+    const size_t vCodesOff = kCodesOff + (size_t)((groupTokens + 15) / 16) * keySubBytes;
+    const size_t valueRowBytes = 16 * (size_t)((D + 31) / 32);
+    const size_t groupBytes = vCodesOff + (size_t)groupTokens * valueRowBytes;
+    const unsigned char* base = reinterpret_cast<const unsigned char*>(groupPtrs[h]);
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float m[MAX_G], l[MAX_G], acc[MAX_G][2][2];
+#pragma unroll
+    for (int g = 0; g < MAX_G; ++g) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) acc[g][r][0] = acc[g][r][1] = 0.0f;
+    }
+    const int len = to - from;
+    const int tiles = (len + TILE - 1) / TILE;
+    for (int tile = warp; tile < tiles; tile += WARPS) {
+        const int slot0 = from + tile * TILE;
+        const int nValid = min(TILE, to - slot0);
+        const int group = slot0 / groupTokens;
+        const int t0 = slot0 - group * groupTokens;
+        const unsigned char* gp = base + (size_t)group * groupBytes;
+        const float* ks = reinterpret_cast<const float*>(gp);
+        const float* kz = ks + D;
+        const float* vs = reinterpret_cast<const float*>(gp + vScaleOff);
+        const float* vz = reinterpret_cast<const float*>(gp + vZeroOff);
+        float s[MAX_G];
+        if (lane < nValid) {
+            const int tt = t0 + lane;
+            const unsigned char* codes = gp + kCodesOff + (size_t)(tt / 16) * keySubBytes + tt % 16;
+#pragma unroll
+            for (int g = 0; g < MAX_G; ++g) {
+                if (g < G) {
+                    float bias = 0.0f;
+                    for (int i = 0; i < D; ++i) bias = fmaf(sh.q[g * D + i], kz[i], bias);
+                    s[g] = bias;
+                }
+            }
+            for (int i = 0; i < D; ++i) {
+                int code = (codes[16 * (i / 2)] >> (4 * (i % 2))) & 15;
+                float cf = (float)code;
+#pragma unroll
+                for (int g = 0; g < MAX_G; ++g)
+                    if (g < G) s[g] = fmaf(__fmul_rn(sh.q[g * D + i], ks[i]), cf, s[g]);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < MAX_G; ++g) {
+            if (g < G) {
+                float sj = lane < nValid ? s[g] : -INFINITY;
+                float mNew = fmaxf(m[g], warp_max(sj));
+                float corr = kexp(__fsub_rn(m[g], mNew));
+                float p = lane < nValid ? kexp(__fsub_rn(sj, mNew)) : 0.0f;
+                l[g] = __fadd_rn(__fmul_rn(l[g], corr), p);
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    acc[g][r][0] = __fmul_rn(acc[g][r][0], corr);
+                    acc[g][r][1] = __fmul_rn(acc[g][r][1], corr);
+                }
+                m[g] = mNew;
+                sh.p[warp][g][lane] = p;
+            }
+        }
+        __syncwarp();
+        for (int j = 0; j < nValid; ++j) {
+            const int tt = t0 + j;
+            const unsigned char* vrow = gp + vCodesOff + (size_t)tt * valueRowBytes;
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                int i = 2 * (lane + 32 * r);
+                if (i < D) {
+                    float v[2];
+#pragma unroll
+                    for (int k = 0; k < 2; ++k) {
+                        int ch = i + k;
+                        int code = (vrow[16 * (ch / 32) + ch % 16] >> (4 * ((ch % 32) / 16))) & 15;
+                        int q = ch / valueGroupChannels;
+                        v[k] = fmaf(vs[tt * valueGroups + q], (float)code, vz[tt * valueGroups + q]);
+                    }
+#pragma unroll
+                    for (int g = 0; g < MAX_G; ++g) {
+                        if (g < G) {
+                            float pj = sh.p[warp][g][j];
+                            acc[g][r][0] = fmaf(pj, v[0], acc[g][r][0]);
+                            acc[g][r][1] = fmaf(pj, v[1], acc[g][r][1]);
+                        }
+                    }
+                }
+            }
+        }
+        __syncwarp();
+    }
+#pragma unroll
+    for (int g = 0; g < MAX_G; ++g) {
+        if (g < G) {
+            float total = warp_sum(l[g]);
+            if (lane == 0) {
+                sh.m[warp][g] = m[g];
+                sh.l[warp][g] = total;
+            }
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                int i = 2 * (lane + 32 * r);
+                if (i < D) {
+                    accs[(warp * G + g) * D + i] = acc[g][r][0];
+                    accs[(warp * G + g) * D + i + 1] = acc[g][r][1];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    merge_warps(sh, accs, G, D, out, lse, outStride, maxChunks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log-sum-exp combine of the chunk partials of every (token, query head), in chunk order, optionally
+// followed by one extra partial per (token, query head) (the fused GPU-dense + CPU-sparse merge).
+// L = M + log(sum_c exp(lse_c - M)), o = sum_c exp(lse_c - L) * o_c. Grid (tokens * QH), 128 threads.
+// ---------------------------------------------------------------------------------------------
+__device__ void combine_impl(const float* partOut, const float* partLse, const float* extraOut,
+                             const float* extraLse, float* out, float* lse, int maxChunks, int D) {
+    const int row = blockIdx.x;
+    const float* pl = partLse + (size_t)row * maxChunks;
+    const float* po = partOut + (size_t)row * maxChunks * D;
+    const float xl = extraLse != nullptr ? extraLse[row] : -INFINITY;
+    float M = -INFINITY;
+    for (int c = 0; c < maxChunks; ++c) M = fmaxf(M, pl[c]);
+    M = fmaxf(M, xl);
+    if (M == -INFINITY) {
+        for (int i = threadIdx.x; i < D; i += blockDim.x) out[(size_t)row * D + i] = 0.0f;
+        if (threadIdx.x == 0) lse[row] = -INFINITY;
+        return;
+    }
+    float sum = 0.0f;
+    for (int c = 0; c < maxChunks; ++c)
+        if (pl[c] != -INFINITY) sum = __fadd_rn(sum, kexp(__fsub_rn(pl[c], M)));
+    if (xl != -INFINITY) sum = __fadd_rn(sum, kexp(__fsub_rn(xl, M)));
+    const float L = __fadd_rn(M, logf(sum));
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float a = 0.0f;
+        for (int c = 0; c < maxChunks; ++c)
+            if (pl[c] != -INFINITY) a = fmaf(kexp(__fsub_rn(pl[c], L)), po[(size_t)c * D + i], a);
+        if (xl != -INFINITY) a = fmaf(kexp(__fsub_rn(xl, L)), extraOut[(size_t)row * D + i], a);
+        out[(size_t)row * D + i] = a;
+    }
+    if (threadIdx.x == 0) lse[row] = L;
+}
+
+extern "C" __global__ void kv_combine(const float* partOut, const float* partLse, float* out, float* lse,
+                                      int maxChunks, int D) {
+    combine_impl(partOut, partLse, nullptr, nullptr, out, lse, maxChunks, D);
+}
+
+extern "C" __global__ void kv_combine_hybrid(const float* partOut, const float* partLse, const float* extraOut,
+                                             const float* extraLse, float* out, float* lse, int maxChunks,
+                                             int D) {
+    combine_impl(partOut, partLse, extraOut, extraLse, out, lse, maxChunks, D);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Append and compaction. Append: rows of f32 keys [tokens][D] then values [tokens][D] (staged on the
+// device) rounded to nearest-even into the store's rows [row0, row0 + tokens). Gather: dst row j =
+// src row sources[j] for j < moved, rows of 'elems' 16-bit elements (eviction compaction; the caller
+// gathers into scratch and copies back, since sources may overlap destinations).
+// ---------------------------------------------------------------------------------------------
+extern "C" __global__ void kv_append_f16(const float* src, int tokens, int D, __half* K, __half* V, int row0) {
+    const size_t n = (size_t)tokens * D;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        K[(size_t)row0 * D + e] = __float2half_rn(src[e]);
+        V[(size_t)row0 * D + e] = __float2half_rn(src[n + e]);
+    }
+}
+
+extern "C" __global__ void kv_append_bf16(const float* src, int tokens, int D, __nv_bfloat16* K,
+                                          __nv_bfloat16* V, int row0) {
+    const size_t n = (size_t)tokens * D;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        K[(size_t)row0 * D + e] = __float2bfloat16_rn(src[e]);
+        V[(size_t)row0 * D + e] = __float2bfloat16_rn(src[n + e]);
+    }
+}
+
+extern "C" __global__ void kv_gather_rows(const unsigned short* src, unsigned short* dst, const int* sources,
+                                          int moved, int elems) {
+    const size_t n = (size_t)moved * elems;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        size_t j = e / elems;
+        size_t i = e - j * elems;
+        dst[e] = src[(size_t)sources[j] * elems + i];
+    }
+}

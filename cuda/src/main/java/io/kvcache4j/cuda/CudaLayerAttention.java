@@ -1,0 +1,320 @@
+package io.kvcache4j.cuda;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ModelShape;
+import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.attention.LayerAttention;
+import io.kvcache4j.attention.LayerBatch;
+import io.kvcache4j.attention.LayerContext;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * A layer's attention on the device: one {@code kv_decode_*} launch for every (token, KV head,
+ * chunk) of the batch, one {@code kv_combine} launch for every (token, query head), as in
+ * FlashDecoding (Dao et al., 2023): each head's visible range is cut into chunks of {@link
+ * #chunkTokens()} slots (a fixed constant, so the split depends on the visible counts alone), every
+ * chunk yields a partial {@code (output, lse)} and the partials merge by log-sum-exp in chunk order.
+ *
+ * <p><b>Per batch.</b> A batch whose chunk partials would exceed 256 MiB (a long prefill) runs in
+ * slices of consecutive tokens, each one decode and one combine launch. Queries, visible counts and (when a store moved) the table of row pointers go
+ * up in one pinned staging buffer; outputs and log-sum-exps come back in another; the copies and
+ * launches are queued on the device's stream and the call returns after one synchronisation.
+ *
+ * <p><b>Hybrid.</b> {@link #attend(LayerBatch, float[], float[])} merges a partial set computed
+ * elsewhere (HGCA: dense attention on the GPU, sparse attention over CPU-resident entries) into the
+ * combine launch ({@code kv_combine_hybrid}), as one more chunk after the device's.
+ *
+ * <p><b>Scores.</b> When the eviction policy wants per-key mass the batch runs on the CPU source over
+ * the stores' host mirrors (the same rows), which reports it; so {@link #reportsScores()} is true.
+ *
+ * <p>Driven by the cache's thread. Allocates device and staging memory only when a batch is larger
+ * than any before.
+ */
+public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
+    /** Default slots per chunk: a multiple of the 128 slots one block takes per round of tiles. */
+    public static final int CHUNK_TOKENS = 2048;
+
+    private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
+    /** Most query tokens in one launch (the grid's z dimension). */
+    static final int MAX_GRID_TOKENS = 65_535;
+    /** Default bound on the device bytes of one launch's chunk partials (a long prefill runs in slices). */
+    static final long MAX_PARTIAL_BYTES = 256L << 20;
+
+    private final Device device;
+    private final ModelShape shape;
+    private final CudaHeadStore[] stores;
+    private final KvDType type;
+    private final int chunkTokens;
+    private final LayerAttention cpu;
+    private final int[] versions;
+    /** Bound on one slice's partial bytes (tests lower it to exercise slicing). */
+    long maxPartialBytes = MAX_PARTIAL_BYTES;
+
+    private long table;
+    private long up;
+    private long upBytes;
+    private long down;
+    private long downBytes;
+    private long parts;
+    private long partsBytes;
+    private Device.HostBuffer hostUp;
+    private Device.HostBuffer hostDown;
+    private long hostUpBytes;
+    private long hostDownBytes;
+
+    /** Attention over {@code context}'s stores, which must all be {@link CudaHeadStore}s on {@code device}. */
+    public CudaLayerAttention(Device device, LayerContext context, int chunkTokens) {
+        if (chunkTokens < 128 || chunkTokens % 128 != 0) {
+            throw new IllegalArgumentException("chunkTokens must be a positive multiple of 128, was " + chunkTokens);
+        }
+        this.device = device;
+        this.shape = context.shape();
+        if (shape.groupSize() > KernelEmulator.MAX_GROUP) {
+            throw new IllegalArgumentException("the CUDA kernels take GQA groups of at most " + KernelEmulator.MAX_GROUP
+                    + " query heads, the model has " + shape.groupSize());
+        }
+        this.stores = new CudaHeadStore[shape.kvHeads()];
+        for (int h = 0; h < stores.length; h++) {
+            if (!(context.store(h) instanceof CudaHeadStore s)) {
+                throw new IllegalArgumentException(
+                        "KV head " + h + " of layer " + context.layer() + " is not a CudaHeadStore: "
+                                + context.store(h).getClass().getName());
+            }
+            stores[h] = s;
+        }
+        this.type = stores[0].type();
+        this.chunkTokens = chunkTokens;
+        this.cpu = LayerAttention.cpu(
+                new LayerContext(shape, context.layer(), mirrors(stores), context.pool()), AttentionKernels.get());
+        this.versions = new int[stores.length];
+        java.util.Arrays.fill(versions, -1);
+    }
+
+    private static io.kvcache4j.store.HeadStore[] mirrors(CudaHeadStore[] stores) {
+        io.kvcache4j.store.HeadStore[] m = new io.kvcache4j.store.HeadStore[stores.length];
+        for (int h = 0; h < stores.length; h++) {
+            m[h] = stores[h].mirror();
+        }
+        return m;
+    }
+
+    /** Slots per chunk of the split. */
+    public int chunkTokens() {
+        return chunkTokens;
+    }
+
+    @Override
+    public boolean reportsScores() {
+        return true;
+    }
+
+    @Override
+    public void attend(LayerBatch batch) {
+        if (batch.scoreAggregation() != null) {
+            cpu.attend(batch);
+            return;
+        }
+        attend(batch, null, null);
+    }
+
+    /**
+     * Runs the batch and merges, per (token, query head), one more partial: {@code extraOut[(t·QH +
+     * qh)·D ..]} with log-sum-exp {@code extraLse[t·QH + qh]} ({@code −∞}: nothing). Null arrays: no
+     * extra partial.
+     */
+    public void attend(LayerBatch b, float[] extraOut, float[] extraLse) {
+        int tokens = b.tokens();
+        int kvHeads = shape.kvHeads();
+        int[] maxVisible = new int[tokens];
+        for (int t = 0; t < tokens; t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                int v = b.visible(t, h);
+                if (v < 0 || v > stores[h].count()) {
+                    throw new IllegalArgumentException("token " + t + " sees " + v + " slots of KV head " + h
+                            + "; the store holds " + stores[h].count());
+                }
+                maxVisible[t] = Math.max(maxVisible[t], v);
+            }
+        }
+        // Slices of tokens whose chunk partials fit in maxPartialBytes (and the grid's z limit).
+        long perChunkRow = 4L * shape.queryHeads() * (shape.headDim() + 1);
+        for (int t0 = 0; t0 < tokens; ) {
+            int t1 = t0;
+            int sliceMax = 0;
+            while (t1 < tokens && t1 - t0 < MAX_GRID_TOKENS) {
+                int m = Math.max(sliceMax, maxVisible[t1]);
+                long chunks = Math.max(1, (m + chunkTokens - 1) / chunkTokens);
+                if (t1 > t0 && (t1 - t0 + 1) * chunks * perChunkRow > maxPartialBytes) {
+                    break;
+                }
+                sliceMax = m;
+                t1++;
+            }
+            attendSlice(b, t0, t1, sliceMax, extraOut, extraLse);
+            t0 = t1;
+        }
+    }
+
+    /** Tokens {@code [t0, t1)} of the batch in one decode and one combine launch. */
+    private void attendSlice(LayerBatch b, int t0, int t1, int maxVisible, float[] extraOut, float[] extraLse) {
+        int tokens = t1 - t0;
+        int kvHeads = shape.kvHeads();
+        int g = shape.groupSize();
+        int d = shape.headDim();
+        int qh = shape.queryHeads();
+        int maxChunks = Math.max(1, (maxVisible + chunkTokens - 1) / chunkTokens);
+        int rows = tokens * qh;
+        boolean extra = extraOut != null;
+        int row0 = t0 * qh;
+        // Upload layout: [queries f32 rows*d][visible i32 tokens*kvHeads][extraOut rows*d][extraLse rows]
+        long qBytes = 4L * rows * d;
+        long visAt = align(qBytes);
+        long extraAt = align(visAt + 4L * tokens * kvHeads);
+        long extraLseAt = align(extraAt + (extra ? 4L * rows * d : 0));
+        long upNeed = extraLseAt + (extra ? 4L * rows : 0);
+        long outBytes = 4L * rows * d;
+        long lseAt = align(outBytes);
+        long downNeed = lseAt + 4L * rows;
+        long partLseAt = align(4L * rows * maxChunks * d);
+        long partsNeed = partLseAt + 4L * rows * maxChunks;
+        ensureBuffers(upNeed, downNeed, partsNeed);
+        device.synchronize();
+        MemorySegment hu = hostUp.segment();
+        MemorySegment.copy(b.queries(), b.queriesOffset() + row0 * d, hu, F32, 0, rows * d);
+        for (int t = 0; t < tokens; t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                hu.set(ValueLayout.JAVA_INT_UNALIGNED, visAt + 4L * (t * kvHeads + h), b.visible(t0 + t, h));
+            }
+        }
+        if (extra) {
+            MemorySegment.copy(extraOut, row0 * d, hu, F32, extraAt, rows * d);
+            MemorySegment.copy(extraLse, row0, hu, F32, extraLseAt, rows);
+        }
+        refreshTable(hu, upNeed);
+        device.copyToDevice(up, hostUp, 0, upNeed);
+        device.decodeExact(
+                type,
+                table,
+                kvHeads,
+                up,
+                up + visAt,
+                parts,
+                parts + partLseAt,
+                tokens,
+                g,
+                d,
+                chunkTokens,
+                maxChunks,
+                b.scale());
+        device.combine(
+                parts,
+                parts + partLseAt,
+                extra ? up + extraAt : 0,
+                extra ? up + extraLseAt : 0,
+                down,
+                down + lseAt,
+                rows,
+                maxChunks,
+                d);
+        device.copyToHost(hostDown, 0, down, downNeed);
+        device.synchronize();
+        MemorySegment hd = hostDown.segment();
+        MemorySegment.copy(hd, F32, 0, b.out(), b.outOffset() + row0 * d, rows * d);
+        if (b.lse() != null) {
+            MemorySegment.copy(hd, F32, lseAt, b.lse(), b.lseOffset() + row0, rows);
+        }
+    }
+
+    private static long align(long x) {
+        return (x + 255) & -256L;
+    }
+
+    /** Re-uploads the row-pointer table when a store's rows moved (growth), through the end of the upload buffer. */
+    private void refreshTable(MemorySegment hu, long scratchAt) {
+        boolean stale = false;
+        for (int h = 0; h < stores.length; h++) {
+            stale |= versions[h] != stores[h].version();
+        }
+        if (!stale) {
+            return;
+        }
+        long at = align(scratchAt);
+        for (int h = 0; h < stores.length; h++) {
+            hu.set(ValueLayout.JAVA_LONG_UNALIGNED, at + 16L * h, stores[h].keysPointer());
+            hu.set(ValueLayout.JAVA_LONG_UNALIGNED, at + 16L * h + 8, stores[h].valuesPointer());
+            versions[h] = stores[h].version();
+        }
+        device.copyToDevice(table, hostUp, at, 16L * stores.length);
+    }
+
+    private void ensureBuffers(long upNeed, long downNeed, long partsNeed) {
+        if (table == 0) {
+            table = device.malloc(16L * stores.length);
+        }
+        long hostUpNeed = align(upNeed) + 16L * stores.length;
+        if (hostUpNeed > hostUpBytes) {
+            device.synchronize();
+            if (hostUp != null) {
+                device.freeHost(hostUp);
+            }
+            hostUpBytes = Math.max(hostUpNeed, 2 * hostUpBytes);
+            hostUp = device.allocHost(hostUpBytes);
+        }
+        if (downNeed > hostDownBytes) {
+            device.synchronize();
+            if (hostDown != null) {
+                device.freeHost(hostDown);
+            }
+            hostDownBytes = Math.max(downNeed, 2 * hostDownBytes);
+            hostDown = device.allocHost(hostDownBytes);
+        }
+        if (upNeed > upBytes) {
+            if (up != 0) {
+                device.free(up);
+            }
+            upBytes = Math.max(upNeed, 2 * upBytes);
+            up = device.malloc(upBytes);
+        }
+        if (downNeed > downBytes) {
+            if (down != 0) {
+                device.free(down);
+            }
+            downBytes = Math.max(downNeed, 2 * downBytes);
+            down = device.malloc(downBytes);
+        }
+        if (partsNeed > partsBytes) {
+            if (parts != 0) {
+                device.free(parts);
+            }
+            partsBytes = Math.max(partsNeed, 2 * partsBytes);
+            parts = device.malloc(partsBytes);
+        }
+    }
+
+    /** Device bytes of this layer's batch buffers (row-pointer table, uploads, partials, outputs). */
+    public long deviceBytes() {
+        return (table == 0 ? 0 : 16L * stores.length) + upBytes + downBytes + partsBytes;
+    }
+
+    /** Frees the device and staging buffers. Idempotent. */
+    @Override
+    public void close() {
+        for (long p : new long[] {table, up, down, parts}) {
+            if (p != 0) {
+                device.free(p);
+            }
+        }
+        table = up = down = parts = 0;
+        upBytes = downBytes = partsBytes = 0;
+        if (hostUp != null) {
+            device.freeHost(hostUp);
+            hostUp = null;
+        }
+        if (hostDown != null) {
+            device.freeHost(hostDown);
+            hostDown = null;
+        }
+        hostUpBytes = hostDownBytes = 0;
+    }
+}

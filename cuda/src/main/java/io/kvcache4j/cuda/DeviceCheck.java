@@ -1,0 +1,387 @@
+package io.kvcache4j.cuda;
+
+import io.kvcache4j.api.KvDType;
+import io.kvcache4j.api.ModelShape;
+import io.kvcache4j.attention.LayerBatch;
+import io.kvcache4j.attention.LayerContext;
+import io.kvcache4j.store.HeadStore;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * The GPU check, runnable without JUnit on a machine that has only a JRE: every kernel on the GPU
+ * against its CPU twin ({@link EmulatedDevice}) on random inputs, the whole store path (append
+ * kernel, layer attention) against kv-api's CPU attention, then decode attention timed at 64K and 1M
+ * tokens next to a device-to-device copy of the same bytes in the same run. {@code GpuKernelTest}
+ * runs {@link #correctness} under JUnit; {@code cuda/scripts/device-check.sh} runs {@link #main}.
+ *
+ * <p>Usage: {@code java -cp ... io.kvcache4j.cuda.DeviceCheck [check|bench|all|dump DIR]} (default all;
+ * {@code dump} writes a problem and the GPU's answer for {@code cuda/scripts/torch_oracle.py}).
+ * Exit status 0 when every relative error is within {@value #TOLERANCE}, 1 otherwise, 2 without a GPU.
+ */
+public final class DeviceCheck {
+    /** Largest relative error accepted for f16/bf16/int4 outputs against the CPU path. */
+    public static final double TOLERANCE = 1e-3;
+
+    private DeviceCheck() {}
+
+    /** One comparison: what ran, its largest relative output error and largest absolute lse error. */
+    public record Outcome(String what, double relativeError, double lseError) {
+        /** Whether both errors are within {@link #TOLERANCE}. */
+        public boolean passed() {
+            return relativeError <= TOLERANCE && lseError <= TOLERANCE;
+        }
+
+        @Override
+        public String toString() {
+            return String.format(
+                    "%-58s rel %.3e  lse %.3e  %s", what, relativeError, lseError, passed() ? "PASS" : "FAIL");
+        }
+    }
+
+    /**
+     * Every kernel on {@code gpu} against the emulation, and the store path ({@code storeSlots} f16
+     * tokens per head) against kv-api's CPU attention.
+     */
+    public static List<Outcome> correctness(Device gpu, PrintStream log, int storeSlots) {
+        List<Outcome> out = new ArrayList<>();
+        try (EmulatedDevice cpu = new EmulatedDevice()) {
+            int[][] shapes = {
+                // tokens, kvHeads, group, headDim, slots, chunk
+                {1, 8, 4, 128, 5000, 2048},
+                {4, 2, 8, 64, 3000, 512},
+                {2, 4, 1, 256, 1500, 256},
+                {3, 2, 5, 96, 777, 128},
+            };
+            for (KvDType type : List.of(KvDType.F16, KvDType.BF16)) {
+                for (int[] s : shapes) {
+                    SplittableRandom r = new SplittableRandom(s[4]);
+                    int[] visible = new int[s[0] * s[1]];
+                    for (int i = 0; i < visible.length; i++) {
+                        visible[i] = i == 1 ? 0 : s[4] - r.nextInt(Math.min(s[4], 400));
+                    }
+                    KernelHarness.Problem p =
+                            KernelHarness.random(type, s[0], s[1], s[2], s[3], s[4], visible, 3f, s[4] * 7L);
+                    KernelHarness.Result g = KernelHarness.decode(gpu, p, s[5], null);
+                    KernelHarness.Result c = KernelHarness.decode(cpu, p, s[5], null);
+                    add(out, log, "decode+combine " + type + " " + Arrays.toString(s), g, c, s[3]);
+                    // hybrid: the emulated result as the extra (CPU sparse) partial
+                    KernelHarness.Result gh = KernelHarness.decode(gpu, p, s[5], c);
+                    KernelHarness.Result ch = KernelHarness.decode(cpu, p, s[5], c);
+                    add(out, log, "decode+combine_hybrid " + type + " " + Arrays.toString(s), gh, ch, s[3]);
+                }
+            }
+            KiviLayout layout = new KiviLayout(128, 32, 32);
+            int[] vis = {32 * 100, 32 * 37, 0, 32 * 100 - 5};
+            KernelHarness.Int4Problem ip = KernelHarness.randomInt4(layout, 2, 2, 4, 32 * 100, vis, 3f, 99);
+            add(
+                    out,
+                    log,
+                    "decode_int4+combine G=32 d=128",
+                    KernelHarness.decodeInt4(gpu, ip, 512),
+                    KernelHarness.decodeInt4(cpu, ip, 512),
+                    128);
+            out.add(report(log, storePath(gpu, KvDType.F16, storeSlots)));
+            out.add(report(log, storePath(gpu, KvDType.BF16, Math.max(2000, storeSlots / 4))));
+        }
+        return out;
+    }
+
+    private static void add(
+            List<Outcome> out, PrintStream log, String what, KernelHarness.Result g, KernelHarness.Result c, int d) {
+        out.add(report(log, new Outcome(what, KernelHarness.relativeError(g, c, d), KernelHarness.lseError(g, c))));
+    }
+
+    private static Outcome report(PrintStream log, Outcome o) {
+        log.println(o);
+        log.flush();
+        return o;
+    }
+
+    /**
+     * Append kernel, compaction gather and {@link CudaLayerAttention} on the GPU against the CPU source
+     * over the stores' host mirrors ({@code slots} tokens, 8 KV heads, group 4, d 128, 2 query tokens).
+     */
+    static Outcome storePath(Device gpu, KvDType type, int slots) {
+        ModelShape shape = new ModelShape(1, 32, 8, 128);
+        int d = shape.headDim();
+        SplittableRandom r = new SplittableRandom(slots);
+        CudaHeadStore[] stores = new CudaHeadStore[shape.kvHeads()];
+        float[] k = new float[4096 * d];
+        float[] v = new float[4096 * d];
+        int bitErrors = 0;
+        try {
+            for (int h = 0; h < stores.length; h++) {
+                stores[h] = new CudaHeadStore(gpu, type, d, 256);
+                for (int done = 0; done < slots; ) {
+                    int n = Math.min(4096, slots - done);
+                    for (int i = 0; i < n * d; i++) {
+                        k[i] = (float) (r.nextDouble() * 2 - 1);
+                        v[i] = (float) (r.nextDouble() * 2 - 1);
+                    }
+                    stores[h].append(k, 0, v, 0, d, n);
+                    done += n;
+                }
+                int[] sources = new int[slots / 2];
+                for (int j = 0; j < sources.length; j++) {
+                    sources[j] = 2 * j + 1;
+                }
+                stores[h].compact(0, sources, sources.length, sources.length);
+                short[] rows = stores[h].downloadRows();
+                float[] row = new float[d];
+                for (int s = 0; s < stores[h].count(); s += 97) {
+                    stores[h].readKey(s, row, 0);
+                    for (int i = 0; i < d; i++) {
+                        bitErrors += KernelEmulator.encode(type, row[i]) == rows[s * d + i] ? 0 : 1;
+                    }
+                }
+            }
+            int tokens = 2;
+            float[] q = new float[tokens * shape.queryRowFloats()];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) (r.nextDouble() * 6 - 3);
+            }
+            float[] og = new float[q.length];
+            float[] oc = new float[q.length];
+            float[] lg = new float[tokens * shape.queryHeads()];
+            float[] lc = new float[lg.length];
+            LayerContext ctx = new LayerContext(shape, 0, stores, null);
+            HeadStore[] mirrors = new HeadStore[stores.length];
+            for (int h = 0; h < stores.length; h++) {
+                mirrors[h] = stores[h].mirror();
+            }
+            LayerBatch b = new LayerBatch(shape, tokens);
+            for (int t = 0; t < tokens; t++) {
+                for (int h = 0; h < shape.kvHeads(); h++) {
+                    b.setVisible(t, h, stores[h].count() - t * Math.min(1000, stores[h].count() / 4));
+                }
+            }
+            try (CudaLayerAttention att = new CudaLayerAttention(gpu, ctx, CudaLayerAttention.CHUNK_TOKENS)) {
+                att.attend(b.set(0, tokens, q, 0, (float) (1 / Math.sqrt(d)), og, 0, lg, 0, null, null));
+            }
+            io.kvcache4j.attention.LayerAttention.cpu(
+                            new LayerContext(shape, 0, mirrors, null), io.kvcache4j.attention.AttentionKernels.get())
+                    .attend(b.set(0, tokens, q, 0, (float) (1 / Math.sqrt(d)), oc, 0, lc, 0, null, null));
+            KernelHarness.Result g = new KernelHarness.Result(og, lg);
+            KernelHarness.Result c = new KernelHarness.Result(oc, lc);
+            double rel = KernelHarness.relativeError(g, c, d);
+            return new Outcome(
+                    "store path " + type + " " + slots + " slots vs kv-api CPU (append/gather bit errors " + bitErrors
+                            + ")",
+                    bitErrors == 0 ? rel : Double.POSITIVE_INFINITY,
+                    KernelHarness.lseError(g, c));
+        } finally {
+            for (CudaHeadStore s : stores) {
+                if (s != null) {
+                    s.close();
+                }
+            }
+        }
+    }
+
+    /**
+     * Times decode attention (one query token, 8 KV heads, group 4, d 128, f16) over {@code slots}
+     * tokens per head, and a device-to-device copy of the same KV bytes, in the same process.
+     */
+    static void bench(Device gpu, int slots, PrintStream log) {
+        int kvHeads = 8, group = 4, d = 128;
+        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096};
+        long rowBytes = 2L * d;
+        long headBytes = rowBytes * slots;
+        long kvBytes = 2 * kvHeads * headBytes;
+        int mostChunks = (slots + chunkSizes[0] - 1) / chunkSizes[0];
+        int rows = group * kvHeads;
+        List<Long> allocs = new ArrayList<>();
+        Device.HostBuffer host = gpu.allocHost(64L << 20);
+        try {
+            // one 64 MiB block of random f16, replicated over every head's rows on the device
+            SplittableRandom r = new SplittableRandom(1);
+            var seg = host.segment();
+            for (long i = 0; i < (64L << 20) / 2; i++) {
+                seg.set(KernelEmulator.I16, 2 * i, Float.floatToFloat16((float) (r.nextDouble() * 2 - 1)));
+            }
+            long block = gpu.malloc(64L << 20);
+            allocs.add(block);
+            gpu.copyToDevice(block, host, 0, 64L << 20);
+            long[] table = new long[2 * kvHeads];
+            for (int i = 0; i < table.length; i++) {
+                long p = gpu.malloc(headBytes);
+                allocs.add(p);
+                table[i] = p;
+                for (long off = 0; off < headBytes; off += 64L << 20) {
+                    gpu.copyOnDevice(p + off, block, Math.min(64L << 20, headBytes - off));
+                }
+            }
+            gpu.synchronize();
+            java.lang.foreign.MemorySegment.copy(
+                    table, 0, seg, java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 0, table.length);
+            long tablePtr = gpu.malloc(8L * table.length);
+            allocs.add(tablePtr);
+            gpu.copyToDevice(tablePtr, host, 0, 8L * table.length);
+            float[] q = new float[rows * d];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) (r.nextDouble() * 2 - 1);
+            }
+            int[] vis = new int[kvHeads];
+            Arrays.fill(vis, slots);
+            gpu.synchronize();
+            java.lang.foreign.MemorySegment.copy(q, 0, seg, KernelEmulator.F32, 0, q.length);
+            java.lang.foreign.MemorySegment.copy(vis, 0, seg, KernelEmulator.I32, 4L * q.length, vis.length);
+            long qPtr = gpu.malloc(4L * q.length + 4L * vis.length);
+            allocs.add(qPtr);
+            gpu.copyToDevice(qPtr, host, 0, 4L * q.length + 4L * vis.length);
+            long parts = gpu.malloc(4L * rows * mostChunks * (d + 1));
+            long out = gpu.malloc(4L * rows * (d + 1));
+            allocs.add(parts);
+            allocs.add(out);
+            double[] tAttn = new double[chunkSizes.length];
+            for (int k = 0; k < chunkSizes.length; k++) {
+                int chunk = chunkSizes[k];
+                int maxChunks = (slots + chunk - 1) / chunk;
+                Runnable decode = () -> {
+                    gpu.decodeExact(
+                            KvDType.F16,
+                            tablePtr,
+                            kvHeads,
+                            qPtr,
+                            qPtr + 4L * q.length,
+                            parts,
+                            parts + 4L * rows * maxChunks * d,
+                            1,
+                            group,
+                            d,
+                            chunk,
+                            maxChunks,
+                            (float) (1 / Math.sqrt(d)));
+                    gpu.combine(
+                            parts,
+                            parts + 4L * rows * maxChunks * d,
+                            0,
+                            0,
+                            out,
+                            out + 4L * rows * d,
+                            rows,
+                            maxChunks,
+                            d);
+                };
+                tAttn[k] = time(gpu, decode);
+            }
+            // the copy baseline: the same KV bytes, device to device, into one destination
+            long dst = gpu.malloc(kvBytes);
+            allocs.add(dst);
+            Runnable copy = () -> {
+                for (int i = 0; i < table.length; i++) {
+                    gpu.copyOnDevice(dst + i * headBytes, table[i], headBytes);
+                }
+            };
+            double tCopy = time(gpu, copy);
+            log.printf(
+                    "bench decode f16 slots=%d kvHeads=%d group=%d d=%d: KV bytes %.3f GiB (median of 20 runs)%n",
+                    slots, kvHeads, group, d, kvBytes / (double) (1L << 30));
+            log.printf(
+                    "  d2d copy of the same bytes: %.4f ms  -> %.1f GB/s copied (%.1f GB/s read+write)%n",
+                    tCopy * 1e3, kvBytes / tCopy / 1e9, 2 * kvBytes / tCopy / 1e9);
+            for (int k = 0; k < chunkSizes.length; k++) {
+                log.printf(
+                        "  attention (decode+combine) chunk=%d: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
+                        chunkSizes[k], tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
+            }
+            log.flush();
+        } finally {
+            gpu.synchronize();
+            for (long a : allocs) {
+                gpu.free(a);
+            }
+            gpu.freeHost(host);
+        }
+    }
+
+    /** Median seconds of 20 timed runs after 3 warm-up runs, each synchronised. */
+    private static double time(Device gpu, Runnable work) {
+        for (int i = 0; i < 3; i++) {
+            work.run();
+        }
+        gpu.synchronize();
+        double[] t = new double[20];
+        for (int i = 0; i < t.length; i++) {
+            long t0 = System.nanoTime();
+            work.run();
+            gpu.synchronize();
+            t[i] = (System.nanoTime() - t0) / 1e9;
+        }
+        Arrays.sort(t);
+        return t[t.length / 2];
+    }
+
+    /**
+     * Writes one decode problem (1 token, 8 KV heads, group 4, d 128, {@code slots} f16 rows per head)
+     * and the GPU's result under {@code dir}, for {@code cuda/scripts/torch_oracle.py}.
+     */
+    static void dump(Device gpu, java.nio.file.Path dir, int slots, PrintStream log) throws java.io.IOException {
+        int kvHeads = 8, group = 4, d = 128;
+        int[] visible = new int[kvHeads];
+        Arrays.fill(visible, slots);
+        KernelHarness.Problem p = KernelHarness.random(KvDType.F16, 1, kvHeads, group, d, slots, visible, 3f, 2024);
+        KernelHarness.Result g = KernelHarness.decode(gpu, p, CudaLayerAttention.CHUNK_TOKENS, null);
+        java.nio.file.Files.createDirectories(dir);
+        try (var k = new java.io.DataOutputStream(new java.io.BufferedOutputStream(
+                        java.nio.file.Files.newOutputStream(dir.resolve("k.bin")), 1 << 20));
+                var v = new java.io.DataOutputStream(new java.io.BufferedOutputStream(
+                        java.nio.file.Files.newOutputStream(dir.resolve("v.bin")), 1 << 20))) {
+            for (int h = 0; h < kvHeads; h++) {
+                for (int i = 0; i < slots * d; i++) {
+                    k.writeShort(Short.reverseBytes(p.keys()[h][i]));
+                    v.writeShort(Short.reverseBytes(p.values()[h][i]));
+                }
+            }
+        }
+        writeFloats(dir.resolve("q.bin"), p.queries());
+        writeFloats(dir.resolve("out.bin"), g.out());
+        writeFloats(dir.resolve("lse.bin"), g.lse());
+        java.nio.file.Files.writeString(
+                dir.resolve("meta.txt"), kvHeads + " " + group + " " + d + " " + slots + " " + p.scale() + "\n");
+        log.println("dumped decode problem (" + slots + " slots) and the GPU result to " + dir);
+    }
+
+    private static void writeFloats(java.nio.file.Path file, float[] a) throws java.io.IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * a.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(a);
+        java.nio.file.Files.write(file, b.array());
+    }
+
+    /** Runs the check; see the class comment for the modes and the exit status. */
+    public static void main(String[] args) throws java.io.IOException {
+        String mode = args.length > 0 ? args[0] : "all";
+        PrintStream log = System.out;
+        var backend = CudaBackends.available();
+        log.println("CudaBackends: " + CudaBackends.reason());
+        if (backend.isEmpty()) {
+            System.exit(2);
+        }
+        Device gpu = backend.get().device();
+        if (mode.equals("dump")) {
+            dump(gpu, java.nio.file.Path.of(args.length > 1 ? args[1] : "oracle"), 70_000, log);
+            gpu.close();
+            return;
+        }
+        boolean ok = true;
+        if (!mode.equals("bench")) {
+            long t0 = System.nanoTime();
+            List<Outcome> outcomes = correctness(gpu, log, 65_536);
+            ok = outcomes.stream().allMatch(Outcome::passed);
+            log.printf(
+                    "correctness: %d checks, %s (tolerance %.0e), %.1f s%n",
+                    outcomes.size(), ok ? "all PASS" : "FAILURES", TOLERANCE, (System.nanoTime() - t0) / 1e9);
+        }
+        if (!mode.equals("check")) {
+            for (int slots : new int[] {65_536, 1 << 20}) {
+                bench(gpu, slots, log);
+            }
+        }
+        gpu.close();
+        System.exit(ok ? 0 : 1);
+    }
+}

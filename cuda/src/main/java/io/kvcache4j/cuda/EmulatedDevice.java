@@ -1,0 +1,201 @@
+package io.kvcache4j.cuda;
+
+import io.kvcache4j.api.KvDType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * A {@link Device} in host memory: allocations are native segments behind synthetic 64-bit
+ * addresses, copies happen at once, and each launch runs its {@link KernelEmulator} twin. What the
+ * CPU build tests the stores and the layer attention against; byte accounting matches the device's
+ * (allocation sizes, not rounded).
+ */
+public final class EmulatedDevice implements Device {
+    private static final long BASE = 0x7f00_0000_0000L;
+    private final TreeMap<Long, MemorySegment> allocations = new TreeMap<>();
+    private long next = BASE;
+    private long allocated;
+    private final Arena arena = Arena.ofShared();
+
+    private record Host(MemorySegment segment) implements HostBuffer {}
+
+    @Override
+    public String name() {
+        return "emulated (CPU, KernelEmulator)";
+    }
+
+    @Override
+    public synchronized long malloc(long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("bytes must be >= 1, was " + bytes);
+        }
+        long ptr = next;
+        next += (bytes + 255) & -256L;
+        allocations.put(ptr, arena.allocate(bytes, 256));
+        allocated += bytes;
+        return ptr;
+    }
+
+    @Override
+    public synchronized void free(long ptr) {
+        MemorySegment seg = allocations.remove(ptr);
+        if (seg == null) {
+            throw new IllegalArgumentException("not an allocation: 0x" + Long.toHexString(ptr));
+        }
+        allocated -= seg.byteSize();
+    }
+
+    @Override
+    public synchronized long bytesAllocated() {
+        return allocated;
+    }
+
+    /** The memory from {@code ptr} to the end of its allocation. */
+    synchronized MemorySegment at(long ptr) {
+        Map.Entry<Long, MemorySegment> e = allocations.floorEntry(ptr);
+        if (e == null || ptr - e.getKey() >= e.getValue().byteSize()) {
+            throw new IllegalArgumentException("address 0x" + Long.toHexString(ptr) + " is not allocated");
+        }
+        return e.getValue().asSlice(ptr - e.getKey());
+    }
+
+    @Override
+    public HostBuffer allocHost(long bytes) {
+        return new Host(arena.allocate(Math.max(1, bytes), 64));
+    }
+
+    @Override
+    public void freeHost(HostBuffer buffer) {
+        // Arena memory is released with the device.
+    }
+
+    @Override
+    public void copyToDevice(long dst, HostBuffer src, long srcOffset, long bytes) {
+        MemorySegment.copy(src.segment(), srcOffset, at(dst), 0, bytes);
+    }
+
+    @Override
+    public void copyToHost(HostBuffer dst, long dstOffset, long src, long bytes) {
+        MemorySegment.copy(at(src), 0, dst.segment(), dstOffset, bytes);
+    }
+
+    @Override
+    public void copyOnDevice(long dst, long src, long bytes) {
+        MemorySegment.copy(at(src), 0, at(dst), 0, bytes);
+    }
+
+    @Override
+    public void synchronize() {}
+
+    @Override
+    public void decodeExact(
+            KvDType type,
+            long kvPointers,
+            int kvHeads,
+            long queries,
+            long visible,
+            long partOut,
+            long partLse,
+            int tokens,
+            int group,
+            int headDim,
+            int chunk,
+            int maxChunks,
+            float scale) {
+        MemorySegment table = at(kvPointers);
+        KernelEmulator.ExactHead[] heads = new KernelEmulator.ExactHead[kvHeads];
+        for (int h = 0; h < kvHeads; h++) {
+            heads[h] = new KernelEmulator.ExactHead(
+                    at(table.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 16L * h)),
+                    at(table.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 16L * h + 8)));
+        }
+        KernelEmulator.decodeExact(
+                type,
+                heads,
+                at(queries),
+                at(visible),
+                at(partOut),
+                at(partLse),
+                tokens,
+                group,
+                headDim,
+                chunk,
+                maxChunks,
+                scale);
+    }
+
+    @Override
+    public void decodeInt4(
+            long groupPointers,
+            int kvHeads,
+            KiviLayout layout,
+            long queries,
+            long visible,
+            long partOut,
+            long partLse,
+            int tokens,
+            int group,
+            int chunk,
+            int maxChunks,
+            float scale) {
+        MemorySegment table = at(groupPointers);
+        MemorySegment[] groups = new MemorySegment[kvHeads];
+        for (int h = 0; h < kvHeads; h++) {
+            groups[h] = at(table.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 8L * h));
+        }
+        KernelEmulator.decodeInt4(
+                groups,
+                layout,
+                at(queries),
+                at(visible),
+                at(partOut),
+                at(partLse),
+                tokens,
+                group,
+                chunk,
+                maxChunks,
+                scale);
+    }
+
+    @Override
+    public void combine(
+            long partOut,
+            long partLse,
+            long extraOut,
+            long extraLse,
+            long out,
+            long lse,
+            int rows,
+            int maxChunks,
+            int D) {
+        KernelEmulator.combine(
+                at(partOut),
+                at(partLse),
+                extraOut == 0 ? null : at(extraOut),
+                extraOut == 0 ? null : at(extraLse),
+                at(out),
+                at(lse),
+                rows,
+                maxChunks,
+                D);
+    }
+
+    @Override
+    public void append(KvDType type, long src, int tokens, int headDim, long keys, long values, int row0) {
+        KernelEmulator.append(type, at(src), tokens, headDim, at(keys), at(values), row0);
+    }
+
+    @Override
+    public void gather(long src, long dst, long sources, int moved, int elems) {
+        KernelEmulator.gather(at(src), at(dst), at(sources), moved, elems);
+    }
+
+    @Override
+    public synchronized void close() {
+        allocations.clear();
+        allocated = 0;
+        arena.close();
+    }
+}

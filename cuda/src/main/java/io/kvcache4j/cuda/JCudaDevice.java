@@ -1,0 +1,393 @@
+package io.kvcache4j.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemAllocHost;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.kvcache4j.api.KvDType;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.TreeMap;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * A {@link Device} on the CUDA driver API through JCuda ({@code libJCudaDriver} and the driver's
+ * {@code libcuda.so.1} only: no runtime, NVRTC or PTX-compiler library). The kernels are the
+ * resources compiled ahead by {@code cuda/scripts/build-kernels.sh}: the {@code sm_90} cubin on a
+ * compute capability 9.0 device (H100, H200), otherwise the PTX (NUL-terminated), which the driver
+ * compiles for the device at load. One primary context, one non-blocking stream; every call makes the
+ * context current on the calling thread.
+ */
+public final class JCudaDevice implements Device {
+    static final String RESOURCE_DIR = "/io/kvcache4j/cuda/";
+    private static final int THREADS = 128;
+
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final CUmodule module = new CUmodule();
+    private final CUstream stream = new CUstream();
+    private final String name;
+    private final String image;
+    private final Map<String, CUfunction> functions = new java.util.HashMap<>();
+    /** Allocations by base address, to rebuild {@link CUdeviceptr}s for interior addresses. */
+    private final TreeMap<Long, Alloc> allocations = new TreeMap<>();
+
+    private long allocated;
+    private boolean closed;
+
+    /** A device pointer whose address Java can read. */
+    private static final class Alloc extends CUdeviceptr {
+        long bytes;
+
+        long address() {
+            return getNativePointer();
+        }
+    }
+
+    private record Host(Pointer pointer, MemorySegment segment) implements HostBuffer {}
+
+    /**
+     * Opens device {@code ordinal} (after {@code cuInit}, see {@link CudaBackends}) and loads the kernels.
+     *
+     * @throws jcuda.CudaException if the driver refuses
+     */
+    JCudaDevice(int ordinal) {
+        JCudaDriver.setExceptionsEnabled(true);
+        cuDeviceGet(device, ordinal);
+        byte[] raw = new byte[256];
+        cuDeviceGetName(raw, raw.length, device);
+        int len = 0;
+        while (len < raw.length && raw[len] != 0) {
+            len++;
+        }
+        int[] major = new int[1];
+        int[] minor = new int[1];
+        cuDeviceGetAttribute(major, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+        cuDeviceGetAttribute(minor, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
+        cuDevicePrimaryCtxRetain(context, device);
+        cuCtxSetCurrent(context);
+        boolean cubin = major[0] == 9 && minor[0] == 0;
+        byte[] bytes = cubin ? resource("kv_attention.sm_90.cubin", false) : resource("kv_attention.ptx", true);
+        cuModuleLoadData(module, bytes);
+        this.image = cubin ? "sm_90 cubin" : "PTX compute_90";
+        cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING);
+        this.name =
+                new String(raw, 0, len, StandardCharsets.UTF_8) + " (sm_" + major[0] + minor[0] + ", " + image + ")";
+    }
+
+    /** A kernel resource; PTX gets the NUL byte {@code cuModuleLoadData} needs. */
+    static byte[] resource(String file, boolean nulTerminate) {
+        try (InputStream in = JCudaDevice.class.getResourceAsStream(RESOURCE_DIR + file)) {
+            if (in == null) {
+                throw new IllegalStateException("kernel resource " + RESOURCE_DIR + file + " is missing from the jar");
+            }
+            byte[] b = in.readAllBytes();
+            return nulTerminate ? Arrays.copyOf(b, b.length + 1) : b;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    private void current() {
+        if (closed) {
+            throw new IllegalStateException("device is closed");
+        }
+        cuCtxSetCurrent(context);
+    }
+
+    private CUfunction function(String kernel) {
+        return functions.computeIfAbsent(kernel, k -> {
+            CUfunction f = new CUfunction();
+            cuModuleGetFunction(f, module, k);
+            return f;
+        });
+    }
+
+    private CUdeviceptr ptr(long address) {
+        Map.Entry<Long, Alloc> e = allocations.floorEntry(address);
+        if (e == null || address - e.getKey() >= e.getValue().bytes) {
+            throw new IllegalArgumentException("address 0x" + Long.toHexString(address) + " is not allocated");
+        }
+        return address == e.getKey() ? e.getValue() : e.getValue().withByteOffset(address - e.getKey());
+    }
+
+    @Override
+    public synchronized long malloc(long bytes) {
+        current();
+        Alloc a = new Alloc();
+        cuMemAlloc(a, bytes);
+        a.bytes = bytes;
+        allocations.put(a.address(), a);
+        allocated += bytes;
+        return a.address();
+    }
+
+    @Override
+    public synchronized void free(long ptr) {
+        current();
+        Alloc a = allocations.remove(ptr);
+        if (a == null) {
+            throw new IllegalArgumentException("not an allocation: 0x" + Long.toHexString(ptr));
+        }
+        cuStreamSynchronize(stream);
+        cuMemFree(a);
+        allocated -= a.bytes;
+    }
+
+    @Override
+    public synchronized long bytesAllocated() {
+        return allocated;
+    }
+
+    @Override
+    public HostBuffer allocHost(long bytes) {
+        current();
+        Pointer p = new Pointer();
+        cuMemAllocHost(p, Math.max(1, bytes));
+        MemorySegment seg = MemorySegment.ofBuffer(p.getByteBuffer(0, Math.max(1, bytes)));
+        return new Host(p, seg);
+    }
+
+    @Override
+    public void freeHost(HostBuffer buffer) {
+        current();
+        cuStreamSynchronize(stream);
+        cuMemFreeHost(((Host) buffer).pointer());
+    }
+
+    @Override
+    public void copyToDevice(long dst, HostBuffer src, long srcOffset, long bytes) {
+        current();
+        cuMemcpyHtoDAsync(ptr(dst), ((Host) src).pointer().withByteOffset(srcOffset), bytes, stream);
+    }
+
+    @Override
+    public void copyToHost(HostBuffer dst, long dstOffset, long src, long bytes) {
+        current();
+        cuMemcpyDtoHAsync(((Host) dst).pointer().withByteOffset(dstOffset), ptr(src), bytes, stream);
+    }
+
+    @Override
+    public void copyOnDevice(long dst, long src, long bytes) {
+        current();
+        cuMemcpyDtoDAsync(ptr(dst), ptr(src), bytes, stream);
+    }
+
+    @Override
+    public void synchronize() {
+        current();
+        cuStreamSynchronize(stream);
+    }
+
+    private static Pointer p(long v) {
+        return Pointer.to(new long[] {v});
+    }
+
+    private static Pointer p(int v) {
+        return Pointer.to(new int[] {v});
+    }
+
+    private static Pointer p(float v) {
+        return Pointer.to(new float[] {v});
+    }
+
+    private void launch(String kernel, int gx, int gy, int gz, int threads, Pointer... args) {
+        current();
+        cuLaunchKernel(function(kernel), gx, gy, gz, threads, 1, 1, 0, stream, Pointer.to(args), null);
+    }
+
+    @Override
+    public void decodeExact(
+            KvDType type,
+            long kvPointers,
+            int kvHeads,
+            long queries,
+            long visible,
+            long partOut,
+            long partLse,
+            int tokens,
+            int group,
+            int headDim,
+            int chunk,
+            int maxChunks,
+            float scale) {
+        String kernel = switch (type) {
+            case F16 -> "kv_decode_f16";
+            case BF16 -> "kv_decode_bf16";
+            case F32 -> throw new IllegalArgumentException("the exact decode kernels read f16 or bf16 rows");
+        };
+        launch(
+                kernel,
+                maxChunks,
+                kvHeads,
+                tokens,
+                THREADS,
+                p(kvPointers),
+                p(queries),
+                p(visible),
+                p(partOut),
+                p(partLse),
+                p(kvHeads),
+                p(group),
+                p(headDim),
+                p(chunk),
+                p(maxChunks),
+                p(scale));
+    }
+
+    @Override
+    public void decodeInt4(
+            long groupPointers,
+            int kvHeads,
+            KiviLayout layout,
+            long queries,
+            long visible,
+            long partOut,
+            long partLse,
+            int tokens,
+            int group,
+            int chunk,
+            int maxChunks,
+            float scale) {
+        launch(
+                "kv_decode_int4",
+                maxChunks,
+                kvHeads,
+                tokens,
+                THREADS,
+                p(groupPointers),
+                p(queries),
+                p(visible),
+                p(partOut),
+                p(partLse),
+                p(kvHeads),
+                p(group),
+                p(layout.headDim()),
+                p(chunk),
+                p(maxChunks),
+                p(scale),
+                p(layout.groupTokens()),
+                p(layout.valueGroupChannels()));
+    }
+
+    @Override
+    public void combine(
+            long partOut,
+            long partLse,
+            long extraOut,
+            long extraLse,
+            long out,
+            long lse,
+            int rows,
+            int maxChunks,
+            int D) {
+        if (extraOut == 0) {
+            launch("kv_combine", rows, 1, 1, THREADS, p(partOut), p(partLse), p(out), p(lse), p(maxChunks), p(D));
+        } else {
+            launch(
+                    "kv_combine_hybrid",
+                    rows,
+                    1,
+                    1,
+                    THREADS,
+                    p(partOut),
+                    p(partLse),
+                    p(extraOut),
+                    p(extraLse),
+                    p(out),
+                    p(lse),
+                    p(maxChunks),
+                    p(D));
+        }
+    }
+
+    private static int blocks(long elements) {
+        return (int) Math.max(1, Math.min(4096, (elements + 255) / 256));
+    }
+
+    @Override
+    public void append(KvDType type, long src, int tokens, int headDim, long keys, long values, int row0) {
+        String kernel = type == KvDType.BF16 ? "kv_append_bf16" : "kv_append_f16";
+        launch(
+                kernel,
+                blocks((long) tokens * headDim),
+                1,
+                1,
+                256,
+                p(src),
+                p(tokens),
+                p(headDim),
+                p(keys),
+                p(values),
+                p(row0));
+    }
+
+    @Override
+    public void gather(long src, long dst, long sources, int moved, int elems) {
+        launch(
+                "kv_gather_rows",
+                blocks((long) moved * elems),
+                1,
+                1,
+                256,
+                p(src),
+                p(dst),
+                p(sources),
+                p(moved),
+                p(elems));
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        current();
+        cuStreamSynchronize(stream);
+        for (Alloc a : allocations.values()) {
+            cuMemFree(a);
+        }
+        allocations.clear();
+        allocated = 0;
+        cuStreamDestroy(stream);
+        cuModuleUnload(module);
+        cuDevicePrimaryCtxRelease(device);
+        closed = true;
+    }
+}
