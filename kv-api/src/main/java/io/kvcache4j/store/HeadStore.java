@@ -26,7 +26,11 @@ import io.kvcache4j.attention.GroupAttention;
  * scales, zero points, residual rows, page slack), on or off the heap.
  *
  * <p><b>Ownership and threads.</b> A store owns its memory and frees it in {@link #close()}. It is
- * driven by one thread at a time (the cache guarantees this and never calls it after close).
+ * driven by one thread at a time (the cache guarantees this and never calls it after close), with one
+ * exception: the CPU layer source ({@code LayerAttention.cpu}) cuts a long store into chunks of slot
+ * ranges and may call {@link #attend} for distinct chunks on several threads at once, each with its
+ * own {@link GroupAttention}. A store's {@code attend} must therefore read shared state only, keep
+ * its scratch per thread, or serialize itself.
  */
 public interface HeadStore extends AutoCloseable {
 

@@ -301,8 +301,15 @@ public final class OneBitHeadStore implements HeadStore {
 
     // ------------------------------------------------------------------ attention
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>kv-api's CPU layer source may attend distinct chunks of one long store on several threads at
+     * once; this store's attention scratch is per store, so concurrent passes take turns (the chunks'
+     * partials still merge in chunk order, so the result does not depend on the thread count).
+     */
     @Override
-    public void attend(GroupAttention state, SlotSelection selection) {
+    public synchronized void attend(GroupAttention state, SlotSelection selection) {
         ensureOpen();
         if (selection.limit() > count) {
             throw new IllegalArgumentException(
