@@ -156,32 +156,10 @@ final class TierPages implements KeyRows, AutoCloseable {
             }
             return;
         }
-        int block = GroupAttention.BLOCK;
         if (gather == null) {
-            gather = MemorySegment.ofArray(new long[(int) ((2 * rowBytes * block + 7) / 8)]);
+            gather = PagedHeadStore.gatherBuffer(type, headDim);
         }
-        long gatherValues = rowBytes * block;
-        long gatherDimStride = (long) block * type.bytes();
-        int e = type.bytes();
-        selection.reset();
-        int ordinal = 0;
-        int n = 0;
-        for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
-            MemorySegment src = pages[slot / pageTokens];
-            long r = slot % pageTokens;
-            for (int i = 0; i < headDim; i++) {
-                MemorySegment.copy(src, i * keyDimStride + r * e, gather, i * gatherDimStride + (long) n * e, e);
-            }
-            MemorySegment.copy(src, valuesOffset + r * rowBytes, gather, gatherValues + n * rowBytes, rowBytes);
-            if (++n == block) {
-                kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
-                ordinal += n;
-                n = 0;
-            }
-        }
-        if (n > 0) {
-            kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
-        }
+        PagedHeadStore.attendGathered(state, selection, pages, type, headDim, pageTokens, kernel, gather);
     }
 
     @Override

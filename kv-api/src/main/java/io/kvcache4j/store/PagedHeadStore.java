@@ -165,13 +165,44 @@ public final class PagedHeadStore implements HeadStore {
             }
             return;
         }
-        int block = GroupAttention.BLOCK;
         if (gather == null) {
-            gather = MemorySegment.ofArray(new long[(int) ((2 * rowBytes * block + 7) / 8)]);
+            gather = gatherBuffer(type, headDim);
         }
-        long gatherValues = rowBytes * block;
-        long gatherDimStride = (long) block * type.bytes();
+        attendGathered(state, selection, pages, type, headDim, pageTokens, kernel, gather);
+    }
+
+    /**
+     * A scratch segment for {@link #attendGathered}: one block of {@link GroupAttention#BLOCK} keys
+     * (dimension-major) and values of {@code headDim} elements in {@code type}.
+     */
+    public static MemorySegment gatherBuffer(KvDType type, int headDim) {
+        long rowBytes = (long) headDim * type.bytes();
+        return MemorySegment.ofArray(new long[(int) ((2 * rowBytes * GroupAttention.BLOCK + 7) / 8)]);
+    }
+
+    /**
+     * Attends the slots of a bitmap or list {@code selection} over {@code pages} in this store's page
+     * layout (per page: keys dimension-major, {@code pageTokens} per dimension, then value rows),
+     * copying each block of {@link GroupAttention#BLOCK} selected slots into {@code gather} (from
+     * {@link #gatherBuffer}) and scanning it with {@code kernel}. Stores that keep this layout in other
+     * memory (a tier) share it.
+     */
+    public static void attendGathered(
+            GroupAttention state,
+            SlotSelection selection,
+            MemorySegment[] pages,
+            KvDType type,
+            int headDim,
+            int pageTokens,
+            AttentionKernel kernel,
+            MemorySegment gather) {
+        int block = GroupAttention.BLOCK;
         int e = type.bytes();
+        long rowBytes = (long) headDim * e;
+        long keyDimStride = (long) pageTokens * e;
+        long valuesOffset = rowBytes * pageTokens;
+        long gatherValues = rowBytes * block;
+        long gatherDimStride = (long) block * e;
         selection.reset();
         int ordinal = 0;
         int n = 0;
