@@ -2,6 +2,7 @@
 # Assembles what a GPU machine (no Java, no network, a copied tree of at most 64 MiB) needs to run
 # cuda/scripts/device-check.sh, in the ignored folder .device/ at the repository root:
 #   .device/jre      a jlinked Temurin 25 runtime (java.base, java.logging (JCuda logs through it),
+#                    java.management (the kernels' JIT check reads the compiler MXBean),
 #                    jdk.incubator.vector, jdk.unsupported)
 #   .device/lib      the kv-api, quantization and cuda jars and JCuda's Java classes
 #   .device/native   libJCudaDriver only (it needs nothing but the driver's libcuda.so.1)
@@ -21,9 +22,9 @@ limit=$((60 * 1024 * 1024))
 
 rm -rf "$dest/lib" "$dest/native"
 mkdir -p "$dest/lib" "$dest/native"
-if [[ ! -x "$dest/jre/bin/java" ]] || ! "$dest/jre/bin/java" --list-modules | grep -q '^java.logging'; then
+if [[ ! -x "$dest/jre/bin/java" ]] || ! "$dest/jre/bin/java" --list-modules | grep -q '^java.management'; then
   rm -rf "$dest/jre"
-  jlink --add-modules java.base,java.logging,jdk.incubator.vector,jdk.unsupported --strip-debug --no-header-files \
+  jlink --add-modules java.base,java.logging,java.management,jdk.incubator.vector,jdk.unsupported --strip-debug --no-header-files \
     --no-man-pages --compress=zip-9 --output "$dest/jre"
 fi
 version=$(sed -n 's:.*<version>\(.*\)</version>.*:\1:p' pom.xml | head -1)

@@ -33,7 +33,7 @@ if [[ ! -x "$JAVA" ]]; then
 fi
 
 echo "== correctness: GPU against the CPU path" | tee "$OUT/check.log"
-timeout 300 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck check 2>&1 | tee -a "$OUT/check.log"
+timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck check 2>&1 | tee -a "$OUT/check.log"
 rc=${PIPESTATUS[0]}
 echo "exit $rc" | tee -a "$OUT/check.log"
 (( rc != 0 )) && status=$rc
@@ -41,8 +41,8 @@ echo "exit $rc" | tee -a "$OUT/check.log"
 echo "== oracle: torch scaled_dot_product_attention" | tee "$OUT/oracle.log"
 if command -v python3 >/dev/null && python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   mkdir -p "$OUT/oracle"
-  timeout 120 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck dump "$OUT/oracle" 2>&1 | tee -a "$OUT/oracle.log"
-  timeout 120 python3 cuda/scripts/torch_oracle.py "$OUT/oracle" 2>&1 | tee -a "$OUT/oracle.log"
+  timeout 60 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck dump "$OUT/oracle" 2>&1 | tee -a "$OUT/oracle.log"
+  timeout 90 python3 cuda/scripts/torch_oracle.py "$OUT/oracle" 2>&1 | tee -a "$OUT/oracle.log"
   rm -f "$OUT"/oracle/*.bin
 else
   echo "skipped: no python3 with torch and CUDA on this machine" | tee -a "$OUT/oracle.log"
@@ -50,7 +50,7 @@ fi
 
 if (( rc != 2 && rc != 3 )); then
   echo "== benchmark: decode attention against a device copy of the same bytes" | tee "$OUT/bench.log"
-  timeout 240 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck bench 2>&1 | tee -a "$OUT/bench.log"
+  timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck bench 2>&1 | tee -a "$OUT/bench.log"
 fi
 echo "logs in $OUT"
 exit $status

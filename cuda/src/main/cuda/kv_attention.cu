@@ -71,16 +71,19 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-// Shared state of one decode block.
-struct DecodeShared {
-    float q[MAX_G * MAX_D];               // scaled queries of the group
-    float p[WARPS][MAX_G][TILE];          // weights of the current tile, per warp
-    float m[WARPS][MAX_G];                // running maxima per warp
-    float l[WARPS][MAX_G];                // running sums per warp (after the butterfly)
+// Shared state of one decode block (capacity NG query heads of NDIM dimensions).
+template <int NG, int NDIM>
+struct DecodeSharedT {
+    float q[NG * NDIM];                   // scaled queries of the group
+    float p[WARPS][NG][TILE];             // weights of the current tile, per warp
+    float m[WARPS][NG];                   // running maxima per warp
+    float l[WARPS][NG];                   // running sums per warp (after the butterfly)
 };
+typedef DecodeSharedT<MAX_G, MAX_D> DecodeShared;
 
 // Merges the four warps' states (acc in smem 'accs' [WARPS][G][D]) in warp order and writes the partial.
-__device__ void merge_warps(const DecodeShared& sh, const float* accs, int G, int D, float* out, float* lse,
+template <typename S>
+__device__ void merge_warps(const S& sh, const float* accs, int G, int D, float* out, float* lse,
                             size_t outStride, size_t lseStride) {
     for (int e = threadIdx.x; e < G * D; e += THREADS) {
         int g = e / D;
@@ -102,13 +105,21 @@ __device__ void merge_warps(const DecodeShared& sh, const float* accs, int G, in
 
 // Decode attention over exact rows (keys and values row-major [slot][D] in T) for one chunk.
 // Grid (maxChunks, kvHeads, tokens); partial (t, qh, c) at partOut[((t*QH + qh)*maxChunks + c)*D].
-template <typename T>
+// GT and DT fix the group size and head dimension at compile time (0: given at run time, up to
+// MAX_G and MAX_D). A fixed shape only sizes registers and shared memory to it and lets the loops
+// unroll; every arithmetic step and its order are the same as in the run-time-shaped kernel.
+template <typename T, int GT, int DT>
 __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, const float* __restrict__ queries,
                              const int* __restrict__ visible, float* __restrict__ partOut,
-                             float* __restrict__ partLse, int kvHeads, int G, int D, int chunk, int maxChunks,
-                             float scale) {
-    __shared__ DecodeShared sh;
-    __shared__ float accs[WARPS * MAX_G * MAX_D];
+                             float* __restrict__ partLse, int kvHeads, int Grt, int Drt, int chunk,
+                             int maxChunks, float scale) {
+    constexpr int NG = GT > 0 ? GT : MAX_G;
+    constexpr int NDIM = DT > 0 ? DT : MAX_D;
+    constexpr int NR = (NDIM + 63) / 64;
+    const int G = GT > 0 ? GT : Grt;
+    const int D = DT > 0 ? DT : Drt;
+    __shared__ DecodeSharedT<NG, NDIM> sh;
+    __shared__ float accs[WARPS * NG * NDIM];
     const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int QH = kvHeads * G;
     const int vis = visible[t * kvHeads + h];
@@ -133,24 +144,25 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
     const T* K = reinterpret_cast<const T*>(kvPtrs[2 * h]);
     const T* V = reinterpret_cast<const T*>(kvPtrs[2 * h + 1]);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    float m[MAX_G], l[MAX_G], acc[MAX_G][MAX_R][2];
+    float m[NG], l[NG], acc[NG][NR][2];
 #pragma unroll
-    for (int g = 0; g < MAX_G; ++g) {
+    for (int g = 0; g < NG; ++g) {
         m[g] = -INFINITY;
         l[g] = 0.0f;
 #pragma unroll
-        for (int r = 0; r < MAX_R; ++r) acc[g][r][0] = acc[g][r][1] = 0.0f;
+        for (int r = 0; r < NR; ++r) acc[g][r][0] = acc[g][r][1] = 0.0f;
     }
     const int len = to - from;
     const int tiles = (len + TILE - 1) / TILE;
     for (int tile = warp; tile < tiles; tile += WARPS) {
         const int slot0 = from + tile * TILE;
         const int nValid = min(TILE, to - slot0);
-        float s[MAX_G];
+        float s[NG];
 #pragma unroll
-        for (int g = 0; g < MAX_G; ++g) s[g] = 0.0f;
+        for (int g = 0; g < NG; ++g) s[g] = 0.0f;
         if (lane < nValid) {
             const uint4* row = reinterpret_cast<const uint4*>(K + (size_t)(slot0 + lane) * D);
+#pragma unroll
             for (int i8 = 0; i8 < D / 8; ++i8) {
                 uint4 raw = row[i8];
                 const T* k8 = reinterpret_cast<const T*>(&raw);
@@ -158,13 +170,13 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
                 for (int e = 0; e < 8; ++e) {
                     float kv = to_float(k8[e]);
 #pragma unroll
-                    for (int g = 0; g < MAX_G; ++g)
+                    for (int g = 0; g < NG; ++g)
                         if (g < G) s[g] = fmaf(sh.q[g * D + i8 * 8 + e], kv, s[g]);
                 }
             }
         }
 #pragma unroll
-        for (int g = 0; g < MAX_G; ++g) {
+        for (int g = 0; g < NG; ++g) {
             if (g < G) {
                 float sj = lane < nValid ? s[g] : -INFINITY;
                 float mNew = fmaxf(m[g], warp_max(sj));
@@ -172,7 +184,7 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
                 float p = lane < nValid ? kexp(__fsub_rn(sj, mNew)) : 0.0f;
                 l[g] = __fadd_rn(__fmul_rn(l[g], corr), p);
 #pragma unroll
-                for (int r = 0; r < MAX_R; ++r) {
+                for (int r = 0; r < NR; ++r) {
                     acc[g][r][0] = __fmul_rn(acc[g][r][0], corr);
                     acc[g][r][1] = __fmul_rn(acc[g][r][1], corr);
                 }
@@ -181,16 +193,20 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
             }
         }
         __syncwarp();
+#pragma unroll 4
         for (int j = 0; j < nValid; ++j) {
             const T* vrow = V + (size_t)(slot0 + j) * D;
 #pragma unroll
-            for (int r = 0; r < MAX_R; ++r) {
+            for (int r = 0; r < NR; ++r) {
                 int i = 2 * (lane + 32 * r);
                 if (i < D) {
-                    float v0 = to_float(vrow[i]);
-                    float v1 = to_float(vrow[i + 1]);
+                    // one 32-bit load of the pair (D is even, rows 4-byte aligned)
+                    uint32_t pair = *reinterpret_cast<const uint32_t*>(vrow + i);
+                    const T* v2 = reinterpret_cast<const T*>(&pair);
+                    float v0 = to_float(v2[0]);
+                    float v1 = to_float(v2[1]);
 #pragma unroll
-                    for (int g = 0; g < MAX_G; ++g) {
+                    for (int g = 0; g < NG; ++g) {
                         if (g < G) {
                             float pj = sh.p[warp][g][j];
                             acc[g][r][0] = fmaf(pj, v0, acc[g][r][0]);
@@ -203,7 +219,7 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
         __syncwarp();
     }
 #pragma unroll
-    for (int g = 0; g < MAX_G; ++g) {
+    for (int g = 0; g < NG; ++g) {
         if (g < G) {
             float total = warp_sum(l[g]);
             if (lane == 0) {
@@ -211,7 +227,7 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
                 sh.l[warp][g] = total;
             }
 #pragma unroll
-            for (int r = 0; r < MAX_R; ++r) {
+            for (int r = 0; r < NR; ++r) {
                 int i = 2 * (lane + 32 * r);
                 if (i < D) {
                     accs[(warp * G + g) * D + i] = acc[g][r][0];
@@ -227,15 +243,35 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
 extern "C" __global__ void __launch_bounds__(THREADS)
 kv_decode_f16(const unsigned long long* kvPtrs, const float* queries, const int* visible, float* partOut,
               float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale) {
-    decode_exact<__half>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks, scale);
+    decode_exact<__half, 0, 0>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks, scale);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 kv_decode_bf16(const unsigned long long* kvPtrs, const float* queries, const int* visible, float* partOut,
                float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale) {
-    decode_exact<__nv_bfloat16>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks,
-                                scale);
+    decode_exact<__nv_bfloat16, 0, 0>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks,
+                                      scale);
 }
+
+// The same kernels with the group size and head dimension fixed (names kv_decode_{f16,bf16}_gG_dD;
+// JCudaDevice launches one of these when the shape matches, the run-time-shaped kernel otherwise).
+#define KV_DECODE_FIXED(NAME, T, GG, DD)                                                                    \
+    extern "C" __global__ void __launch_bounds__(THREADS, GG <= 4 ? 8 : 4)                                \
+    NAME(const unsigned long long* kvPtrs, const float* queries, const int* visible, float* partOut,      \
+         float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale) {              \
+        decode_exact<T, GG, DD>(kvPtrs, queries, visible, partOut, partLse, kvHeads, G, D, chunk, maxChunks, \
+                                scale);                                                                   \
+    }
+KV_DECODE_FIXED(kv_decode_f16_g1_d128, __half, 1, 128)
+KV_DECODE_FIXED(kv_decode_f16_g2_d32, __half, 2, 32)
+KV_DECODE_FIXED(kv_decode_f16_g4_d64, __half, 4, 64)
+KV_DECODE_FIXED(kv_decode_f16_g4_d128, __half, 4, 128)
+KV_DECODE_FIXED(kv_decode_f16_g8_d128, __half, 8, 128)
+KV_DECODE_FIXED(kv_decode_bf16_g1_d128, __nv_bfloat16, 1, 128)
+KV_DECODE_FIXED(kv_decode_bf16_g2_d32, __nv_bfloat16, 2, 32)
+KV_DECODE_FIXED(kv_decode_bf16_g4_d64, __nv_bfloat16, 4, 64)
+KV_DECODE_FIXED(kv_decode_bf16_g4_d128, __nv_bfloat16, 4, 128)
+KV_DECODE_FIXED(kv_decode_bf16_g8_d128, __nv_bfloat16, 8, 128)
 
 // ---------------------------------------------------------------------------------------------
 // KIVI int4 decode attention on the packed codes (Liu et al., "KIVI", ICML 2024; layout of

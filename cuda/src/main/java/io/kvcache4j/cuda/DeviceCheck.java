@@ -55,6 +55,11 @@ public final class DeviceCheck {
                 {4, 2, 8, 64, 3000, 512},
                 {2, 4, 1, 256, 1500, 256},
                 {3, 2, 5, 96, 777, 128},
+                // the fixed-shape kernels (JCudaDevice.FIXED_SHAPES) not covered above
+                {2, 3, 2, 32, 2500, 512},
+                {1, 4, 8, 128, 3000, 1024},
+                {2, 2, 1, 128, 2000, 256},
+                {3, 2, 4, 64, 1700, 512},
             };
             for (KvDType type : List.of(KvDType.F16, KvDType.BF16)) {
                 for (int[] s : shapes) {
@@ -188,7 +193,7 @@ public final class DeviceCheck {
      */
     static void bench(Device gpu, int slots, PrintStream log) {
         int kvHeads = 8, group = 4, d = 128;
-        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096};
+        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096, 8192};
         long rowBytes = 2L * d;
         long headBytes = rowBytes * slots;
         long kvBytes = 2 * kvHeads * headBytes;
@@ -238,6 +243,7 @@ public final class DeviceCheck {
             allocs.add(parts);
             allocs.add(out);
             double[] tAttn = new double[chunkSizes.length];
+            double tGeneral = Double.NaN;
             for (int k = 0; k < chunkSizes.length; k++) {
                 int chunk = chunkSizes[k];
                 int maxChunks = (slots + chunk - 1) / chunk;
@@ -268,6 +274,66 @@ public final class DeviceCheck {
                             d);
                 };
                 tAttn[k] = time(gpu, decode);
+                if (k == 1 && gpu instanceof JCudaDevice) {
+                    JCudaDevice.fixedShapeKernels = false;
+                    try {
+                        tGeneral = time(gpu, decode);
+                    } finally {
+                        JCudaDevice.fixedShapeKernels = true;
+                    }
+                }
+            }
+            // a whole decode step as CudaLayerAttention runs it (upload queries and visible counts,
+            // decode, combine, download the output), without and with the CPU's sparse partial
+            // uploaded and merged on the device by kv_combine_hybrid
+            int stepChunk = CudaLayerAttention.CHUNK_TOKENS;
+            int stepChunks = (slots + stepChunk - 1) / stepChunk;
+            long partBytes = 4L * rows * (d + 1);
+            long extraHostAt = 32L << 20;
+            long outHostAt = 40L << 20;
+            for (int i = 0; i < rows * d; i++) {
+                seg.set(KernelEmulator.F32, extraHostAt + 4L * i, (float) (r.nextDouble() * 2 - 1));
+            }
+            for (int i = 0; i < rows; i++) {
+                seg.set(KernelEmulator.F32, extraHostAt + 4L * (rows * d + i), (float) (r.nextDouble() * 4));
+            }
+            long extraPtr = gpu.malloc(partBytes);
+            allocs.add(extraPtr);
+            double[] tStep = new double[2];
+            for (int hybrid = 0; hybrid < 2; hybrid++) {
+                boolean withExtra = hybrid == 1;
+                Runnable step = () -> {
+                    gpu.copyToDevice(qPtr, host, 0, 4L * q.length + 4L * vis.length);
+                    if (withExtra) {
+                        gpu.copyToDevice(extraPtr, host, extraHostAt, partBytes);
+                    }
+                    gpu.decodeExact(
+                            KvDType.F16,
+                            tablePtr,
+                            kvHeads,
+                            qPtr,
+                            qPtr + 4L * q.length,
+                            parts,
+                            parts + 4L * rows * stepChunks * d,
+                            1,
+                            group,
+                            d,
+                            stepChunk,
+                            stepChunks,
+                            (float) (1 / Math.sqrt(d)));
+                    gpu.combine(
+                            parts,
+                            parts + 4L * rows * stepChunks * d,
+                            withExtra ? extraPtr : 0,
+                            withExtra ? extraPtr + 4L * rows * d : 0,
+                            out,
+                            out + 4L * rows * d,
+                            rows,
+                            stepChunks,
+                            d);
+                    gpu.copyToHost(host, outHostAt, out, partBytes);
+                };
+                tStep[hybrid] = time(gpu, step);
             }
             // the copy baseline: the same KV bytes, device to device, into one destination
             long dst = gpu.malloc(kvBytes);
@@ -289,6 +355,18 @@ public final class DeviceCheck {
                         "  attention (decode+combine) chunk=%d: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
                         chunkSizes[k], tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
             }
+            log.printf(
+                    "  kernel %s at chunk=%d: %.4f ms; the general (run-time shape) kernel %s: %.4f ms -> %.2fx%n",
+                    gpu instanceof JCudaDevice ? JCudaDevice.decodeKernel(KvDType.F16, group, d) : "emulated",
+                    chunkSizes[1],
+                    tAttn[1] * 1e3,
+                    "kv_decode_f16",
+                    tGeneral * 1e3,
+                    tGeneral / tAttn[1]);
+            log.printf(
+                    "  decode step chunk=%d (upload, decode, combine, download): dense %.4f ms, with the CPU partial"
+                            + " merged on the device (kv_combine_hybrid) %.4f ms -> hybrid merge adds %.2f%%%n",
+                    stepChunk, tStep[0] * 1e3, tStep[1] * 1e3, 100 * (tStep[1] / tStep[0] - 1));
             log.flush();
         } finally {
             gpu.synchronize();
@@ -354,30 +432,43 @@ public final class DeviceCheck {
 
     /** Runs the check; see the class comment for the modes and the exit status. */
     public static void main(String[] args) throws java.io.IOException {
+        int benchSlotsOverride = Integer.getInteger("kvcache4j.deviceCheck.benchSlots", 0);
         String mode = args.length > 0 ? args[0] : "all";
         PrintStream log = System.out;
-        var backend = CudaBackends.available();
-        log.println("CudaBackends: " + CudaBackends.reason());
-        if (backend.isEmpty()) {
-            System.exit(2);
+        Device gpu;
+        if (Boolean.getBoolean("kvcache4j.deviceCheck.emulated")) {
+            // a rehearsal of the bundle on a machine without a GPU: every number printed is the CPU's
+            log.println("EMULATED device (-Dkvcache4j.deviceCheck.emulated=true): no GPU is used");
+            gpu = new EmulatedDevice();
+        } else {
+            var backend = CudaBackends.available();
+            log.println("CudaBackends: " + CudaBackends.reason());
+            if (backend.isEmpty()) {
+                System.exit(2);
+            }
+            gpu = backend.get().device();
         }
-        Device gpu = backend.get().device();
         if (mode.equals("dump")) {
-            dump(gpu, java.nio.file.Path.of(args.length > 1 ? args[1] : "oracle"), 70_000, log);
+            dump(
+                    gpu,
+                    java.nio.file.Path.of(args.length > 1 ? args[1] : "oracle"),
+                    Integer.getInteger("kvcache4j.deviceCheck.dumpSlots", 70_000),
+                    log);
             gpu.close();
             return;
         }
         boolean ok = true;
         if (!mode.equals("bench")) {
             long t0 = System.nanoTime();
-            List<Outcome> outcomes = correctness(gpu, log, 65_536);
+            List<Outcome> outcomes =
+                    correctness(gpu, log, Integer.getInteger("kvcache4j.deviceCheck.storeSlots", 65_536));
             ok = outcomes.stream().allMatch(Outcome::passed);
             log.printf(
                     "correctness: %d checks, %s (tolerance %.0e), %.1f s%n",
                     outcomes.size(), ok ? "all PASS" : "FAILURES", TOLERANCE, (System.nanoTime() - t0) / 1e9);
         }
         if (!mode.equals("check")) {
-            for (int slots : new int[] {65_536, 1 << 20}) {
+            for (int slots : benchSlotsOverride > 0 ? new int[] {benchSlotsOverride} : new int[] {65_536, 1 << 20}) {
                 bench(gpu, slots, log);
             }
         }

@@ -247,11 +247,7 @@ public final class JCudaDevice implements Device {
             int chunk,
             int maxChunks,
             float scale) {
-        String kernel = switch (type) {
-            case F16 -> "kv_decode_f16";
-            case BF16 -> "kv_decode_bf16";
-            case F32 -> throw new IllegalArgumentException("the exact decode kernels read f16 or bf16 rows");
-        };
+        String kernel = decodeKernel(type, group, headDim);
         launch(
                 kernel,
                 maxChunks,
@@ -269,6 +265,28 @@ public final class JCudaDevice implements Device {
                 p(chunk),
                 p(maxChunks),
                 p(scale));
+    }
+
+    /**
+     * The (group, head dimension) shapes with a kernel compiled for that shape ({@code
+     * kv_decode_TYPE_gG_dD}): same arithmetic in the same order as the run-time-shaped kernel, with
+     * registers and shared memory sized to the shape, so more blocks fit on a multiprocessor.
+     */
+    static final java.util.Set<String> FIXED_SHAPES =
+            java.util.Set.of("g1_d128", "g2_d32", "g4_d64", "g4_d128", "g8_d128");
+
+    /** Off only for DeviceCheck's benchmark, which times the general kernel beside the fixed-shape one. */
+    static volatile boolean fixedShapeKernels = true;
+
+    /** The decode kernel for {@code type} at this shape: the fixed-shape one where compiled, else the general one. */
+    static String decodeKernel(KvDType type, int group, int headDim) {
+        String base = switch (type) {
+            case F16 -> "kv_decode_f16";
+            case BF16 -> "kv_decode_bf16";
+            case F32 -> throw new IllegalArgumentException("the exact decode kernels read f16 or bf16 rows");
+        };
+        String shape = "g" + group + "_d" + headDim;
+        return fixedShapeKernels && FIXED_SHAPES.contains(shape) ? base + "_" + shape : base;
     }
 
     @Override

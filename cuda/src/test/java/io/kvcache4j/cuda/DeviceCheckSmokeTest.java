@@ -19,7 +19,7 @@ class DeviceCheckSmokeTest {
     void correctnessRunsAndPassesOnTheEmulatedDevice() {
         try (EmulatedDevice dev = new EmulatedDevice()) {
             List<DeviceCheck.Outcome> outcomes = DeviceCheck.correctness(dev, System.out, 1500);
-            assertEquals(19, outcomes.size());
+            assertEquals(35, outcomes.size());
             for (DeviceCheck.Outcome o : outcomes) {
                 assertTrue(o.passed(), o.toString());
                 assertEquals(0.0, o.relativeError() * (o.what().startsWith("store path") ? 0 : 1), o.toString());
@@ -37,7 +37,11 @@ class DeviceCheckSmokeTest {
             assertEquals(0, dev.bytesAllocated());
         }
         String text = buf.toString(StandardCharsets.UTF_8);
-        assertTrue(text.contains("attention (decode+combine)") && text.contains("d2d copy"), text);
+        assertTrue(
+                text.contains("attention (decode+combine)")
+                        && text.contains("d2d copy")
+                        && text.contains("hybrid merge adds"),
+                text);
     }
 
     @Test

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.kvcache4j.api.KvDType;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -82,6 +83,17 @@ class KernelBinariesTest {
                 "kv_gather_rows")) {
             assertTrue(text.contains(".entry " + k + "("), "PTX has " + k);
         }
+        for (String shape : JCudaDevice.FIXED_SHAPES) {
+            for (KvDType type : List.of(KvDType.F16, KvDType.BF16)) {
+                String k = JCudaDevice.decodeKernel(
+                        type,
+                        Integer.parseInt(shape.substring(1, shape.indexOf('_'))),
+                        Integer.parseInt(shape.substring(shape.indexOf("_d") + 2)));
+                assertTrue(k.endsWith(shape), k);
+                assertTrue(text.contains(".entry " + k + "("), "PTX has the fixed-shape kernel " + k);
+            }
+        }
+        assertEquals("kv_decode_f16", JCudaDevice.decodeKernel(KvDType.F16, 3, 96), "other shapes: the general kernel");
         byte[] cubin = JCudaDevice.resource("kv_attention.sm_90.cubin", false);
         assertArrayEquals(new byte[] {0x7f, 'E', 'L', 'F'}, java.util.Arrays.copyOf(cubin, 4));
     }
