@@ -71,6 +71,15 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
+// Slots per chunk for a head that sees 'visible' slots when the launch passes chunk 0: the smallest
+// power of two from 1024 to 8192 that cuts it into at most 128 chunks (8192 where none does); a
+// function of the visible count alone (KernelEmulator.chunkFor).
+__device__ __forceinline__ int chunk_for(int visible) {
+    int c = 1024;
+    while (c < 8192 && (long long)c * 128 < visible) c <<= 1;
+    return c;
+}
+
 // Shared state of one decode block (capacity NG query heads of NDIM dimensions).
 template <int NG, int NDIM>
 struct DecodeSharedT {
@@ -103,7 +112,8 @@ __device__ void merge_warps(const S& sh, const float* accs, int G, int D, float*
     }
 }
 
-// Decode attention over exact rows (keys and values row-major [slot][D] in T) for one chunk.
+// Decode attention over exact rows (keys and values row-major [slot][D] in T) for one chunk of
+// 'chunk' slots (0: chunk_for of the head's visible count).
 // Grid (maxChunks, kvHeads, tokens); partial (t, qh, c) at partOut[((t*QH + qh)*maxChunks + c)*D].
 // GT and DT fix the group size and head dimension at compile time (0: given at run time, up to
 // MAX_G and MAX_D). A fixed shape only sizes registers and shared memory to it and lets the loops
@@ -123,8 +133,9 @@ __device__ void decode_exact(const unsigned long long* __restrict__ kvPtrs, cons
     const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int QH = kvHeads * G;
     const int vis = visible[t * kvHeads + h];
-    const int from = c * chunk;
-    const int to = min(vis, from + chunk);
+    const int ch = chunk > 0 ? chunk : chunk_for(vis);
+    const int from = c * ch;
+    const int to = min(vis, from + ch);
     const size_t outStride = (size_t)maxChunks * D;
     float* out = partOut + ((size_t)(t * QH + h * G) * maxChunks + c) * D;
     float* lse = partLse + (size_t)(t * QH + h * G) * maxChunks + c;

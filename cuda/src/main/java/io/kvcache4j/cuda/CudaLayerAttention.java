@@ -12,9 +12,16 @@ import java.lang.foreign.ValueLayout;
 /**
  * A layer's attention on the device: one {@code kv_decode_*} launch for every (token, KV head,
  * chunk) of the batch, one {@code kv_combine} launch for every (token, query head), as in
- * FlashDecoding (Dao et al., 2023): each head's visible range is cut into chunks of {@link
- * #chunkTokens()} slots (a fixed constant, so the split depends on the visible counts alone), every
- * chunk yields a partial {@code (output, lse)} and the partials merge by log-sum-exp in chunk order.
+ * FlashDecoding (Dao et al., 2023): each head's visible range is cut into chunks, every chunk yields
+ * a partial {@code (output, lse)} and the partials merge by log-sum-exp in chunk order. The chunk is
+ * {@link #chunkTokens()} slots (default {@link #CHUNK_TOKENS}), or, with {@link #CHUNK_BY_LENGTH},
+ * sized by each (token, KV head)'s own visible count ({@link KernelEmulator#chunkFor}: 1,024 slots up
+ * to 128K visible, doubling up to 8,192 slots from 512K on). Either way the split depends on the
+ * visible counts alone, so a token's result does not depend on the other tokens of its batch.
+ * Measured on an H200 at 8 KV heads, group 4, d 128, fixed chunks: the best was 1,024 slots at 64K
+ * tokens and 8,192 at 1M (larger chunks leave the GPU short of blocks at 64K, smaller ones pay
+ * per-block overhead at 1M), which is what the by-length sizing picks; it becomes the default once a
+ * GPU run of {@code cuda/scripts/device-check.sh} has checked it.
  *
  * <p><b>Per batch.</b> A batch whose chunk partials would exceed 256 MiB (a long prefill) runs in
  * slices of consecutive tokens, each one decode and one combine launch. Queries, visible counts and (when a store moved) the table of row pointers go
@@ -35,6 +42,9 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     /** Default slots per chunk: a multiple of the 128 slots one block takes per round of tiles. */
     public static final int CHUNK_TOKENS = 2048;
 
+    /** The {@code chunkTokens} that sizes chunks by each head's visible count ({@link KernelEmulator#chunkFor}). */
+    public static final int CHUNK_BY_LENGTH = KernelEmulator.CHUNK_BY_LENGTH;
+
     private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
     /** Most query tokens in one launch (the grid's z dimension). */
     static final int MAX_GRID_TOKENS = 65_535;
@@ -48,6 +58,8 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     private final int chunkTokens;
     private final LayerAttention cpu;
     private final int[] versions;
+    /** Per token of the batch, its most chunks over the KV heads (grown, never shrunk). */
+    private int[] tokenChunks = new int[1];
     /** Bound on one slice's partial bytes (tests lower it to exercise slicing). */
     long maxPartialBytes = MAX_PARTIAL_BYTES;
 
@@ -65,8 +77,10 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
 
     /** Attention over {@code context}'s stores, which must all be {@link CudaHeadStore}s on {@code device}. */
     public CudaLayerAttention(Device device, LayerContext context, int chunkTokens) {
-        if (chunkTokens < 128 || chunkTokens % 128 != 0) {
-            throw new IllegalArgumentException("chunkTokens must be a positive multiple of 128, was " + chunkTokens);
+        if (chunkTokens != KernelEmulator.CHUNK_BY_LENGTH && (chunkTokens < 128 || chunkTokens % 128 != 0)) {
+            throw new IllegalArgumentException(
+                    "chunkTokens must be a positive multiple of 128, or 0 for chunks sized by each head's visible count,"
+                            + " was " + chunkTokens);
         }
         this.device = device;
         this.shape = context.shape();
@@ -99,7 +113,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         return m;
     }
 
-    /** Slots per chunk of the split. */
+    /** Slots per chunk of the split; {@link KernelEmulator#CHUNK_BY_LENGTH}: sized per head by its visible count. */
     public int chunkTokens() {
         return chunkTokens;
     }
@@ -126,44 +140,46 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     public void attend(LayerBatch b, float[] extraOut, float[] extraLse) {
         int tokens = b.tokens();
         int kvHeads = shape.kvHeads();
-        int[] maxVisible = new int[tokens];
+        if (tokenChunks.length < tokens) {
+            tokenChunks = new int[Math.max(tokens, 2 * tokenChunks.length)];
+        }
+        int[] chunksOf = tokenChunks;
         for (int t = 0; t < tokens; t++) {
+            chunksOf[t] = 1;
             for (int h = 0; h < kvHeads; h++) {
                 int v = b.visible(t, h);
                 if (v < 0 || v > stores[h].count()) {
                     throw new IllegalArgumentException("token " + t + " sees " + v + " slots of KV head " + h
                             + "; the store holds " + stores[h].count());
                 }
-                maxVisible[t] = Math.max(maxVisible[t], v);
+                chunksOf[t] = Math.max(chunksOf[t], KernelEmulator.chunks(v, chunkTokens));
             }
         }
         // Slices of tokens whose chunk partials fit in maxPartialBytes (and the grid's z limit).
         long perChunkRow = 4L * shape.queryHeads() * (shape.headDim() + 1);
         for (int t0 = 0; t0 < tokens; ) {
             int t1 = t0;
-            int sliceMax = 0;
+            int sliceChunks = 1;
             while (t1 < tokens && t1 - t0 < MAX_GRID_TOKENS) {
-                int m = Math.max(sliceMax, maxVisible[t1]);
-                long chunks = Math.max(1, (m + chunkTokens - 1) / chunkTokens);
-                if (t1 > t0 && (t1 - t0 + 1) * chunks * perChunkRow > maxPartialBytes) {
+                int m = Math.max(sliceChunks, chunksOf[t1]);
+                if (t1 > t0 && (long) (t1 - t0 + 1) * m * perChunkRow > maxPartialBytes) {
                     break;
                 }
-                sliceMax = m;
+                sliceChunks = m;
                 t1++;
             }
-            attendSlice(b, t0, t1, sliceMax, extraOut, extraLse);
+            attendSlice(b, t0, t1, sliceChunks, extraOut, extraLse);
             t0 = t1;
         }
     }
 
     /** Tokens {@code [t0, t1)} of the batch in one decode and one combine launch. */
-    private void attendSlice(LayerBatch b, int t0, int t1, int maxVisible, float[] extraOut, float[] extraLse) {
+    private void attendSlice(LayerBatch b, int t0, int t1, int maxChunks, float[] extraOut, float[] extraLse) {
         int tokens = t1 - t0;
         int kvHeads = shape.kvHeads();
         int g = shape.groupSize();
         int d = shape.headDim();
         int qh = shape.queryHeads();
-        int maxChunks = Math.max(1, (maxVisible + chunkTokens - 1) / chunkTokens);
         int rows = tokens * qh;
         boolean extra = extraOut != null;
         int row0 = t0 * qh;

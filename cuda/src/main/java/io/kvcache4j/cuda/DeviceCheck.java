@@ -51,7 +51,7 @@ public final class DeviceCheck {
         try (EmulatedDevice cpu = new EmulatedDevice()) {
             int[][] shapes = {
                 // tokens, kvHeads, group, headDim, slots, chunk
-                {1, 8, 4, 128, 5000, 2048},
+                {1, 8, 4, 128, 5000, KernelEmulator.CHUNK_BY_LENGTH},
                 {4, 2, 8, 64, 3000, 512},
                 {2, 4, 1, 256, 1500, 256},
                 {3, 2, 5, 96, 777, 128},
@@ -60,6 +60,8 @@ public final class DeviceCheck {
                 {1, 4, 8, 128, 3000, 1024},
                 {2, 2, 1, 128, 2000, 256},
                 {3, 2, 4, 64, 1700, 512},
+                // chunks sized by the visible count past 128K slots (2,048-slot chunks)
+                {1, 2, 1, 64, 140_000, KernelEmulator.CHUNK_BY_LENGTH},
             };
             for (KvDType type : List.of(KvDType.F16, KvDType.BF16)) {
                 for (int[] s : shapes) {
@@ -89,8 +91,10 @@ public final class DeviceCheck {
                     KernelHarness.decodeInt4(gpu, ip, 512),
                     KernelHarness.decodeInt4(cpu, ip, 512),
                     128);
-            out.add(report(log, storePath(gpu, KvDType.F16, storeSlots)));
-            out.add(report(log, storePath(gpu, KvDType.BF16, Math.max(2000, storeSlots / 4))));
+            out.add(report(log, storePath(gpu, KvDType.F16, storeSlots, CudaLayerAttention.CHUNK_TOKENS)));
+            out.add(report(
+                    log,
+                    storePath(gpu, KvDType.BF16, Math.max(2000, storeSlots / 4), CudaLayerAttention.CHUNK_BY_LENGTH)));
         }
         return out;
     }
@@ -110,7 +114,7 @@ public final class DeviceCheck {
      * Append kernel, compaction gather and {@link CudaLayerAttention} on the GPU against the CPU source
      * over the stores' host mirrors ({@code slots} tokens, 8 KV heads, group 4, d 128, 2 query tokens).
      */
-    static Outcome storePath(Device gpu, KvDType type, int slots) {
+    static Outcome storePath(Device gpu, KvDType type, int slots, int chunk) {
         ModelShape shape = new ModelShape(1, 32, 8, 128);
         int d = shape.headDim();
         SplittableRandom r = new SplittableRandom(slots);
@@ -164,7 +168,7 @@ public final class DeviceCheck {
                     b.setVisible(t, h, stores[h].count() - t * Math.min(1000, stores[h].count() / 4));
                 }
             }
-            try (CudaLayerAttention att = new CudaLayerAttention(gpu, ctx, CudaLayerAttention.CHUNK_TOKENS)) {
+            try (CudaLayerAttention att = new CudaLayerAttention(gpu, ctx, chunk)) {
                 att.attend(b.set(0, tokens, q, 0, (float) (1 / Math.sqrt(d)), og, 0, lg, 0, null, null));
             }
             io.kvcache4j.attention.LayerAttention.cpu(
@@ -174,8 +178,8 @@ public final class DeviceCheck {
             KernelHarness.Result c = new KernelHarness.Result(oc, lc);
             double rel = KernelHarness.relativeError(g, c, d);
             return new Outcome(
-                    "store path " + type + " " + slots + " slots vs kv-api CPU (append/gather bit errors " + bitErrors
-                            + ")",
+                    "store path " + type + " " + slots + " slots chunk " + chunkName(chunk, slots)
+                            + " vs kv-api CPU (append/gather bit errors " + bitErrors + ")",
                     bitErrors == 0 ? rel : Double.POSITIVE_INFINITY,
                     KernelHarness.lseError(g, c));
         } finally {
@@ -193,7 +197,9 @@ public final class DeviceCheck {
      */
     static void bench(Device gpu, int slots, PrintStream log) {
         int kvHeads = 8, group = 4, d = 128;
-        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096, 8192};
+        // fixed chunks (the default CHUNK_TOKENS among them), then chunks sized by the visible count
+        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096, 8192, KernelEmulator.CHUNK_BY_LENGTH};
+        int byLength = chunkSizes.length - 1;
         long rowBytes = 2L * d;
         long headBytes = rowBytes * slots;
         long kvBytes = 2 * kvHeads * headBytes;
@@ -246,7 +252,7 @@ public final class DeviceCheck {
             double tGeneral = Double.NaN;
             for (int k = 0; k < chunkSizes.length; k++) {
                 int chunk = chunkSizes[k];
-                int maxChunks = (slots + chunk - 1) / chunk;
+                int maxChunks = KernelEmulator.chunks(slots, chunk);
                 Runnable decode = () -> {
                     gpu.decodeExact(
                             KvDType.F16,
@@ -274,7 +280,7 @@ public final class DeviceCheck {
                             d);
                 };
                 tAttn[k] = time(gpu, decode);
-                if (k == 1 && gpu instanceof JCudaDevice) {
+                if (k == byLength && gpu instanceof JCudaDevice) {
                     JCudaDevice.fixedShapeKernels = false;
                     try {
                         tGeneral = time(gpu, decode);
@@ -287,7 +293,7 @@ public final class DeviceCheck {
             // decode, combine, download the output), without and with the CPU's sparse partial
             // uploaded and merged on the device by kv_combine_hybrid
             int stepChunk = CudaLayerAttention.CHUNK_TOKENS;
-            int stepChunks = (slots + stepChunk - 1) / stepChunk;
+            int stepChunks = KernelEmulator.chunks(slots, stepChunk);
             long partBytes = 4L * rows * (d + 1);
             long extraHostAt = 32L << 20;
             long outHostAt = 40L << 20;
@@ -352,21 +358,21 @@ public final class DeviceCheck {
                     tCopy * 1e3, kvBytes / tCopy / 1e9, 2 * kvBytes / tCopy / 1e9);
             for (int k = 0; k < chunkSizes.length; k++) {
                 log.printf(
-                        "  attention (decode+combine) chunk=%d: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
-                        chunkSizes[k], tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
+                        "  attention (decode+combine) chunk=%s: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
+                        chunkName(chunkSizes[k], slots), tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
             }
             log.printf(
-                    "  kernel %s at chunk=%d: %.4f ms; the general (run-time shape) kernel %s: %.4f ms -> %.2fx%n",
+                    "  kernel %s at chunk=%s: %.4f ms; the general (run-time shape) kernel %s: %.4f ms -> %.2fx%n",
                     gpu instanceof JCudaDevice ? JCudaDevice.decodeKernel(KvDType.F16, group, d) : "emulated",
-                    chunkSizes[1],
-                    tAttn[1] * 1e3,
+                    chunkName(chunkSizes[byLength], slots),
+                    tAttn[byLength] * 1e3,
                     "kv_decode_f16",
                     tGeneral * 1e3,
-                    tGeneral / tAttn[1]);
+                    tGeneral / tAttn[byLength]);
             log.printf(
-                    "  decode step chunk=%d (upload, decode, combine, download): dense %.4f ms, with the CPU partial"
+                    "  decode step chunk=%s (upload, decode, combine, download): dense %.4f ms, with the CPU partial"
                             + " merged on the device (kv_combine_hybrid) %.4f ms -> hybrid merge adds %.2f%%%n",
-                    stepChunk, tStep[0] * 1e3, tStep[1] * 1e3, 100 * (tStep[1] / tStep[0] - 1));
+                    chunkName(stepChunk, slots), tStep[0] * 1e3, tStep[1] * 1e3, 100 * (tStep[1] / tStep[0] - 1));
             log.flush();
         } finally {
             gpu.synchronize();
@@ -375,6 +381,12 @@ public final class DeviceCheck {
             }
             gpu.freeHost(host);
         }
+    }
+
+    private static String chunkName(int chunk, int slots) {
+        return chunk == KernelEmulator.CHUNK_BY_LENGTH
+                ? "by-length(" + KernelEmulator.chunkFor(slots) + ")"
+                : Integer.toString(chunk);
     }
 
     /** Median seconds of 20 timed runs after 3 warm-up runs, each synchronised. */

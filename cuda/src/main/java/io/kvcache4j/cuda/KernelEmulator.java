@@ -75,6 +75,36 @@ public final class KernelEmulator {
         return x[0];
     }
 
+    /**
+     * The {@code chunk} argument of the exact decode kernels that asks for chunks sized by each (token,
+     * KV head)'s own visible count ({@link #chunkFor}), instead of one fixed size.
+     */
+    public static final int CHUNK_BY_LENGTH = 0;
+
+    /** Smallest and largest chunk of {@link #chunkFor}, and the chunk count it aims at. */
+    static final int MIN_CHUNK = 1024, MAX_CHUNK = 8192, TARGET_CHUNKS = 128;
+
+    /**
+     * Slots per chunk for a head that sees {@code visible} slots: the smallest power of two from {@value
+     * #MIN_CHUNK} to {@value #MAX_CHUNK} that cuts it into at most {@value #TARGET_CHUNKS} chunks (the
+     * largest where none does). A function of the visible count alone, as {@code chunk_for} in {@code
+     * kv_attention.cu}: short heads get many small chunks (enough blocks to fill the GPU), long heads
+     * long chunks (less per-block overhead).
+     */
+    public static int chunkFor(int visible) {
+        int c = MIN_CHUNK;
+        while (c < MAX_CHUNK && (long) c * TARGET_CHUNKS < visible) {
+            c <<= 1;
+        }
+        return c;
+    }
+
+    /** Chunks of a head that sees {@code visible} slots, cut at {@code chunk} or {@link #CHUNK_BY_LENGTH}. */
+    public static int chunks(int visible, int chunk) {
+        int c = chunk == CHUNK_BY_LENGTH ? chunkFor(visible) : chunk;
+        return (visible + c - 1) / c;
+    }
+
     /** Where one (layer, KV head)'s rows live: keys and values row-major {@code [slot][headDim]}. */
     public record ExactHead(MemorySegment keys, MemorySegment values) {}
 
@@ -82,6 +112,7 @@ public final class KernelEmulator {
      * {@code kv_decode_f16} / {@code kv_decode_bf16}: grid {@code (maxChunks, kvHeads, tokens)}. Writes
      * the partial of chunk {@code c} of (token {@code t}, query head {@code qh}) at {@code
      * partOut[((t·QH + qh)·maxChunks + c)·D ..]} and {@code partLse[(t·QH + qh)·maxChunks + c]}.
+     * {@code chunk} is a fixed number of slots or {@link #CHUNK_BY_LENGTH}.
      */
     public static void decodeExact(
             KvDType type,
@@ -146,6 +177,9 @@ public final class KernelEmulator {
             int chunk,
             int maxChunks,
             float scale) {
+        if (chunk <= 0) {
+            throw new IllegalArgumentException("the int4 decode kernel takes a fixed chunk of slots, was " + chunk);
+        }
         int d = layout.headDim();
         RowSource src = (h, slot, i, value) -> {
             if (!value) {
@@ -205,9 +239,10 @@ public final class KernelEmulator {
         for (int t = 0; t < tokens; t++) {
             for (int h = 0; h < kvHeads; h++) {
                 int vis = visible.get(I32, 4L * (t * kvHeads + h));
+                int ch = chunk == CHUNK_BY_LENGTH ? chunkFor(vis) : chunk;
                 for (int c = 0; c < maxChunks; c++) {
-                    int from = c * chunk;
-                    int to = Math.min(vis, from + chunk);
+                    int from = c * ch;
+                    int to = Math.min(vis, from + ch);
                     long row0 = (long) (t * qh + h * G) * maxChunks + c;
                     if (from >= to) {
                         for (int g = 0; g < G; g++) {

@@ -85,11 +85,10 @@ public final class KernelHarness {
 
     /** {@code kv_decode_*} then {@code kv_combine} (or {@code kv_combine_hybrid} with {@code extra}) on {@code dev}. */
     public static Result decode(Device dev, Problem p, int chunk, Result extra) {
-        int maxVisible = 0;
+        int maxChunks = 1;
         for (int v : p.visible()) {
-            maxVisible = Math.max(maxVisible, v);
+            maxChunks = Math.max(maxChunks, KernelEmulator.chunks(v, chunk));
         }
-        int maxChunks = Math.max(1, (maxVisible + chunk - 1) / chunk);
         int rows = p.tokens() * p.queryHeads();
         int d = p.headDim();
         long rowsBytes = 2L * p.slots() * d;

@@ -60,7 +60,9 @@ class KernelEmulatorTest {
         "F16, 3, 2, 8, 128, 2500, 512",
         "BF16, 2, 3, 2, 64, 777, 128",
         "F16, 2, 1, 1, 256, 300, 128",
-        "F16, 1, 4, 4, 8, 5000, 2048"
+        "F16, 1, 4, 4, 8, 5000, 2048",
+        "F16, 2, 2, 2, 16, 150000, 0",
+        "BF16, 1, 3, 1, 8, 3000, 0"
     })
     void decodeMatchesFloat64(KvDType type, int tokens, int kvHeads, int group, int d, int slots, int chunk) {
         SplittableRandom r = new SplittableRandom(slots * 31L + d);
@@ -74,6 +76,54 @@ class KernelEmulatorTest {
             assertTrue(rel < 2e-5, "relative error " + rel);
             assertTrue(lse < 2e-5, "lse error " + lse);
             assertEquals(0L, leftover(dev), "every allocation freed");
+        }
+    }
+
+    @Test
+    void chunksByLengthDependOnTheVisibleCountAlone() {
+        assertEquals(1024, KernelEmulator.chunkFor(0));
+        assertEquals(1024, KernelEmulator.chunkFor(128 * 1024));
+        assertEquals(2048, KernelEmulator.chunkFor(128 * 1024 + 1));
+        assertEquals(4096, KernelEmulator.chunkFor(512 * 1024));
+        assertEquals(8192, KernelEmulator.chunkFor(512 * 1024 + 1));
+        assertEquals(8192, KernelEmulator.chunkFor(Integer.MAX_VALUE));
+        assertEquals(128, KernelEmulator.chunks(1 << 20, KernelEmulator.CHUNK_BY_LENGTH));
+        assertEquals(64, KernelEmulator.chunks(1 << 16, KernelEmulator.CHUNK_BY_LENGTH));
+        assertEquals(0, KernelEmulator.chunks(0, KernelEmulator.CHUNK_BY_LENGTH));
+        assertEquals(3, KernelEmulator.chunks(5000, 2048));
+        for (int v = 1; v < 3_000_000; v += 9_973) {
+            int c = KernelEmulator.chunks(v, KernelEmulator.CHUNK_BY_LENGTH);
+            assertTrue(c <= Math.max(128, (v + 8191) / 8192), v + " visible slots in " + c + " chunks");
+        }
+    }
+
+    @Test
+    void aTokensChunksByLengthDoNotDependOnItsBatch() {
+        // the same query token alone and beside a much longer one: bit-identical output and lse
+        int kvHeads = 1, group = 2, d = 8, slots = 140_000;
+        KernelHarness.Problem both =
+                KernelHarness.random(KvDType.F16, 2, kvHeads, group, d, slots, new int[] {3000, slots}, 3f, 21);
+        KernelHarness.Problem alone = new KernelHarness.Problem(
+                both.type(),
+                1,
+                kvHeads,
+                group,
+                d,
+                slots,
+                both.keys(),
+                both.values(),
+                java.util.Arrays.copyOf(both.queries(), group * d),
+                new int[] {3000},
+                both.scale());
+        try (EmulatedDevice dev = new EmulatedDevice()) {
+            KernelHarness.Result b = KernelHarness.decode(dev, both, KernelEmulator.CHUNK_BY_LENGTH, null);
+            KernelHarness.Result a = KernelHarness.decode(dev, alone, KernelEmulator.CHUNK_BY_LENGTH, null);
+            for (int i = 0; i < group * d; i++) {
+                assertEquals(Float.floatToRawIntBits(a.out()[i]), Float.floatToRawIntBits(b.out()[i]), "element " + i);
+            }
+            for (int g = 0; g < group; g++) {
+                assertEquals(Float.floatToRawIntBits(a.lse()[g]), Float.floatToRawIntBits(b.lse()[g]));
+            }
         }
     }
 
