@@ -169,7 +169,9 @@ public final class BenchMain implements Callable<Integer> {
                     .include(NaiveAttentionBenchmark.class.getName() + ".decode")
                     .include(JlamaAttentionBenchmark.class.getName() + ".decode")
                     .include(EngineBenchmark.class.getName() + ".*")
-                    .include(EvictionBenchmark.class.getName() + ".*"));
+                    .include(EvictionBenchmark.class.getName() + ".*")
+                    .include(TierDecodeBenchmark.class.getName() + ".decode")
+                    .include(IndexBuildBenchmark.class.getName() + ".build"));
         } else {
             // One configuration per target, short iterations: about 3 minutes on 2 cores.
             // 1. Attention at 1M tokens against the read ceiling.

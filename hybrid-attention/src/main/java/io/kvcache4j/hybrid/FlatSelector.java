@@ -1,19 +1,14 @@
 package io.kvcache4j.hybrid;
 
-import io.kvcache4j.internal.vectorization.VectorUtilSupport;
-import io.kvcache4j.internal.vectorization.VectorizationProvider;
-
 /**
- * The exact {@link TokenSelector}: scores every row, {@code max_h q_h·k} over the group with the
- * vectorized dot product of kv-api's vectorization provider, and keeps the {@code k} best (ties
+ * The exact {@link TokenSelector}: scores every row, {@code max_h q_h·k} over the group, through
+ * {@link KeyRows#scores} (the attention kernel's own scoring over whole pages), and keeps the {@code k} best (ties
  * broken towards lower rows) — MInference's {@code FlatIndex} configuration of RetrievalAttention
  * (arXiv 2409.10516). Every call reads every candidate key, so {@link #keysScanned()} grows by {@code
  * rows} per call. Allocates only when a region grows past what it has seen. Not thread-safe.
  */
 public final class FlatSelector implements TokenSelector {
-    private final VectorUtilSupport vectors =
-            VectorizationProvider.getInstance().vectorUtil();
-    private float[] key = new float[0];
+    private float[] logits = new float[0];
     private float[] scores = new float[0];
     private float[] work = new float[0];
     private long scanned;
@@ -38,21 +33,20 @@ public final class FlatSelector implements TokenSelector {
         if (k == 0) {
             return 0;
         }
-        int d = keys.headDim();
-        if (key.length < d) {
-            key = new float[d];
-        }
         if (scores.length < rows) {
             scores = new float[Math.max(rows, scores.length * 2)];
             work = new float[scores.length];
         }
-        for (int r = 0; r < rows; r++) {
-            keys.readKey(r, key, 0);
-            float best = Float.NEGATIVE_INFINITY;
-            for (int h = 0; h < group; h++) {
-                best = Math.max(best, vectors.dot(queries, h * d, key, 0, d));
+        if (logits.length < (long) group * rows) {
+            logits = new float[Math.max(group * rows, logits.length * 2)];
+        }
+        keys.scores(queries, group, rows, logits, rows);
+        System.arraycopy(logits, 0, scores, 0, rows);
+        for (int h = 1; h < group; h++) {
+            int base = h * rows;
+            for (int r = 0; r < rows; r++) {
+                scores[r] = Math.max(scores[r], logits[base + r]);
             }
-            scores[r] = best;
         }
         scanned += rows;
         System.arraycopy(scores, 0, work, 0, rows);

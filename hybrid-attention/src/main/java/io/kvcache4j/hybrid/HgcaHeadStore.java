@@ -1,8 +1,6 @@
 package io.kvcache4j.hybrid;
 
 import io.kvcache4j.attention.GroupAttention;
-import io.kvcache4j.internal.vectorization.VectorUtilSupport;
-import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import io.kvcache4j.store.SlotSelection;
 
 /**
@@ -19,13 +17,10 @@ import io.kvcache4j.store.SlotSelection;
 final class HgcaHeadStore extends SplitHeadStore {
     private final float threshold;
     private final double maxFraction;
-    private final VectorUtilSupport vectors =
-            VectorizationProvider.getInstance().vectorUtil();
     private final GroupAttention headState;
     private final SlotSelection selected = new SlotSelection();
     private final float[] one;
     private final float[] headOut;
-    private float[] key = new float[0];
     private float[] logits = new float[0];
     private float[] work = new float[0];
     private int[] rows = new int[0];
@@ -63,16 +58,8 @@ final class HgcaHeadStore extends SplitHeadStore {
             work = new float[n];
             rows = new int[n];
         }
-        if (key.length < d) {
-            key = new float[d];
-        }
         float[] q = state.queries();
-        for (int r = 0; r < n; r++) {
-            slow.readKey(r, key, 0);
-            for (int h = 0; h < group; h++) {
-                logits[h * n + r] = vectors.dot(q, h * d, key, 0, d);
-            }
-        }
+        slow.scores(q, group, n, logits, n);
         slowScanned += n;
         int cap = (int) Math.max(1, Math.min(n, Math.ceil(maxFraction * n)));
         float[] out = slowPartial.out();

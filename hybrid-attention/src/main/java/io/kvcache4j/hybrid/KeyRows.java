@@ -15,4 +15,25 @@ public interface KeyRows {
 
     /** Copies the key of {@code row} into {@code dst[offset..offset+headDim)}. */
     void readKey(int row, float[] dst, int offset);
+
+    /**
+     * Logits of rows {@code [0, rows)} for every query head of a group: {@code out[h·outStride + r] =
+     * queries[h·d ..]·key(r)} for {@code h < group}. The default reads each key and takes {@code
+     * group} dot products (summed in dimension order); stores with a paged layout score whole pages
+     * with their attention kernel instead, as attention would.
+     */
+    default void scores(float[] queries, int group, int rows, float[] out, int outStride) {
+        int d = headDim();
+        float[] key = new float[d];
+        for (int r = 0; r < rows; r++) {
+            readKey(r, key, 0);
+            for (int h = 0; h < group; h++) {
+                float s = 0f;
+                for (int i = 0; i < d; i++) {
+                    s = Math.fma(queries[h * d + i], key[i], s);
+                }
+                out[h * outStride + r] = s;
+            }
+        }
+    }
 }

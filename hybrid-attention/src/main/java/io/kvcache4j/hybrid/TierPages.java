@@ -42,6 +42,7 @@ final class TierPages implements KeyRows, AutoCloseable {
     private int pageCount;
     private int count;
     private MemorySegment gather;
+    private GroupAttention scoring;
     private boolean closed;
 
     TierPages(Tier tier, KvDType type, int headDim, int pageTokens, AttentionKernel kernel) {
@@ -160,6 +161,26 @@ final class TierPages implements KeyRows, AutoCloseable {
             gather = PagedHeadStore.gatherBuffer(type, headDim);
         }
         PagedHeadStore.attendGathered(state, selection, pages, type, headDim, pageTokens, kernel, gather);
+    }
+
+    /**
+     * Scores whole pages with the attention kernel ({@link AttentionKernel#scores}): the keys are
+     * dimension-major in each page, so one vector load fetches a dimension of 16 keys and no key is
+     * copied out. Allocates only when the group size changes.
+     */
+    @Override
+    public void scores(float[] queries, int group, int rows, float[] out, int outStride) {
+        ensureOpen();
+        if (rows < 0 || rows > count) {
+            throw new IllegalArgumentException("rows " + rows + " out of range [0, " + count + "]");
+        }
+        if (scoring == null || scoring.group() != group) {
+            scoring = new GroupAttention(group, headDim, kernel);
+        }
+        scoring.begin(queries, 0, 1f);
+        for (int p = 0, r0 = 0; r0 < rows; p++, r0 += pageTokens) {
+            kernel.scores(scoring, pages[p], 0, pageTokens, type, Math.min(pageTokens, rows - r0), out, r0, outStride);
+        }
     }
 
     @Override

@@ -99,15 +99,27 @@ class SplitAttentionTest {
             // Keys small except a few planted ones aligned with the decode queries' direction.
             float[][] dir = new float[SHAPE.kvHeads()][SHAPE.headDim()];
             for (float[] d : dir) {
+                double norm = 0;
                 for (int i = 0; i < d.length; i++) {
                     d[i] = (float) (r.nextDouble() * 2 - 1);
+                    norm += d[i] * (double) d[i];
+                }
+                // every seed gets the same dominance: |dir|² fixed at its expected value d/3
+                double scale = Math.sqrt(d.length / 3.0 / norm);
+                for (int i = 0; i < d.length; i++) {
+                    d[i] = (float) (d[i] * scale);
                 }
             }
             for (int l = 0; l < SHAPE.layers(); l++) {
                 float[] k = TestSeeds.floats(r, prompt * SHAPE.kvRowFloats(), 0.3f);
                 float[] v = TestSeeds.floats(r, prompt * SHAPE.kvRowFloats(), 1f);
+                java.util.BitSet planted = new java.util.BitSet();
                 for (int p = 0; p < 8; p++) {
-                    int t = 50 + r.nextInt(500);
+                    int t;
+                    do {
+                        t = 50 + r.nextInt(500);
+                    } while (planted.get(t));
+                    planted.set(t);
                     for (int h = 0; h < SHAPE.kvHeads(); h++) {
                         for (int i = 0; i < SHAPE.headDim(); i++) {
                             k[t * SHAPE.kvRowFloats() + h * SHAPE.headDim() + i] = 2.5f * dir[h][i];
@@ -155,7 +167,7 @@ class SplitAttentionTest {
             System.out.printf(
                     "[%s] sparse over %d slow-tier keys per head: mean relative L2 error %.3g, max |diff| %.3g%n",
                     kind, prompt + 10 - 20, rel, worst);
-            assertTrue(rel < 0.05, "mean relative error " + rel + " seed=" + seed);
+            assertTrue(rel < 0.01, "mean relative error " + rel + " seed=" + seed);
         }
     }
 

@@ -41,6 +41,25 @@ public interface AttentionKernel {
             int firstSlot);
 
     /**
+     * Logits alone, for selectors that rank keys before attending some of them: for each query head
+     * {@code h} of the state's group, {@code out[h·outStride + outOffset + j] = q_h·k_j} with the
+     * state's scaled queries ({@link GroupAttention#begin}) over the first {@code rows} tokens of a
+     * page, keys laid out as {@link #scan} reads them. Each dot product is summed as {@link #scan}
+     * sums it, so a selector ranks keys by the logits attention would see. Reads no values; uses the
+     * state's scratch but leaves its running softmax untouched.
+     */
+    void scores(
+            GroupAttention state,
+            MemorySegment page,
+            long keyOffset,
+            int keyStride,
+            KvDType type,
+            int rows,
+            float[] out,
+            int outOffset,
+            int outStride);
+
+    /**
      * One online-softmax step over the block logits in {@code state} ({@code nb} valid keys; lanes
      * past {@code nb} hold {@code −∞}): records the raw logits at {@code slot} if the pass records,
      * raises the running maximum (rescaling sum and accumulator) and replaces the logits by their

@@ -250,6 +250,59 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    @Override
+    public void scores(
+            GroupAttention st,
+            MemorySegment page,
+            long keyOffset,
+            int keyStride,
+            KvDType type,
+            int rows,
+            float[] out,
+            int outOffset,
+            int outStride) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        final int e = type.bytes();
+        final long dimStride = (long) keyStride * e;
+        boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
+        for (int r0 = 0; r0 < rows; r0 += block) {
+            int nb = Math.min(block, rows - r0);
+            long kBase = keyOffset + (long) r0 * e;
+            if (directF16) {
+                if (g == 2) {
+                    scoresF16x2(st, page, kBase, dimStride);
+                } else {
+                    for (int h = 0; h < g; h += 4) {
+                        scoresF16x4(st, page, kBase, dimStride, h);
+                    }
+                }
+            } else {
+                if (keyStride == block) {
+                    decode(page, kBase, type, st.kBuf, 0, d * block);
+                } else {
+                    for (int i = 0; i < d; i++) {
+                        decode(page, kBase + i * dimStride, type, st.kBuf, i * block, block);
+                    }
+                }
+                int h = 0;
+                for (; h + 4 <= g; h += 4) {
+                    scores4(st, h);
+                }
+                for (; h + 2 <= g; h += 2) {
+                    scores2(st, h);
+                }
+                for (; h < g; h++) {
+                    scores1(st, h);
+                }
+            }
+            for (int h = 0; h < g; h++) {
+                System.arraycopy(st.blockLogits, h * block, out, h * outStride + outOffset + r0, nb);
+            }
+        }
+    }
+
     /**
      * One block of f16 keys and values read straight from the page (no scratch round trip), for
      * 16-lane vectors and GQA groups of 2 or a multiple of 4: each key lane vector is widened once and

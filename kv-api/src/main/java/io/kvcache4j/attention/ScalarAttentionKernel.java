@@ -184,6 +184,43 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    @Override
+    public void scores(
+            GroupAttention st,
+            MemorySegment page,
+            long keyOffset,
+            int keyStride,
+            KvDType type,
+            int rows,
+            float[] out,
+            int outOffset,
+            int outStride) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        final int e = type.bytes();
+        final float[] kt = st.kBuf;
+        for (int r0 = 0; r0 < rows; r0 += block) {
+            int nb = Math.min(block, rows - r0);
+            for (int i = 0; i < d; i++) {
+                decodeScalar(page, keyOffset + ((long) i * keyStride + r0) * e, type, kt, i * block, nb);
+            }
+            for (int h = 0; h < g; h++) {
+                int o = h * outStride + outOffset + r0;
+                for (int j = 0; j < nb; j++) {
+                    out[o + j] = 0f;
+                }
+                for (int i = 0; i < d; i++) {
+                    float qi = st.q[h * d + i];
+                    int kRow = i * block;
+                    for (int j = 0; j < nb; j++) {
+                        out[o + j] = Math.fma(qi, kt[kRow + j], out[o + j]);
+                    }
+                }
+            }
+        }
+    }
+
     /**
      * Online-softmax update for one block: records raw logits if asked, raises the running maximum
      * (rescaling the sum and accumulator), and replaces the block's logits by their weights {@code

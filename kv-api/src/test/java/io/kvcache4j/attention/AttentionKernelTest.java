@@ -46,6 +46,64 @@ class AttentionKernelTest {
     }
 
     @ParameterizedTest
+    @MethodSource("kernelsAndTypes")
+    void scoresMatchFloat64AndTouchOnlyTheirRows(AttentionKernel kernel, KvDType type) {
+        long seed = TestSeeds.seed("scores-" + kernel.name() + "-" + type);
+        SplittableRandom r = TestSeeds.random(seed);
+        ConversionSupport conv = (ConversionSupport) kernel;
+        int e = type.bytes();
+        for (int group : new int[] {1, 2, 4, 8}) {
+            for (int d : new int[] {8, 13, 32, 128}) {
+                for (int rows : new int[] {1, 15, 16, 17, 48}) {
+                    int keyStride = ((rows + 15) / 16) * 16 + 16;
+                    long keyOffset = 64;
+                    MemorySegment page = MemorySegment.ofArray(new byte[(int) (keyOffset + (long) d * keyStride * e)]);
+                    float[] dim = new float[keyStride];
+                    for (int i = 0; i < d; i++) {
+                        for (int j = 0; j < keyStride; j++) {
+                            dim[j] = (float) (r.nextDouble() * 2 - 1);
+                        }
+                        conv.encode(dim, 0, page, keyOffset + (long) i * keyStride * e, type, keyStride);
+                    }
+                    float[] queries = TestSeeds.floats(r, group * d, 2f);
+                    GroupAttention st = new GroupAttention(group, d, kernel);
+                    float scale = 0.7f;
+                    st.begin(queries, 0, scale);
+                    int outStride = rows + 9;
+                    int outOffset = 4;
+                    float[] out = new float[group * outStride + outOffset];
+                    java.util.Arrays.fill(out, Float.NaN);
+                    kernel.scores(st, page, keyOffset, keyStride, type, rows, out, outOffset, outStride);
+                    float[] key = new float[1];
+                    for (int h = 0; h < group; h++) {
+                        for (int j = 0; j < rows; j++) {
+                            double ref = 0;
+                            double mag = 0;
+                            for (int i = 0; i < d; i++) {
+                                conv.decode(page, keyOffset + ((long) i * keyStride + j) * e, type, key, 0, 1);
+                                double term = (double) (queries[h * d + i] * scale) * key[0];
+                                ref += term;
+                                mag += Math.abs(term);
+                            }
+                            float got = out[h * outStride + outOffset + j];
+                            assertTrue(
+                                    Math.abs(got - ref) <= 1e-6 * mag + 1e-30,
+                                    "group " + group + " d " + d + " rows " + rows + " head " + h + " row " + j
+                                            + ": got " + got + " ref " + ref + " seed=" + seed);
+                        }
+                    }
+                    for (int i = 0; i < out.length; i++) {
+                        int h = (i - outOffset) / outStride;
+                        int j = (i - outOffset) - h * outStride;
+                        boolean written = i >= outOffset && h < group && j < rows;
+                        assertEquals(!written, Float.isNaN(out[i]), "element " + i + " written: " + written);
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
     @MethodSource("kernels")
     void dotMatchesFloat64(AttentionKernel kernel) {
         long seed = TestSeeds.seed("dot-" + kernel.name());
