@@ -51,12 +51,11 @@ final class HgcaHeadStore extends SplitHeadStore {
         int d = headDim;
         if (logits.length < group * n) {
             logits = new float[Math.max(group * n, logits.length * 2)];
-            work = new float[Math.max(n, work.length)];
-            rows = new int[Math.max(n, rows.length)];
         }
         if (work.length < n) {
-            work = new float[n];
-            rows = new int[n];
+            // grown geometrically: the slow tier gains a row at most decode steps
+            work = new float[Math.max(n, work.length * 2)];
+            rows = new int[work.length];
         }
         float[] q = state.queries();
         slow.scores(q, group, n, logits, n);

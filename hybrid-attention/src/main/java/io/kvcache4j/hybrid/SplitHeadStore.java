@@ -46,6 +46,7 @@ abstract class SplitHeadStore implements HeadStore {
     final GroupAttention slowState;
     final Partial slowPartial;
     private float[] keyBuf = new float[0];
+    private int[] shiftSources = new int[0];
     private float[] valueBuf = new float[0];
 
     SplitHeadStore(TierPages fast, TierPages slow, int sinks, int recent, int group) {
@@ -115,11 +116,13 @@ abstract class SplitHeadStore implements HeadStore {
         }
         if (oldLeaving > 0) {
             int kept = window - oldLeaving;
-            int[] sources = new int[kept];
-            for (int j = 0; j < kept; j++) {
-                sources[j] = sinkRows + oldLeaving + j;
+            if (shiftSources.length < kept) {
+                shiftSources = new int[Math.max(kept, 2 * shiftSources.length)];
             }
-            fast.compact(sinkRows, sources, kept, sinkRows + kept);
+            for (int j = 0; j < kept; j++) {
+                shiftSources[j] = sinkRows + oldLeaving + j;
+            }
+            fast.compact(sinkRows, shiftSources, kept, sinkRows + kept);
         }
         int stay = rest - newLeaving;
         if (stay > 0) {
@@ -169,6 +172,10 @@ abstract class SplitHeadStore implements HeadStore {
             throw new IllegalArgumentException(
                     "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
         }
+        if (selection.isRange()) {
+            attendRange(state, selection.from(), selection.to());
+            return;
+        }
         int n = selection.size();
         if (fastList.length < n) {
             fastList = new int[Math.max(n, fastList.length * 2)];
@@ -201,6 +208,49 @@ abstract class SplitHeadStore implements HeadStore {
         } else {
             slowState.begin(state.queries(), 0, 1f);
             slow.attend(slowState, slowSel.list(slowList, ns));
+            slowState.finish(slowPartial, 0);
+        }
+        state.mergePartial(slowPartial.out(), 0, slowPartial.lse(), 0);
+    }
+
+    /**
+     * A range of slots (what the cache and {@link SplitLayerAttention} hand over) without visiting its
+     * slots one by one: the sinks and recent-window part are at most two ranges of fast rows, the slow
+     * part one range of slow rows, sparse when it starts at slow row 0.
+     */
+    private void attendRange(GroupAttention state, int from, int to) {
+        if (from >= to) {
+            return;
+        }
+        int slowStart = count - (fast.rows() - sinkRows); // first slot of the recent window
+        // sinks: slots [from, min(to, sinkRows)) are fast rows of the same numbers
+        int s0 = from;
+        int s1 = Math.min(to, sinkRows);
+        // window: slots [max(from, slowStart), to) are fast rows from sinkRows on
+        int w0 = Math.max(from, slowStart);
+        int f0 = sinkRows + (w0 - slowStart);
+        int f1 = sinkRows + (to - slowStart);
+        if (s1 > s0 && w0 < to && s1 == sinkRows && f0 == sinkRows) {
+            fast.attend(state, fastSel.range(s0, f1)); // contiguous fast rows
+        } else {
+            if (s1 > s0) {
+                fast.attend(state, fastSel.range(s0, s1));
+            }
+            if (w0 < to) {
+                fast.attend(state, fastSel.range(f0, f1));
+            }
+        }
+        // slow: slots [max(from, sinkRows), min(to, slowStart)) are slow rows from 0 on
+        int m0 = Math.max(from, sinkRows) - sinkRows;
+        int m1 = Math.min(to, slowStart) - sinkRows;
+        if (m1 <= m0) {
+            return;
+        }
+        if (m0 == 0) {
+            attendSlow(state, m1);
+        } else {
+            slowState.begin(state.queries(), 0, 1f);
+            slow.attend(slowState, slowSel.range(m0, m1));
             slowState.finish(slowPartial, 0);
         }
         state.mergePartial(slowPartial.out(), 0, slowPartial.lse(), 0);
