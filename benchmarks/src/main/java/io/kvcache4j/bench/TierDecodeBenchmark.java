@@ -48,8 +48,11 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <p>Data: keys and values N(0, 1) per component, fresh for every token; queries N(0, {@code
  * logitStd}²), so the logits q·k/√d spread with standard deviation {@code logitStd}. How many keys
- * HGCA attends depends on that spread (at 4, about 1 % of the slow tier lies within 10 of the best
- * logit; at 1 all of it would, capped at a quarter); retrieval's cost does not.
+ * HGCA attends depends on that spread (at 4, the Gaussian tail within 10 of the best logit is about
+ * 4 % of the slow tier at 64K tokens and 0.7 % at 1M, per query head; at 1 all of it would be, capped
+ * at a quarter); retrieval's cost does not. {@code retrieval-roar} on these unstructured keys shows
+ * what the graph costs when it cannot navigate; its recall on keys and queries shaped like attention's
+ * is measured by the retrieval-index module's {@code RetrievalBenchmark}.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

@@ -15,6 +15,7 @@ abstract sealed class HostTier implements Tier permits FastTier, SlowTier {
     private final long capacityBytes;
     private final ConcurrentHashMap<Long, Long> live = new ConcurrentHashMap<>();
     private long held;
+    private long peak;
 
     HostTier(String name, long capacityBytes) {
         if (capacityBytes < 1) {
@@ -40,6 +41,11 @@ abstract sealed class HostTier implements Tier permits FastTier, SlowTier {
         return held;
     }
 
+    /** The most bytes this tier has held at once since it was created (its high-water mark). */
+    public final synchronized long peakBytes() {
+        return peak;
+    }
+
     @Override
     public final long blocksHeld() {
         return live.size();
@@ -61,6 +67,7 @@ abstract sealed class HostTier implements Tier permits FastTier, SlowTier {
                 throw new TierFullException(name, size, held, capacityBytes);
             }
             held += size;
+            peak = Math.max(peak, held);
         }
         MemorySegment block;
         try {

@@ -95,6 +95,58 @@ class HeadInferTest {
         assertEquals(before, NativeMemory.liveBytes(), "no off-heap byte leaks");
     }
 
+    /**
+     * HeadInfer's claim, on a Llama-3-8B shape (32 layers, 32 query heads, 8 KV heads, d 128) with every
+     * head offloaded: the fast tier never holds more than two layers' staged heads (the layer attending
+     * and the one prefetched), 2/32 of the cache.
+     */
+    @org.junit.jupiter.api.Test
+    void fastTierPeakIsTwoLayersOfTheCache() {
+        ModelShape llama8b = new ModelShape(32, 32, 8, 128);
+        long seed = TestSeeds.seed("headinfer-peak");
+        SplittableRandom r = TestSeeds.random(seed);
+        FastTier fast = FastTier.unbounded();
+        SlowTier slow = new SlowTier();
+        HeadInferFactory factory =
+                new HeadInferFactory(new HeadInferConfig(0, 0, 16), fast, slow, AttentionKernels.get());
+        int prompt = 256;
+        try (KvCache cache = KvCache.builder(llama8b).store(factory).build()) {
+            float[] k = TestSeeds.floats(r, prompt * llama8b.kvRowFloats(), 1f);
+            float[] v = TestSeeds.floats(r, prompt * llama8b.kvRowFloats(), 1f);
+            float[] pq = TestSeeds.floats(r, prompt * llama8b.queryRowFloats(), 1f);
+            float[] pout = new float[pq.length];
+            for (int l = 0; l < llama8b.layers(); l++) {
+                cache.append(l, k, 0, v, 0, prompt);
+                cache.attend(l, pq, 0, prompt, pout, 0);
+            }
+            cache.endPrefill();
+            float[] q = TestSeeds.floats(r, llama8b.queryRowFloats(), 1f);
+            float[] out = new float[llama8b.queryRowFloats()];
+            for (int s = 0; s < 3; s++) {
+                for (int l = 0; l < llama8b.layers(); l++) {
+                    cache.append(l, k, 0, v, 0, 1);
+                    cache.attend(l, q, 0, 1, out, 0);
+                }
+            }
+            long whole = cache.bytesHeld();
+            long perLayer = whole / llama8b.layers();
+            System.out.printf(
+                    "[headinfer] Llama-3-8B shape, %d tokens, every head offloaded: fast tier peak %d bytes of a %d-byte"
+                            + " cache = %.4f (two layers: %.4f); slow tier %d%n",
+                    prompt + 3,
+                    fast.peakBytes(),
+                    whole,
+                    (double) fast.peakBytes() / whole,
+                    2.0 / llama8b.layers(),
+                    slow.bytesHeld());
+            assertTrue(
+                    fast.peakBytes() <= 2 * perLayer + 2L * llama8b.kvHeads() * fast.blockBytes(1),
+                    "fast tier peak " + fast.peakBytes() + " > two layers " + 2 * perLayer);
+            assertTrue(fast.peakBytes() > 0, "the offloaded heads were staged");
+        }
+        assertEquals(0, fast.bytesHeld());
+    }
+
     /** The transfer engine's staging: what the fast and slow tiers hold beyond the cache's pages. */
     private static long stagingBytes(FastTier fast, SlowTier slow, long pages) {
         return fast.bytesHeld() + slow.bytesHeld() - pages;
