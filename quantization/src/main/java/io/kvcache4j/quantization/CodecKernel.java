@@ -45,10 +45,43 @@ public interface CodecKernel {
     void scores(float[] q, int qOff, int d, float[] codes, float bias, float[] out, int outOff);
 
     /**
-     * Accumulates {@code nb} weighted value rows: for {@code c < d}, {@code acc[accOff + c]} goes
-     * through the chain {@code a ← fma(w[j·wStride + c / groupChannels], v[j·vStride + c], a)} for
-     * {@code j = 0 .. nb-1}.
+     * Scores a block of {@link #BLOCK} keys held as packed codes for {@code heads} query heads at once,
+     * unpacking each code unit once for all of them (as a GEMM micro-kernel shares each load of one
+     * operand across several rows of the other). Unit {@code u} at {@code src + offset + 16·u} holds
+     * channels {@code u·(8/bits) + m} in its bit planes {@code m}, key {@code j} in byte {@code j}.
+     * For {@code h < heads} and {@code j < BLOCK}, {@code out[h·BLOCK + j]} is the fused
+     * multiply-add chain {@code a ← fma(q[h·qStride + i], code_ij, a)} over {@code i = 0 .. d-1}
+     * from {@code a = bias[h]}: the bits of {@link #unpack} followed by {@link #scores} for each head.
      */
-    void accumulate(
-            float[] acc, int accOff, int d, int groupChannels, float[] v, int vStride, float[] w, int wStride, int nb);
+    void scoresPacked(
+            MemorySegment src,
+            long offset,
+            int bits,
+            float[] q,
+            int qStride,
+            float[] bias,
+            int heads,
+            int d,
+            float[] out);
+
+    /**
+     * Accumulates {@code nb} weighted value rows into the accumulators of {@code heads} query heads, the
+     * per-token scales and zero points folded into the probabilities. With {@code groups = ⌈d/gc⌉} and
+     * {@code g = c / gc}, for {@code h < heads} and {@code c < d}, {@code acc[h·d + c]} goes through the
+     * chain {@code a ← fma(p[h·BLOCK + j]·scales[j·groups + g], v[j·vStride + c], a)} for {@code j =
+     * 0 .. nb-1} (the product rounded to float first); then, when {@code zeros} is not null, {@code a
+     * + zb} is stored, {@code zb} being the chain {@code zb ← fma(p[h·BLOCK + j], zeros[j·groups + g],
+     * zb)} over {@code j} from {@code zb = 0}.
+     */
+    void accumulateValues(
+            float[] acc,
+            int heads,
+            int d,
+            int gc,
+            float[] v,
+            int vStride,
+            float[] p,
+            float[] scales,
+            float[] zeros,
+            int nb);
 }

@@ -350,22 +350,11 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment p = page(group);
             long base = groupOffset(group);
             if (s.foldedFor != group) {
-                for (int h = 0; h < heads; h++) {
-                    float bias = 0f;
-                    for (int i = 0; i < d; i++) {
-                        float qi = q[h * d + i];
-                        s.folded[h * d + i] = qi * p.get(F32, base + 4L * i);
-                        bias = Math.fma(qi, p.get(F32, base + kZeroOffset + 4L * i), bias);
-                    }
-                    s.bias[h] = bias;
-                }
+                fold(q, heads, p, base, s.folded, s.bias);
                 s.foldedFor = group;
             }
             int sub = start % groupTokens / BLOCK;
-            kernel.unpack(p, base + kCodesOffset + sub * keySubBytes, bits, keyUnits, s.keys, 0);
-            for (int h = 0; h < heads; h++) {
-                kernel.scores(s.folded, h * d, d, s.keys, s.bias[h], out, h * BLOCK);
-            }
+            kernel.scoresPacked(p, base + kCodesOffset + sub * keySubBytes, bits, s.folded, d, s.bias, heads, d, out);
             return;
         }
         int row0 = start - quantizedTokens();
@@ -386,6 +375,70 @@ public final class KiviHeadStore extends PackedHeadStore {
         }
     }
 
+    /**
+     * Folds the key scales and zero points of the group at {@code base} into the queries: {@code
+     * folded[h·d + i] = q[h·d + i]·s_i} and {@code bias[h]} the chain {@code b ← fma(q[h·d + i], z_i,
+     * b)} over {@code i = 0 .. d-1} from 0; four heads at a time, so their chains overlap.
+     */
+    private void fold(float[] q, int heads, MemorySegment p, long base, float[] folded, float[] bias) {
+        final int d = headDim;
+        for (int h0 = 0; h0 < heads; h0 += 4) {
+            int n = Math.min(4, heads - h0);
+            int r0 = h0 * d;
+            int r1 = (h0 + Math.min(1, n - 1)) * d;
+            int r2 = (h0 + Math.min(2, n - 1)) * d;
+            int r3 = (h0 + Math.min(3, n - 1)) * d;
+            float b0 = 0f;
+            float b1 = 0f;
+            float b2 = 0f;
+            float b3 = 0f;
+            for (int i = 0; i < d; i++) {
+                float sc = p.get(F32, base + 4L * i);
+                float z = p.get(F32, base + kZeroOffset + 4L * i);
+                folded[r0 + i] = q[r0 + i] * sc;
+                folded[r1 + i] = q[r1 + i] * sc;
+                folded[r2 + i] = q[r2 + i] * sc;
+                folded[r3 + i] = q[r3 + i] * sc;
+                b0 = Math.fma(q[r0 + i], z, b0);
+                b1 = Math.fma(q[r1 + i], z, b1);
+                b2 = Math.fma(q[r2 + i], z, b2);
+                b3 = Math.fma(q[r3 + i], z, b3);
+            }
+            bias[h0] = b0;
+            bias[h0 + Math.min(1, n - 1)] = b1;
+            bias[h0 + Math.min(2, n - 1)] = b2;
+            bias[h0 + Math.min(3, n - 1)] = b3;
+        }
+    }
+
+    /** Runs of consecutive slots of one quantized group are unpacked in one call, their scales and zeros copied at once. */
+    @Override
+    void loadValues(int[] slots, int nb, float[] v, float[] scales, float[] zeros) {
+        int qt = quantizedTokens();
+        for (int j = 0; j < nb; ) {
+            int slot = slots[j];
+            if (slot >= qt) {
+                loadValue(slot, v, j * valueStride, scales, zeros, j * valueGroups);
+                j++;
+                continue;
+            }
+            int t = slot % groupTokens;
+            int run = 1;
+            while (j + run < nb && slots[j + run] == slot + run && t + run < groupTokens) {
+                run++;
+            }
+            int group = slot / groupTokens;
+            MemorySegment p = page(group);
+            long base = groupOffset(group);
+            kernel.unpack(
+                    p, base + vCodesOffset + (long) t * valueRowBytes, bits, run * valueUnits, v, j * valueStride);
+            long at = 4L * t * valueGroups;
+            MemorySegment.copy(p, F32, base + vScaleOffset + at, scales, j * valueGroups, run * valueGroups);
+            MemorySegment.copy(p, F32, base + vZeroOffset + at, zeros, j * valueGroups, run * valueGroups);
+            j += run;
+        }
+    }
+
     @Override
     void loadValue(int slot, float[] v, int vOff, float[] scales, float[] zeros, int sOff) {
         int qt = quantizedTokens();
@@ -395,10 +448,9 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment p = page(group);
             long base = groupOffset(group);
             kernel.unpack(p, base + vCodesOffset + (long) t * valueRowBytes, bits, valueUnits, v, vOff);
-            for (int q = 0; q < valueGroups; q++) {
-                scales[sOff + q] = p.get(F32, base + vScaleOffset + 4L * (t * valueGroups + q));
-                zeros[sOff + q] = p.get(F32, base + vZeroOffset + 4L * (t * valueGroups + q));
-            }
+            long at = 4L * t * valueGroups;
+            MemorySegment.copy(p, F32, base + vScaleOffset + at, scales, sOff, valueGroups);
+            MemorySegment.copy(p, F32, base + vZeroOffset + at, zeros, sOff, valueGroups);
             return;
         }
         CONVERSION.decode(residual, residualValue(slot - qt), KvDType.F16, v, vOff, headDim);

@@ -52,15 +52,65 @@ final class ScalarCodecKernel implements CodecKernel {
     }
 
     @Override
-    public void accumulate(
-            float[] acc, int accOff, int d, int groupChannels, float[] v, int vStride, float[] w, int wStride, int nb) {
-        for (int c = 0; c < d; c++) {
-            int g = c / groupChannels;
-            float a = acc[accOff + c];
-            for (int j = 0; j < nb; j++) {
-                a = Math.fma(w[j * wStride + g], v[j * vStride + c], a);
+    public void scoresPacked(
+            MemorySegment src,
+            long offset,
+            int bits,
+            float[] q,
+            int qStride,
+            float[] bias,
+            int heads,
+            int d,
+            float[] out) {
+        int planes = 8 / bits;
+        int mask = (1 << bits) - 1;
+        for (int h = 0; h < heads; h++) {
+            for (int j = 0; j < BLOCK; j++) {
+                out[h * BLOCK + j] = bias[h];
             }
-            acc[accOff + c] = a;
+        }
+        for (int i = 0; i < d; i++) {
+            long at = offset + 16L * (i / planes);
+            int shift = bits * (i % planes);
+            for (int j = 0; j < BLOCK; j++) {
+                byte b = src.get(ValueLayout.JAVA_BYTE, at + j);
+                float code = bits == 8 ? b : ((b & 0xFF) >>> shift) & mask;
+                for (int h = 0; h < heads; h++) {
+                    out[h * BLOCK + j] = Math.fma(q[h * qStride + i], code, out[h * BLOCK + j]);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void accumulateValues(
+            float[] acc,
+            int heads,
+            int d,
+            int gc,
+            float[] v,
+            int vStride,
+            float[] p,
+            float[] scales,
+            float[] zeros,
+            int nb) {
+        int groups = (d + gc - 1) / gc;
+        for (int h = 0; h < heads; h++) {
+            for (int c = 0; c < d; c++) {
+                int g = c / gc;
+                float a = acc[h * d + c];
+                for (int j = 0; j < nb; j++) {
+                    a = Math.fma(p[h * BLOCK + j] * scales[j * groups + g], v[j * vStride + c], a);
+                }
+                if (zeros != null) {
+                    float zb = 0f;
+                    for (int j = 0; j < nb; j++) {
+                        zb = Math.fma(p[h * BLOCK + j], zeros[j * groups + g], zb);
+                    }
+                    a = a + zb;
+                }
+                acc[h * d + c] = a;
+            }
         }
     }
 }
