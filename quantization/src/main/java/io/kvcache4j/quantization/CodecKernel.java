@@ -18,9 +18,14 @@ import java.lang.foreign.MemorySegment;
  *
  * <p><b>Bits.</b> Two implementations with one contract: a Vector API one ({@code panama}) and its
  * scalar twin ({@code scalar}), chosen by {@link CodecKernels}. Every result is defined to the bit:
- * unpacking is exact, and {@link #scores} and {@link #accumulate} are one chain of fused
- * multiply-adds per output element in a fixed order, which a vector lane and the scalar loop perform
- * alike. The two kernels therefore agree to the bit, in every JIT tier. Stateless and thread-safe.
+ * unpacking is exact, {@link #scores}, {@link #scoresPacked} and {@link #accumulateValues} are one
+ * chain of fused multiply-adds per output element in a fixed order, which a vector lane and the
+ * scalar loop perform alike, and the one lane reduction, {@link #foldScales}'s bias, has a fixed
+ * tree. The two kernels therefore agree to the bit, in every JIT tier. Stateless and thread-safe.
+ *
+ * <p><b>Groups of query heads.</b> Under grouped-query attention several query heads read one KV
+ * head; {@link #scoresPacked} and {@link #accumulateValues} take the whole group, so each code unit
+ * is loaded and unpacked once for all its heads, whose independent chains then overlap.
  */
 public interface CodecKernel {
 

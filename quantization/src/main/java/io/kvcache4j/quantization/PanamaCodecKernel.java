@@ -12,11 +12,12 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Vector API implementation of {@link CodecKernel} at the platform's preferred float width (8 or 16
- * lanes). Codes are loaded as {@code LANES} bytes, shifted and masked per bit plane on byte lanes
- * and widened to floats in registers ({@code B2F}, exact); scores keep one vector of key lanes per
- * head and values one vector of channels per head, so no lane reduction is needed and each lane
- * runs the same fused multiply-add chain as the scalar twin: the two agree to the bit, and every
- * operation used has one IEEE result in every JIT tier.
+ * lanes). Codes are loaded as {@code LANES} bytes, widened to int lanes ({@code B2I}), shifted and
+ * masked per bit plane and converted to floats in registers ({@code I2F}, exact); scores keep one
+ * vector of key lanes per head and values one vector of channels per head, four heads of a group in
+ * flight on each unpacked vector, so no lane reduction is needed and each lane runs the same fused
+ * multiply-add chain as the scalar twin (the fold's bias reduces its partial lanes in the documented
+ * tree): the two agree to the bit, and every operation used has one IEEE result in every JIT tier.
  *
  * <p>Loaded reflectively by {@link CodecKernels} only when {@code jdk.incubator.vector} is in the
  * boot layer.
