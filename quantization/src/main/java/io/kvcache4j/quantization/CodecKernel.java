@@ -18,9 +18,14 @@ import java.lang.foreign.MemorySegment;
  *
  * <p><b>Bits.</b> Two implementations with one contract: a Vector API one ({@code panama}) and its
  * scalar twin ({@code scalar}), chosen by {@link CodecKernels}. Every result is defined to the bit:
- * unpacking is exact, and {@link #scores} and {@link #accumulate} are one chain of fused
- * multiply-adds per output element in a fixed order, which a vector lane and the scalar loop perform
- * alike. The two kernels therefore agree to the bit, in every JIT tier. Stateless and thread-safe.
+ * unpacking is exact, {@link #scores}, {@link #scoresPacked} and {@link #accumulateValues} are one
+ * chain of fused multiply-adds per output element in a fixed order, which a vector lane and the
+ * scalar loop perform alike, and the one lane reduction, {@link #foldScales}'s bias, has a fixed
+ * tree. The two kernels therefore agree to the bit, in every JIT tier. Stateless and thread-safe.
+ *
+ * <p><b>Groups of query heads.</b> Under grouped-query attention several query heads read one KV
+ * head; {@link #scoresPacked} and {@link #accumulateValues} take the whole group, so each code unit
+ * is loaded and unpacked once for all its heads, whose independent chains then overlap.
  */
 public interface CodecKernel {
 
@@ -45,10 +50,61 @@ public interface CodecKernel {
     void scores(float[] q, int qOff, int d, float[] codes, float bias, float[] out, int outOff);
 
     /**
-     * Accumulates {@code nb} weighted value rows: for {@code c < d}, {@code acc[accOff + c]} goes
-     * through the chain {@code a ← fma(w[j·wStride + c / groupChannels], v[j·vStride + c], a)} for
-     * {@code j = 0 .. nb-1}.
+     * Folds per-channel scales and zero points ({@code d} little-endian f32 each at {@code src +
+     * scalesOffset} and {@code src + zerosOffset}) into {@code heads} queries of {@code d} channels:
+     * {@code folded[h·d + i] = q[h·d + i]·scale_i}, and {@code bias[h] = Σ_i q[h·d + i]·zero_i} summed
+     * as 16 partial fused multiply-add chains {@code P_l} over {@code i ≡ l (mod 16)}, ascending, each
+     * from 0, over the channels zero-padded to a multiple of 16; then {@code S_l = P_l + P_(l+8)},
+     * {@code T_l = S_l + S_(l+4)}, {@code U_l = T_l + T_(l+2)}, {@code bias = U_0 + U_1}.
      */
-    void accumulate(
-            float[] acc, int accOff, int d, int groupChannels, float[] v, int vStride, float[] w, int wStride, int nb);
+    void foldScales(
+            MemorySegment src,
+            long scalesOffset,
+            long zerosOffset,
+            float[] q,
+            int heads,
+            int d,
+            float[] folded,
+            float[] bias);
+
+    /**
+     * Scores a block of {@link #BLOCK} keys held as packed codes for {@code heads} query heads at once,
+     * unpacking each code unit once for all of them (as a GEMM micro-kernel shares each load of one
+     * operand across several rows of the other). Unit {@code u} at {@code src + offset + 16·u} holds
+     * channels {@code u·(8/bits) + m} in its bit planes {@code m}, key {@code j} in byte {@code j}.
+     * For {@code h < heads} and {@code j < BLOCK}, {@code out[h·BLOCK + j]} is the fused
+     * multiply-add chain {@code a ← fma(q[h·qStride + i], code_ij, a)} over {@code i = 0 .. d-1}
+     * from {@code a = bias[h]}: the bits of {@link #unpack} followed by {@link #scores} for each head.
+     */
+    void scoresPacked(
+            MemorySegment src,
+            long offset,
+            int bits,
+            float[] q,
+            int qStride,
+            float[] bias,
+            int heads,
+            int d,
+            float[] out);
+
+    /**
+     * Accumulates {@code nb} weighted value rows into the accumulators of {@code heads} query heads, the
+     * per-token scales and zero points folded into the probabilities. With {@code groups = ⌈d/gc⌉} and
+     * {@code g = c / gc}, for {@code h < heads} and {@code c < d}, {@code acc[h·d + c]} goes through the
+     * chain {@code a ← fma(p[h·BLOCK + j]·scales[j·groups + g], v[j·vStride + c], a)} for {@code j =
+     * 0 .. nb-1} (the product rounded to float first); then, when {@code zeros} is not null, {@code a
+     * + zb} is stored, {@code zb} being the chain {@code zb ← fma(p[h·BLOCK + j], zeros[j·groups + g],
+     * zb)} over {@code j} from {@code zb = 0}.
+     */
+    void accumulateValues(
+            float[] acc,
+            int heads,
+            int d,
+            int gc,
+            float[] v,
+            int vStride,
+            float[] p,
+            float[] scales,
+            float[] zeros,
+            int nb);
 }

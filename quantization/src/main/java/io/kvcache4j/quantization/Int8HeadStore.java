@@ -148,10 +148,10 @@ public final class Int8HeadStore extends PackedHeadStore {
     void scoreSegment(GroupAttention st, Scratch s, int start, int len, float[] out) {
         MemorySegment p = pages[start / pageTokens];
         long b = block(start);
-        kernel.unpack(p, b + keyCodesOffset, 8, headDim, s.keys, 0);
-        float[] q = st.queries();
-        for (int h = 0; h < st.group(); h++) {
-            kernel.scores(q, h * headDim, headDim, s.keys, 0f, out, h * BLOCK);
+        int heads = st.group();
+        Arrays.fill(s.bias, 0, heads, 0f);
+        kernel.scoresPacked(p, b + keyCodesOffset, 8, st.queries(), headDim, s.bias, heads, headDim, out);
+        for (int h = 0; h < heads; h++) {
             for (int j = 0; j < len; j++) {
                 out[h * BLOCK + j] *= p.get(F32, b + 4L * j);
             }

@@ -350,22 +350,11 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment p = page(group);
             long base = groupOffset(group);
             if (s.foldedFor != group) {
-                for (int h = 0; h < heads; h++) {
-                    float bias = 0f;
-                    for (int i = 0; i < d; i++) {
-                        float qi = q[h * d + i];
-                        s.folded[h * d + i] = qi * p.get(F32, base + 4L * i);
-                        bias = Math.fma(qi, p.get(F32, base + kZeroOffset + 4L * i), bias);
-                    }
-                    s.bias[h] = bias;
-                }
+                kernel.foldScales(p, base, base + kZeroOffset, q, heads, d, s.folded, s.bias);
                 s.foldedFor = group;
             }
             int sub = start % groupTokens / BLOCK;
-            kernel.unpack(p, base + kCodesOffset + sub * keySubBytes, bits, keyUnits, s.keys, 0);
-            for (int h = 0; h < heads; h++) {
-                kernel.scores(s.folded, h * d, d, s.keys, s.bias[h], out, h * BLOCK);
-            }
+            kernel.scoresPacked(p, base + kCodesOffset + sub * keySubBytes, bits, s.folded, d, s.bias, heads, d, out);
             return;
         }
         int row0 = start - quantizedTokens();
@@ -386,6 +375,34 @@ public final class KiviHeadStore extends PackedHeadStore {
         }
     }
 
+    /** Runs of consecutive slots of one quantized group are unpacked in one call, their scales and zeros copied at once. */
+    @Override
+    void loadValues(int[] slots, int nb, float[] v, float[] scales, float[] zeros) {
+        int qt = quantizedTokens();
+        for (int j = 0; j < nb; ) {
+            int slot = slots[j];
+            if (slot >= qt) {
+                loadValue(slot, v, j * valueStride, scales, zeros, j * valueGroups);
+                j++;
+                continue;
+            }
+            int t = slot % groupTokens;
+            int run = 1;
+            while (j + run < nb && slots[j + run] == slot + run && t + run < groupTokens) {
+                run++;
+            }
+            int group = slot / groupTokens;
+            MemorySegment p = page(group);
+            long base = groupOffset(group);
+            kernel.unpack(
+                    p, base + vCodesOffset + (long) t * valueRowBytes, bits, run * valueUnits, v, j * valueStride);
+            long at = 4L * t * valueGroups;
+            MemorySegment.copy(p, F32, base + vScaleOffset + at, scales, j * valueGroups, run * valueGroups);
+            MemorySegment.copy(p, F32, base + vZeroOffset + at, zeros, j * valueGroups, run * valueGroups);
+            j += run;
+        }
+    }
+
     @Override
     void loadValue(int slot, float[] v, int vOff, float[] scales, float[] zeros, int sOff) {
         int qt = quantizedTokens();
@@ -395,10 +412,9 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment p = page(group);
             long base = groupOffset(group);
             kernel.unpack(p, base + vCodesOffset + (long) t * valueRowBytes, bits, valueUnits, v, vOff);
-            for (int q = 0; q < valueGroups; q++) {
-                scales[sOff + q] = p.get(F32, base + vScaleOffset + 4L * (t * valueGroups + q));
-                zeros[sOff + q] = p.get(F32, base + vZeroOffset + 4L * (t * valueGroups + q));
-            }
+            long at = 4L * t * valueGroups;
+            MemorySegment.copy(p, F32, base + vScaleOffset + at, scales, sOff, valueGroups);
+            MemorySegment.copy(p, F32, base + vZeroOffset + at, zeros, sOff, valueGroups);
             return;
         }
         CONVERSION.decode(residual, residualValue(slot - qt), KvDType.F16, v, vOff, headDim);

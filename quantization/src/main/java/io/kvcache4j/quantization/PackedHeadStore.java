@@ -18,8 +18,10 @@ import java.util.Objects;
  * GroupAttention#pushLogits} (online softmax, logit record by ordinal), after which the subclass
  * unpacks the value codes of those slots ({@link #loadValue}) and their per-token scales and zero
  * points are folded into the probabilities: {@code Σ_j p_j(s_j·code_j + z_j) = Σ_j (p_j s_j)·code_j
- * + Σ_j p_j z_j}. The first sum is {@link CodecKernel#accumulate}; the second is one scalar per
- * channel group, a fused multiply-add chain over {@code j}, added after it.
+ * + Σ_j p_j z_j}. Both sums are {@link CodecKernel#accumulateValues}, for all the query heads of
+ * the group at once (each unpacked value vector loaded once for all of them): the first a fused
+ * multiply-add chain over {@code j} per channel, the second one scalar chain per channel group,
+ * added after it.
  *
  * <p>Scratch lives in one object per thread, because kv-api's CPU layer source may attend distinct
  * chunks of one long store on several threads at once.
@@ -70,6 +72,17 @@ abstract class PackedHeadStore implements HeadStore {
      */
     abstract void loadValue(int slot, float[] v, int vOff, float[] scales, float[] zeros, int sOff);
 
+    /**
+     * {@link #loadValue} for {@code slots[0 .. nb)}, into row {@code j} of {@code v} (stride {@link
+     * #valueStride}) and of {@code scales} and {@code zeros} (stride {@link #valueGroups}); a subclass
+     * may load runs of consecutive slots at once.
+     */
+    void loadValues(int[] slots, int nb, float[] v, float[] scales, float[] zeros) {
+        for (int j = 0; j < nb; j++) {
+            loadValue(slots[j], v, j * valueStride, scales, zeros, j * valueGroups);
+        }
+    }
+
     @Override
     public void attend(GroupAttention st, SlotSelection selection) {
         ensureOpen();
@@ -112,35 +125,18 @@ abstract class PackedHeadStore implements HeadStore {
 
     private void flush(GroupAttention st, Scratch s, int nb, int ordinal) {
         st.pushLogits(s.pending, nb, ordinal);
-        final int groups = valueGroups;
-        for (int j = 0; j < nb; j++) {
-            loadValue(s.pendingSlots[j], s.values, j * valueStride, s.scales, s.zeros, j * groups);
-        }
-        float[] acc = st.accumulator();
-        float[] p = s.pending;
-        for (int h = 0; h < st.group(); h++) {
-            int pBase = h * BLOCK;
-            for (int j = 0; j < nb; j++) {
-                for (int q = 0; q < groups; q++) {
-                    s.weights[j * groups + q] = p[pBase + j] * s.scales[j * groups + q];
-                }
-            }
-            int aBase = h * headDim;
-            kernel.accumulate(acc, aBase, headDim, valueGroupChannels, s.values, valueStride, s.weights, groups, nb);
-            if (valueZeros) {
-                for (int q = 0; q < groups; q++) {
-                    float zb = 0f;
-                    for (int j = 0; j < nb; j++) {
-                        zb = Math.fma(p[pBase + j], s.zeros[j * groups + q], zb);
-                    }
-                    for (int c = q * valueGroupChannels, end = Math.min(headDim, c + valueGroupChannels);
-                            c < end;
-                            c++) {
-                        acc[aBase + c] += zb;
-                    }
-                }
-            }
-        }
+        loadValues(s.pendingSlots, nb, s.values, s.scales, s.zeros);
+        kernel.accumulateValues(
+                st.accumulator(),
+                st.group(),
+                headDim,
+                valueGroupChannels,
+                s.values,
+                valueStride,
+                s.pending,
+                s.scales,
+                valueZeros ? s.zeros : null,
+                nb);
     }
 
     void ensureOpen() {
@@ -166,7 +162,6 @@ abstract class PackedHeadStore implements HeadStore {
         float[] values = new float[0];
         float[] scales = new float[0];
         float[] zeros = new float[0];
-        float[] weights = new float[0];
         /** Unpacked key codes of one segment, dimension-major {@code [channel][BLOCK]}. */
         float[] keys = new float[0];
         /** One decoded row. */
@@ -194,7 +189,6 @@ abstract class PackedHeadStore implements HeadStore {
             values = atLeast(values, BLOCK * valueStride);
             scales = atLeast(scales, BLOCK * valueGroups);
             zeros = atLeast(zeros, BLOCK * valueGroups);
-            weights = atLeast(weights, BLOCK * valueGroups);
             // keys: channels padded up to a multiple of 4 (the widest code unit holds 4 channels)
             keys = atLeast(keys, (headDim + 3 & -4) * BLOCK);
             row = atLeast(row, headDim);

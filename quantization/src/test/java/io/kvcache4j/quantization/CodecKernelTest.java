@@ -41,21 +41,12 @@ class CodecKernelTest {
         }
         for (int trial = 0; trial < 50; trial++) {
             int d = 1 + r.nextInt(130);
-            int gc = 1 + r.nextInt(d);
-            int nb = 1 + r.nextInt(16);
             float[] q = TestSeeds.floats(r, d, 3);
             float[] codes = TestSeeds.floats(r, d * 16, 8);
-            float[] v = TestSeeds.floats(r, 16 * d, 8);
-            int groups = (d + gc - 1) / gc;
-            float[] w = TestSeeds.floats(r, 16 * groups, 1);
-            float[] acc0 = TestSeeds.floats(r, d, 1);
             float bias = (float) r.nextDouble();
             float[][] scores = new float[families.size()][16];
-            float[][] accs = new float[families.size()][];
             for (int f = 0; f < families.size(); f++) {
                 families.get(f).codec().scores(q, 0, d, codes, bias, scores[f], 0);
-                accs[f] = acc0.clone();
-                families.get(f).codec().accumulate(accs[f], 0, d, gc, v, d, w, groups, nb);
             }
             for (int f = 1; f < families.size(); f++) {
                 for (int j = 0; j < 16; j++) {
@@ -64,11 +55,163 @@ class CodecKernelTest {
                             Float.floatToRawIntBits(scores[f][j]),
                             "scores d=" + d + " seed=" + seed);
                 }
+            }
+        }
+    }
+
+    /**
+     * Scoring packed codes for several heads at once gives, in every family, the bits of unpacking
+     * followed by one head's scores at a time, for every code width, head count and dimension.
+     */
+    @Test
+    void packedScoresOfAGroupEqualUnpackThenScoreEachHead() {
+        long seed = TestSeeds.seed("codec-packed-scores");
+        SplittableRandom r = TestSeeds.random(seed);
+        List<Family> families = Codecs.families();
+        CodecKernel scalar = CodecKernels.scalar();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(16 * 140);
+            for (int trial = 0; trial < 200; trial++) {
+                int bits = new int[] {8, 4, 2}[r.nextInt(3)];
+                int planes = 8 / bits;
+                int d = 1 + r.nextInt(130);
+                int units = (d + planes - 1) / planes;
+                int heads = 1 + r.nextInt(9);
+                int qStride = d + r.nextInt(3);
+                long offset = 16L * r.nextInt(4);
+                for (int i = 0; i < seg.byteSize(); i++) {
+                    seg.set(ValueLayout.JAVA_BYTE, i, (byte) r.nextInt(256));
+                }
+                float[] q = TestSeeds.floats(r, heads * qStride, 3);
+                float[] bias = TestSeeds.floats(r, heads, 2);
+                float[] codes = new float[units * planes * 16];
+                scalar.unpack(seg, offset, bits, units, codes, 0);
+                float[] want = new float[heads * 16];
+                for (int h = 0; h < heads; h++) {
+                    scalar.scores(q, h * qStride, d, codes, bias[h], want, h * 16);
+                }
+                for (Family f : families) {
+                    float[] got = new float[heads * 16];
+                    f.codec().scoresPacked(seg, offset, bits, q, qStride, bias, heads, d, got);
+                    for (int e = 0; e < want.length; e++) {
+                        assertEquals(
+                                Float.floatToRawIntBits(want[e]),
+                                Float.floatToRawIntBits(got[e]),
+                                f + " bits " + bits + " d=" + d + " heads " + heads + " element " + e + " seed="
+                                        + seed);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Folding key scales and zero points, in every family, against the documented partial chains written out here. */
+    @Test
+    void foldedScalesFollowTheDocumentedOrder() {
+        long seed = TestSeeds.seed("codec-fold");
+        SplittableRandom r = TestSeeds.random(seed);
+        List<Family> families = Codecs.families();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(8 * 140 + 64);
+            ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+            for (int trial = 0; trial < 200; trial++) {
+                int d = 1 + r.nextInt(140);
+                int heads = 1 + r.nextInt(9);
+                long scalesAt = r.nextInt(8);
+                long zerosAt = scalesAt + 4L * d + r.nextInt(5);
+                float[] q = TestSeeds.floats(r, heads * d, 3);
+                for (int i = 0; i < d; i++) {
+                    seg.set(f32, scalesAt + 4L * i, (float) r.nextDouble());
+                    seg.set(f32, zerosAt + 4L * i, (float) (r.nextDouble() * 4 - 2));
+                }
+                float[] wantFolded = new float[heads * d];
+                float[] wantBias = new float[heads];
+                for (int h = 0; h < heads; h++) {
+                    float[] partial = new float[16];
+                    for (int i = 0; i < (d + 15) / 16 * 16; i++) {
+                        float qi = i < d ? q[h * d + i] : 0f;
+                        float zi = i < d ? seg.get(f32, zerosAt + 4L * i) : 0f;
+                        partial[i % 16] = Math.fma(qi, zi, partial[i % 16]);
+                        if (i < d) {
+                            wantFolded[h * d + i] = q[h * d + i] * seg.get(f32, scalesAt + 4L * i);
+                        }
+                    }
+                    float[] t = new float[8];
+                    for (int l = 0; l < 8; l++) {
+                        t[l] = partial[l] + partial[l + 8];
+                    }
+                    for (int l = 0; l < 4; l++) {
+                        t[l] = t[l] + t[l + 4];
+                    }
+                    wantBias[h] = (t[0] + t[2]) + (t[1] + t[3]);
+                }
+                for (Family f : families) {
+                    float[] folded = new float[heads * d];
+                    float[] bias = new float[heads];
+                    f.codec().foldScales(seg, scalesAt, zerosAt, q, heads, d, folded, bias);
+                    for (int e = 0; e < folded.length; e++) {
+                        assertEquals(
+                                Float.floatToRawIntBits(wantFolded[e]),
+                                Float.floatToRawIntBits(folded[e]),
+                                f + " folded d=" + d + " element " + e + " seed=" + seed);
+                    }
+                    for (int h = 0; h < heads; h++) {
+                        assertEquals(
+                                Float.floatToRawIntBits(wantBias[h]),
+                                Float.floatToRawIntBits(bias[h]),
+                                f + " bias d=" + d + " head " + h + " seed=" + seed);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Value accumulation for a group of heads, in every family, against the documented chains written out here. */
+    @Test
+    void valueAccumulationFollowsTheDocumentedChains() {
+        long seed = TestSeeds.seed("codec-accumulate");
+        SplittableRandom r = TestSeeds.random(seed);
+        List<Family> families = Codecs.families();
+        for (int trial = 0; trial < 200; trial++) {
+            int d = 1 + r.nextInt(130);
+            int gc = r.nextBoolean() ? 1 + r.nextInt(d) : Math.min(d, 8 << r.nextInt(3));
+            int groups = (d + gc - 1) / gc;
+            int nb = 1 + r.nextInt(16);
+            int heads = 1 + r.nextInt(9);
+            int vStride = d + r.nextInt(5);
+            float[] v = TestSeeds.floats(r, 16 * vStride, 8);
+            float[] p = TestSeeds.floats(r, heads * 16, 1);
+            float[] scales = TestSeeds.floats(r, 16 * groups, 1);
+            float[] zeros = r.nextBoolean() ? TestSeeds.floats(r, 16 * groups, 2) : null;
+            float[] acc0 = TestSeeds.floats(r, heads * d, 1);
+            float[] want = acc0.clone();
+            for (int h = 0; h < heads; h++) {
                 for (int c = 0; c < d; c++) {
+                    int g = c / gc;
+                    float a = want[h * d + c];
+                    for (int j = 0; j < nb; j++) {
+                        float w = p[h * 16 + j] * scales[j * groups + g];
+                        a = Math.fma(w, v[j * vStride + c], a);
+                    }
+                    if (zeros != null) {
+                        float zb = 0f;
+                        for (int j = 0; j < nb; j++) {
+                            zb = Math.fma(p[h * 16 + j], zeros[j * groups + g], zb);
+                        }
+                        a += zb;
+                    }
+                    want[h * d + c] = a;
+                }
+            }
+            for (Family f : families) {
+                float[] got = acc0.clone();
+                f.codec().accumulateValues(got, heads, d, gc, v, vStride, p, scales, zeros, nb);
+                for (int e = 0; e < want.length; e++) {
                     assertEquals(
-                            Float.floatToRawIntBits(accs[0][c]),
-                            Float.floatToRawIntBits(accs[f][c]),
-                            "accumulate d=" + d + " gc=" + gc + " seed=" + seed);
+                            Float.floatToRawIntBits(want[e]),
+                            Float.floatToRawIntBits(got[e]),
+                            f + " d=" + d + " gc=" + gc + " heads " + heads + " nb " + nb + " zeros " + (zeros != null)
+                                    + " element " + e + " seed=" + seed);
                 }
             }
         }
