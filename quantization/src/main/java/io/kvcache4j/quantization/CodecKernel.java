@@ -50,24 +50,6 @@ public interface CodecKernel {
     void scores(float[] q, int qOff, int d, float[] codes, float bias, float[] out, int outOff);
 
     /**
-     * Folds per-channel scales and zero points ({@code d} little-endian f32 each at {@code src +
-     * scalesOffset} and {@code src + zerosOffset}) into {@code heads} queries of {@code d} channels:
-     * {@code folded[h·d + i] = q[h·d + i]·scale_i}, and {@code bias[h] = Σ_i q[h·d + i]·zero_i} summed
-     * as 16 partial fused multiply-add chains {@code P_l} over {@code i ≡ l (mod 16)}, ascending, each
-     * from 0, over the channels zero-padded to a multiple of 16; then {@code S_l = P_l + P_(l+8)},
-     * {@code T_l = S_l + S_(l+4)}, {@code U_l = T_l + T_(l+2)}, {@code bias = U_0 + U_1}.
-     */
-    void foldScales(
-            MemorySegment src,
-            long scalesOffset,
-            long zerosOffset,
-            float[] q,
-            int heads,
-            int d,
-            float[] folded,
-            float[] bias);
-
-    /**
      * Scores a block of {@link #BLOCK} keys held as packed codes for {@code heads} query heads at once,
      * unpacking each code unit once for all of them (as a GEMM micro-kernel shares each load of one
      * operand across several rows of the other). Unit {@code u} at {@code src + offset + 16·u} holds

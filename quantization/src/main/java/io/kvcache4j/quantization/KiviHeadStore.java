@@ -350,7 +350,7 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment p = page(group);
             long base = groupOffset(group);
             if (s.foldedFor != group) {
-                kernel.foldScales(p, base, base + kZeroOffset, q, heads, d, s.folded, s.bias);
+                fold(q, heads, p, base, s.folded, s.bias);
                 s.foldedFor = group;
             }
             int sub = start % groupTokens / BLOCK;
@@ -372,6 +372,42 @@ public final class KiviHeadStore extends PackedHeadStore {
         }
         for (int h = 0; h < heads; h++) {
             kernel.scores(q, h * d, d, s.keys, 0f, out, h * BLOCK);
+        }
+    }
+
+    /**
+     * Folds the key scales and zero points of the group at {@code base} into the queries: {@code
+     * folded[h·d + i] = q[h·d + i]·s_i} and {@code bias[h]} the chain {@code b ← fma(q[h·d + i], z_i,
+     * b)} over {@code i = 0 .. d-1} from 0; four heads at a time, so their chains overlap.
+     */
+    private void fold(float[] q, int heads, MemorySegment p, long base, float[] folded, float[] bias) {
+        final int d = headDim;
+        for (int h0 = 0; h0 < heads; h0 += 4) {
+            int n = Math.min(4, heads - h0);
+            int r0 = h0 * d;
+            int r1 = (h0 + Math.min(1, n - 1)) * d;
+            int r2 = (h0 + Math.min(2, n - 1)) * d;
+            int r3 = (h0 + Math.min(3, n - 1)) * d;
+            float b0 = 0f;
+            float b1 = 0f;
+            float b2 = 0f;
+            float b3 = 0f;
+            for (int i = 0; i < d; i++) {
+                float sc = p.get(F32, base + 4L * i);
+                float z = p.get(F32, base + kZeroOffset + 4L * i);
+                folded[r0 + i] = q[r0 + i] * sc;
+                folded[r1 + i] = q[r1 + i] * sc;
+                folded[r2 + i] = q[r2 + i] * sc;
+                folded[r3 + i] = q[r3 + i] * sc;
+                b0 = Math.fma(q[r0 + i], z, b0);
+                b1 = Math.fma(q[r1 + i], z, b1);
+                b2 = Math.fma(q[r2 + i], z, b2);
+                b3 = Math.fma(q[r3 + i], z, b3);
+            }
+            bias[h0] = b0;
+            bias[h0 + Math.min(1, n - 1)] = b1;
+            bias[h0 + Math.min(2, n - 1)] = b2;
+            bias[h0 + Math.min(3, n - 1)] = b3;
         }
     }
 

@@ -5,7 +5,6 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -100,51 +99,6 @@ final class PanamaCodecKernel implements CodecKernel {
                 a = FloatVector.fromArray(F, codes, i * BLOCK + j).fma(FloatVector.broadcast(F, q[qOff + i]), a);
             }
             a.intoArray(out, outOff + j);
-        }
-    }
-
-    @Override
-    public void foldScales(
-            MemorySegment src,
-            long scalesOffset,
-            long zerosOffset,
-            float[] q,
-            int heads,
-            int d,
-            float[] folded,
-            float[] bias) {
-        for (int h = 0; h < heads; h++) {
-            int r = h * d;
-            // lanes of lo: partial chains P_0 .. P_(LANES-1); of hi (8 lanes only): P_8 .. P_15
-            FloatVector lo = FloatVector.zero(F);
-            FloatVector hi = FloatVector.zero(F);
-            for (int i0 = 0; i0 < d; i0 += 16) {
-                for (int k = 0; k < 16; k += LANES) {
-                    int i = i0 + k;
-                    FloatVector qv;
-                    FloatVector zv;
-                    if (i + LANES <= d) {
-                        qv = FloatVector.fromArray(F, q, r + i);
-                        zv = FloatVector.fromMemorySegment(F, src, zerosOffset + 4L * i, LE);
-                        qv.mul(FloatVector.fromMemorySegment(F, src, scalesOffset + 4L * i, LE))
-                                .intoArray(folded, r + i);
-                    } else {
-                        VectorMask<Float> m = F.indexInRange(i, d);
-                        qv = FloatVector.fromArray(F, q, r + i, m);
-                        zv = FloatVector.fromMemorySegment(F, src, zerosOffset + 4L * i, LE, m);
-                        qv.mul(FloatVector.fromMemorySegment(F, src, scalesOffset + 4L * i, LE, m))
-                                .intoArray(folded, r + i, m);
-                    }
-                    if (k == 0) {
-                        lo = qv.fma(zv, lo);
-                    } else {
-                        hi = qv.fma(zv, hi);
-                    }
-                }
-            }
-            FloatVector sum = LANES == 16 ? lo.add(lo.slice(8)) : lo.add(hi);
-            sum = sum.add(sum.slice(4));
-            bias[h] = (sum.lane(0) + sum.lane(2)) + (sum.lane(1) + sum.lane(3));
         }
     }
 

@@ -6,9 +6,6 @@ import java.lang.foreign.ValueLayout;
 /** Portable implementation of {@link CodecKernel}; the reference its Vector API twin matches bit for bit. */
 final class ScalarCodecKernel implements CodecKernel {
     /** The shared instance (the kernel is stateless). */
-    private static final ValueLayout.OfFloat F32 =
-            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-
     static final ScalarCodecKernel INSTANCE = new ScalarCodecKernel();
 
     private ScalarCodecKernel() {}
@@ -52,48 +49,6 @@ final class ScalarCodecKernel implements CodecKernel {
                 out[outOff + j] = Math.fma(qi, codes[row + j], out[outOff + j]);
             }
         }
-    }
-
-    @Override
-    public void foldScales(
-            MemorySegment src,
-            long scalesOffset,
-            long zerosOffset,
-            float[] q,
-            int heads,
-            int d,
-            float[] folded,
-            float[] bias) {
-        for (int h = 0; h < heads; h++) {
-            int r = h * d;
-            for (int i = 0; i < d; i++) {
-                folded[r + i] = q[r + i] * src.get(F32, scalesOffset + 4L * i);
-            }
-            float s0 = partial(src, zerosOffset, q, r, d, 0) + partial(src, zerosOffset, q, r, d, 8);
-            float s1 = partial(src, zerosOffset, q, r, d, 1) + partial(src, zerosOffset, q, r, d, 9);
-            float s2 = partial(src, zerosOffset, q, r, d, 2) + partial(src, zerosOffset, q, r, d, 10);
-            float s3 = partial(src, zerosOffset, q, r, d, 3) + partial(src, zerosOffset, q, r, d, 11);
-            float s4 = partial(src, zerosOffset, q, r, d, 4) + partial(src, zerosOffset, q, r, d, 12);
-            float s5 = partial(src, zerosOffset, q, r, d, 5) + partial(src, zerosOffset, q, r, d, 13);
-            float s6 = partial(src, zerosOffset, q, r, d, 6) + partial(src, zerosOffset, q, r, d, 14);
-            float s7 = partial(src, zerosOffset, q, r, d, 7) + partial(src, zerosOffset, q, r, d, 15);
-            float t0 = s0 + s4;
-            float t1 = s1 + s5;
-            float t2 = s2 + s6;
-            float t3 = s3 + s7;
-            bias[h] = (t0 + t2) + (t1 + t3);
-        }
-    }
-
-    /** Partial chain {@code P_l} of {@link #foldScales}: channels {@code l, l+16, ..} of the zero-padded row. */
-    private static float partial(MemorySegment src, long zerosOffset, float[] q, int r, int d, int l) {
-        float a = 0f;
-        for (int i = l, padded = (d + 15) & -16; i < padded; i += 16) {
-            float qi = i < d ? q[r + i] : 0f;
-            float zi = i < d ? src.get(F32, zerosOffset + 4L * i) : 0f;
-            a = Math.fma(qi, zi, a);
-        }
-        return a;
     }
 
     @Override

@@ -105,67 +105,6 @@ class CodecKernelTest {
         }
     }
 
-    /** Folding key scales and zero points, in every family, against the documented partial chains written out here. */
-    @Test
-    void foldedScalesFollowTheDocumentedOrder() {
-        long seed = TestSeeds.seed("codec-fold");
-        SplittableRandom r = TestSeeds.random(seed);
-        List<Family> families = Codecs.families();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment seg = arena.allocate(8 * 140 + 64);
-            ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-            for (int trial = 0; trial < 200; trial++) {
-                int d = 1 + r.nextInt(140);
-                int heads = 1 + r.nextInt(9);
-                long scalesAt = r.nextInt(8);
-                long zerosAt = scalesAt + 4L * d + r.nextInt(5);
-                float[] q = TestSeeds.floats(r, heads * d, 3);
-                for (int i = 0; i < d; i++) {
-                    seg.set(f32, scalesAt + 4L * i, (float) r.nextDouble());
-                    seg.set(f32, zerosAt + 4L * i, (float) (r.nextDouble() * 4 - 2));
-                }
-                float[] wantFolded = new float[heads * d];
-                float[] wantBias = new float[heads];
-                for (int h = 0; h < heads; h++) {
-                    float[] partial = new float[16];
-                    for (int i = 0; i < (d + 15) / 16 * 16; i++) {
-                        float qi = i < d ? q[h * d + i] : 0f;
-                        float zi = i < d ? seg.get(f32, zerosAt + 4L * i) : 0f;
-                        partial[i % 16] = Math.fma(qi, zi, partial[i % 16]);
-                        if (i < d) {
-                            wantFolded[h * d + i] = q[h * d + i] * seg.get(f32, scalesAt + 4L * i);
-                        }
-                    }
-                    float[] t = new float[8];
-                    for (int l = 0; l < 8; l++) {
-                        t[l] = partial[l] + partial[l + 8];
-                    }
-                    for (int l = 0; l < 4; l++) {
-                        t[l] = t[l] + t[l + 4];
-                    }
-                    wantBias[h] = (t[0] + t[2]) + (t[1] + t[3]);
-                }
-                for (Family f : families) {
-                    float[] folded = new float[heads * d];
-                    float[] bias = new float[heads];
-                    f.codec().foldScales(seg, scalesAt, zerosAt, q, heads, d, folded, bias);
-                    for (int e = 0; e < folded.length; e++) {
-                        assertEquals(
-                                Float.floatToRawIntBits(wantFolded[e]),
-                                Float.floatToRawIntBits(folded[e]),
-                                f + " folded d=" + d + " element " + e + " seed=" + seed);
-                    }
-                    for (int h = 0; h < heads; h++) {
-                        assertEquals(
-                                Float.floatToRawIntBits(wantBias[h]),
-                                Float.floatToRawIntBits(bias[h]),
-                                f + " bias d=" + d + " head " + h + " seed=" + seed);
-                    }
-                }
-            }
-        }
-    }
-
     /** Value accumulation for a group of heads, in every family, against the documented chains written out here. */
     @Test
     void valueAccumulationFollowsTheDocumentedChains() {
