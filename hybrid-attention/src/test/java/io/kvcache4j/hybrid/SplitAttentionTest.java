@@ -1,5 +1,6 @@
 package io.kvcache4j.hybrid;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -211,6 +212,46 @@ class SplitAttentionTest {
         assertEquals(
                 256, HgcaConfig.forBudget(Budget.fraction(0.25).resolve(1024)).fastTokens());
         assertThrows(IllegalArgumentException.class, () -> HgcaConfig.forBudget(Budget.fraction(0.25)));
+    }
+
+    @Test
+    void flatSelectorBreaksTiesTowardsLowerRows() {
+        int d = 8;
+        int rows = 300;
+        // three score levels repeated: rows r % 3 == 2 score highest, then r % 3 == 1, then 0
+        KeyRows kr = new KeyRows() {
+            @Override
+            public int headDim() {
+                return d;
+            }
+
+            @Override
+            public int rows() {
+                return rows;
+            }
+
+            @Override
+            public void readKey(int row, float[] dst, int offset) {
+                java.util.Arrays.fill(dst, offset, offset + d, row % 3);
+            }
+        };
+        float[] q = new float[d];
+        java.util.Arrays.fill(q, 1f);
+        FlatSelector sel = new FlatSelector();
+        int[] out = new int[rows];
+        for (int k : new int[] {1, 7, 100, 150, 299}) {
+            int n = sel.select(kr, rows, q, 1, k, out);
+            assertEquals(k, n);
+            // the 100 rows of the top level first, then the lowest rows of the next level
+            int[] want = java.util.stream.IntStream.range(0, rows)
+                    .boxed()
+                    .sorted((a, b) -> a % 3 != b % 3 ? Integer.compare(b % 3, a % 3) : Integer.compare(a, b))
+                    .limit(k)
+                    .mapToInt(Integer::intValue)
+                    .sorted()
+                    .toArray();
+            assertArrayEquals(want, java.util.Arrays.copyOf(out, n), "k " + k);
+        }
     }
 
     @Test
