@@ -27,7 +27,7 @@ final class HgcaHeadStore extends SplitHeadStore {
     private long slowAttended;
     private long slowScanned;
 
-    HgcaHeadStore(TierPages fast, TierPages slow, HgcaConfig config, int group) {
+    HgcaHeadStore(TierPages fast, SplitRows slow, HgcaConfig config, int group) {
         super(fast, slow, config.sinkTokens(), config.recentTokens(), group);
         this.threshold = config.threshold();
         this.maxFraction = config.maxFraction();

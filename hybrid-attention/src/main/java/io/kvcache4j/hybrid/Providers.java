@@ -4,6 +4,7 @@ import io.kvcache4j.api.Budget;
 import io.kvcache4j.api.KvCacheBuilder;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.HeadStoreProvider;
+import io.kvcache4j.store.HeadStores;
 
 /**
  * The storage kinds of this module, registered by name in {@code
@@ -127,6 +128,90 @@ public final class Providers {
         public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
             return SplitFactory.hgca(
                     HgcaConfig.forBudget(budget.resolve(promptTokens)).withPageTokens(pageTokens));
+        }
+    }
+
+    /**
+     * {@code retrieval} or {@code hgca} with the slow side kept by a quantizing storage found by name
+     * (the quantization module's {@code int8} or {@code int4}, which must be installed): the older
+     * tokens live as codes, selectors read their keys as the codec reproduces them, and the chosen
+     * ones are attended on the codes. {@code --budget} is the f16 fast tier, as for the plain kinds.
+     */
+    abstract static class SplitWithCodec implements HeadStoreProvider {
+        private final String split;
+        private final String codec;
+
+        SplitWithCodec(String split, String codec) {
+            this.split = split;
+            this.codec = codec;
+        }
+
+        @Override
+        public String name() {
+            return split + "+" + codec;
+        }
+
+        @Override
+        public String description() {
+            return split + " with the slow tier's tokens kept as " + codec + " codes (attended on the codes)";
+        }
+
+        private SplitFactory base(int pageTokens, Budget budget, int promptTokens) {
+            boolean hgca = split.equals("hgca");
+            if (budget == null) {
+                return hgca
+                        ? SplitFactory.hgca(HgcaConfig.defaults().withPageTokens(pageTokens))
+                        : SplitFactory.retrieval(RetrievalConfig.defaults().withPageTokens(pageTokens));
+            }
+            Budget b = budget.resolve(promptTokens);
+            return hgca
+                    ? SplitFactory.hgca(HgcaConfig.forBudget(b).withPageTokens(pageTokens))
+                    : SplitFactory.retrieval(RetrievalConfig.forBudget(
+                                    b, RetrievalConfig.defaults().topK())
+                            .withPageTokens(pageTokens));
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens) {
+            return base(pageTokens, null, 0).withSlowStorage(HeadStores.factory(codec, pageTokens));
+        }
+
+        @Override
+        public boolean sizedByBudget() {
+            return true;
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
+            return base(pageTokens, budget, promptTokens).withSlowStorage(HeadStores.factory(codec, pageTokens));
+        }
+    }
+
+    /** {@code retrieval+int8}. */
+    public static final class RetrievalInt8 extends SplitWithCodec {
+        public RetrievalInt8() {
+            super("retrieval", "int8");
+        }
+    }
+
+    /** {@code retrieval+int4}. */
+    public static final class RetrievalInt4 extends SplitWithCodec {
+        public RetrievalInt4() {
+            super("retrieval", "int4");
+        }
+    }
+
+    /** {@code hgca+int8}. */
+    public static final class HgcaInt8 extends SplitWithCodec {
+        public HgcaInt8() {
+            super("hgca", "int8");
+        }
+    }
+
+    /** {@code hgca+int4}. */
+    public static final class HgcaInt4 extends SplitWithCodec {
+        public HgcaInt4() {
+            super("hgca", "int4");
         }
     }
 

@@ -18,7 +18,7 @@ final class RetrievalHeadStore extends SplitHeadStore {
     private int[] rows = new int[0];
     private long slowAttended;
 
-    RetrievalHeadStore(TierPages fast, TierPages slow, RetrievalConfig config, TokenSelector selector, int group) {
+    RetrievalHeadStore(TierPages fast, SplitRows slow, RetrievalConfig config, TokenSelector selector, int group) {
         super(fast, slow, config.sinkTokens(), config.recentTokens(), group);
         this.selector = selector;
         this.topK = config.topK();

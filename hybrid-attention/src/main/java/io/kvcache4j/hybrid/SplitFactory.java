@@ -31,14 +31,44 @@ public final class SplitFactory implements HeadStoreFactory {
     private final Tier fast;
     private final Tier slow;
     private final AttentionKernel kernel;
+    private final HeadStoreFactory slowStorage;
 
     private SplitFactory(String name, RetrievalConfig retrieval, HgcaConfig hgca, Tier fast, Tier slow) {
+        this(name, retrieval, hgca, fast, slow, null);
+    }
+
+    private SplitFactory(
+            String name,
+            RetrievalConfig retrieval,
+            HgcaConfig hgca,
+            Tier fast,
+            Tier slow,
+            HeadStoreFactory slowStorage) {
         this.name = name;
         this.retrieval = retrieval;
         this.hgca = hgca;
         this.fast = Objects.requireNonNull(fast, "fast");
         this.slow = Objects.requireNonNull(slow, "slow");
         this.kernel = AttentionKernels.get();
+        this.slowStorage = slowStorage;
+    }
+
+    /**
+     * The same split with the slow side kept by stores of {@code storage} (for instance a quantizing
+     * one: {@code int4} keeps the older tokens as KIVI codes and attends the chosen ones on the codes),
+     * named {@code NAME+STORAGE}. Selectors read the slow keys as that storage reproduces them. The
+     * slow side's bytes are its stores' exact bytes; they are allocated by the storage, not reserved
+     * in the slow tier. The storage must accept appends and a compaction to 0 slots, as every
+     * registered storage does.
+     */
+    public SplitFactory withSlowStorage(HeadStoreFactory storage) {
+        Objects.requireNonNull(storage, "storage");
+        return new SplitFactory(name + "+" + storage.name(), retrieval, hgca, fast, slow, storage);
+    }
+
+    /** The storage of the slow side, or null for exact f16 pages in the slow tier. */
+    public HeadStoreFactory slowStorage() {
+        return slowStorage;
     }
 
     /** RetrievalAttention storage with its own unbounded tiers. */
@@ -96,7 +126,9 @@ public final class SplitFactory implements HeadStoreFactory {
     public HeadStore create(Spec spec) {
         int pageTokens = retrieval != null ? retrieval.pageTokens() : hgca.pageTokens();
         TierPages f = new TierPages(fast, KvDType.F16, spec.headDim(), pageTokens, kernel);
-        TierPages s = new TierPages(slow, KvDType.F16, spec.headDim(), pageTokens, kernel);
+        SplitRows s = slowStorage == null
+                ? new TierPages(slow, KvDType.F16, spec.headDim(), pageTokens, kernel)
+                : new StoreRows(slowStorage.create(spec), spec.headDim());
         int group = spec.shape().groupSize();
         if (retrieval != null) {
             TokenSelector selector = retrieval.selector().create(spec);

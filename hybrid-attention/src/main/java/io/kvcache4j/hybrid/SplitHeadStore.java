@@ -29,7 +29,7 @@ import java.util.Arrays;
  */
 abstract class SplitHeadStore implements HeadStore {
     final TierPages fast;
-    final TierPages slow;
+    final SplitRows slow;
     final int sinks;
     final int recent;
     final int headDim;
@@ -49,7 +49,7 @@ abstract class SplitHeadStore implements HeadStore {
     private int[] shiftSources = new int[0];
     private float[] valueBuf = new float[0];
 
-    SplitHeadStore(TierPages fast, TierPages slow, int sinks, int recent, int group) {
+    SplitHeadStore(TierPages fast, SplitRows slow, int sinks, int recent, int group) {
         this.fast = fast;
         this.slow = slow;
         this.sinks = sinks;
@@ -266,7 +266,7 @@ abstract class SplitHeadStore implements HeadStore {
         locate(slot).readValue(row(slot), dst, offset);
     }
 
-    private TierPages locate(int slot) {
+    private SplitRows locate(int slot) {
         if (slot < 0 || slot >= count) {
             throw new IndexOutOfBoundsException("slot " + slot + " out of range [0, " + count + ")");
         }

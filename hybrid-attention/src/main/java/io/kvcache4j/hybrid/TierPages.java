@@ -25,7 +25,7 @@ import java.util.Arrays;
  * last occupied one. {@link #bytesHeld()} is the exact sum of the page blocks. Not thread-safe,
  * except that range attends (which write nothing) may run concurrently with each other.
  */
-final class TierPages implements KeyRows, AutoCloseable {
+final class TierPages implements SplitRows {
     private final Tier tier;
     private final KvDType type;
     private final int headDim;
@@ -98,12 +98,13 @@ final class TierPages implements KeyRows, AutoCloseable {
         return count;
     }
 
-    long bytesHeld() {
+    @Override
+    public long bytesHeld() {
         return pageCount * pageBytes;
     }
 
-    /** Appends {@code tokens} rows, as {@link io.kvcache4j.store.HeadStore#append}. */
-    void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
+    @Override
+    public void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
         ensureOpen();
         for (int t = 0; t < tokens; t++) {
             int page = count / pageTokens;
@@ -124,12 +125,14 @@ final class TierPages implements KeyRows, AutoCloseable {
     }
 
     /** Appends one row given as floats (the exact reproduction of a row of the same type). */
-    void appendRow(float[] key, float[] value) {
+    @Override
+    public void appendRow(float[] key, float[] value) {
         append(key, 0, value, 0, 0, 1);
     }
 
     /** Attends {@code selection} reading every page in place. */
-    void attend(GroupAttention state, SlotSelection selection) {
+    @Override
+    public void attend(GroupAttention state, SlotSelection selection) {
         attend(state, selection, null, 0);
     }
 
@@ -196,7 +199,8 @@ final class TierPages implements KeyRows, AutoCloseable {
                 headDim);
     }
 
-    void readValue(int slot, float[] dst, int offset) {
+    @Override
+    public void readValue(int slot, float[] dst, int offset) {
         checkSlot(slot);
         conversion.decode(
                 pages[slot / pageTokens], valuesOffset + (slot % pageTokens) * rowBytes, type, dst, offset, headDim);
@@ -219,7 +223,8 @@ final class TierPages implements KeyRows, AutoCloseable {
     }
 
     /** Keeps rows {@code [0, newCount)} and frees the pages past them. */
-    void truncate(int newCount) {
+    @Override
+    public void truncate(int newCount) {
         if (newCount < 0 || newCount > count) {
             throw new IllegalArgumentException("newCount " + newCount + " out of range [0, " + count + "]");
         }
