@@ -247,11 +247,7 @@ public final class JCudaDevice implements Device {
             int chunk,
             int maxChunks,
             float scale) {
-        if (chunk < 0) {
-            throw new IllegalArgumentException(
-                    "chunk must be a number of slots, or 0 for chunks sized by each head's visible count, was "
-                            + chunk);
-        }
+        KernelEmulator.checkExactChunk(chunk);
         String kernel = decodeKernel(type, group, headDim);
         launch(
                 kernel,
@@ -308,9 +304,7 @@ public final class JCudaDevice implements Device {
             int chunk,
             int maxChunks,
             float scale) {
-        if (chunk <= 0) {
-            throw new IllegalArgumentException("the int4 decode kernel takes a fixed chunk of slots, was " + chunk);
-        }
+        KernelEmulator.checkInt4Chunk(chunk);
         launch(
                 "kv_decode_int4",
                 maxChunks,

@@ -99,6 +99,22 @@ public final class KernelEmulator {
         return c;
     }
 
+    /** The exact decode kernels' {@code chunk}: a number of slots, or {@link #CHUNK_BY_LENGTH}. */
+    static void checkExactChunk(int chunk) {
+        if (chunk < 0) {
+            throw new IllegalArgumentException(
+                    "chunk must be a number of slots, or 0 for chunks sized by each head's visible count, was "
+                            + chunk);
+        }
+    }
+
+    /** The int4 kernel's {@code chunk}: a fixed number of slots. */
+    static void checkInt4Chunk(int chunk) {
+        if (chunk <= 0) {
+            throw new IllegalArgumentException("the int4 decode kernel takes a fixed chunk of slots, was " + chunk);
+        }
+    }
+
     /** Chunks of a head that sees {@code visible} slots, cut at {@code chunk} or {@link #CHUNK_BY_LENGTH}. */
     public static int chunks(int visible, int chunk) {
         int c = chunk == CHUNK_BY_LENGTH ? chunkFor(visible) : chunk;
@@ -127,6 +143,7 @@ public final class KernelEmulator {
             int chunk,
             int maxChunks,
             float scale) {
+        checkExactChunk(chunk);
         if (type == KvDType.F32) {
             throw new IllegalArgumentException("the exact decode kernels read f16 or bf16 rows");
         }
@@ -177,9 +194,7 @@ public final class KernelEmulator {
             int chunk,
             int maxChunks,
             float scale) {
-        if (chunk <= 0) {
-            throw new IllegalArgumentException("the int4 decode kernel takes a fixed chunk of slots, was " + chunk);
-        }
+        checkInt4Chunk(chunk);
         int d = layout.headDim();
         RowSource src = (h, slot, i, value) -> {
             if (!value) {

@@ -23,10 +23,15 @@ public interface KeyRows {
      * with their attention kernel instead, as attention would.
      */
     default void scores(float[] queries, int group, int rows, float[] out, int outStride) {
-        int d = headDim();
-        float[] key = new float[d];
+        scoresByReading(this, new float[headDim()], queries, group, rows, out, outStride);
+    }
+
+    /** {@link #scores} by reading each key into {@code key} (at least {@code headDim} floats). */
+    static void scoresByReading(
+            KeyRows keys, float[] key, float[] queries, int group, int rows, float[] out, int outStride) {
+        int d = keys.headDim();
         for (int r = 0; r < rows; r++) {
-            readKey(r, key, 0);
+            keys.readKey(r, key, 0);
             for (int h = 0; h < group; h++) {
                 float s = 0f;
                 for (int i = 0; i < d; i++) {

@@ -33,7 +33,7 @@ public final class Providers {
     }
 
     /** {@code retrieval}: sinks and recent window exact, top-k of the rest by an exact flat scan. */
-    public static final class Retrieval implements HeadStoreProvider {
+    public static final class Retrieval implements HeadStoreProvider, SplitProvider {
         @Override
         public String name() {
             return "retrieval";
@@ -45,7 +45,7 @@ public final class Providers {
         }
 
         @Override
-        public HeadStoreFactory factory(int pageTokens) {
+        public SplitFactory factory(int pageTokens) {
             return SplitFactory.retrieval(RetrievalConfig.defaults().withPageTokens(pageTokens));
         }
 
@@ -56,7 +56,7 @@ public final class Providers {
         }
 
         @Override
-        public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
+        public SplitFactory factory(int pageTokens, Budget budget, int promptTokens) {
             return SplitFactory.retrieval(RetrievalConfig.forBudget(
                             budget.resolve(promptTokens),
                             RetrievalConfig.defaults().topK())
@@ -102,7 +102,7 @@ public final class Providers {
     }
 
     /** {@code hgca}: recent window dense, salient older tokens per head sparse. */
-    public static final class Hgca implements HeadStoreProvider {
+    public static final class Hgca implements HeadStoreProvider, SplitProvider {
         @Override
         public String name() {
             return "hgca";
@@ -114,7 +114,7 @@ public final class Providers {
         }
 
         @Override
-        public HeadStoreFactory factory(int pageTokens) {
+        public SplitFactory factory(int pageTokens) {
             return SplitFactory.hgca(HgcaConfig.defaults().withPageTokens(pageTokens));
         }
 
@@ -125,7 +125,7 @@ public final class Providers {
         }
 
         @Override
-        public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
+        public SplitFactory factory(int pageTokens, Budget budget, int promptTokens) {
             return SplitFactory.hgca(
                     HgcaConfig.forBudget(budget.resolve(promptTokens)).withPageTokens(pageTokens));
         }
@@ -156,24 +156,12 @@ public final class Providers {
             return split + " with the slow tier's tokens kept as " + codec + " codes (attended on the codes)";
         }
 
-        private SplitFactory base(int pageTokens, Budget budget, int promptTokens) {
-            boolean hgca = split.equals("hgca");
-            if (budget == null) {
-                return hgca
-                        ? SplitFactory.hgca(HgcaConfig.defaults().withPageTokens(pageTokens))
-                        : SplitFactory.retrieval(RetrievalConfig.defaults().withPageTokens(pageTokens));
-            }
-            Budget b = budget.resolve(promptTokens);
-            return hgca
-                    ? SplitFactory.hgca(HgcaConfig.forBudget(b).withPageTokens(pageTokens))
-                    : SplitFactory.retrieval(RetrievalConfig.forBudget(
-                                    b, RetrievalConfig.defaults().topK())
-                            .withPageTokens(pageTokens));
-        }
+        /** The split kind with f16 slow pages, whose factories this one extends. */
+        abstract SplitProvider plain();
 
         @Override
         public HeadStoreFactory factory(int pageTokens) {
-            return base(pageTokens, null, 0).withSlowStorage(HeadStores.factory(codec, pageTokens));
+            return plain().factory(pageTokens).withSlowStorage(HeadStores.factory(codec, pageTokens));
         }
 
         @Override
@@ -183,7 +171,8 @@ public final class Providers {
 
         @Override
         public HeadStoreFactory factory(int pageTokens, Budget budget, int promptTokens) {
-            return base(pageTokens, budget, promptTokens).withSlowStorage(HeadStores.factory(codec, pageTokens));
+            return plain().factory(pageTokens, budget, promptTokens)
+                    .withSlowStorage(HeadStores.factory(codec, pageTokens));
         }
     }
 
@@ -192,12 +181,22 @@ public final class Providers {
         public RetrievalInt8() {
             super("retrieval", "int8");
         }
+
+        @Override
+        SplitProvider plain() {
+            return new Retrieval();
+        }
     }
 
     /** {@code retrieval+int4}. */
     public static final class RetrievalInt4 extends SplitWithCodec {
         public RetrievalInt4() {
             super("retrieval", "int4");
+        }
+
+        @Override
+        SplitProvider plain() {
+            return new Retrieval();
         }
     }
 
@@ -206,6 +205,11 @@ public final class Providers {
         public HgcaInt8() {
             super("hgca", "int8");
         }
+
+        @Override
+        SplitProvider plain() {
+            return new Hgca();
+        }
     }
 
     /** {@code hgca+int4}. */
@@ -213,6 +217,18 @@ public final class Providers {
         public HgcaInt4() {
             super("hgca", "int4");
         }
+
+        @Override
+        SplitProvider plain() {
+            return new Hgca();
+        }
+    }
+
+    /** A provider whose factories are {@link SplitFactory}s. */
+    interface SplitProvider {
+        SplitFactory factory(int pageTokens);
+
+        SplitFactory factory(int pageTokens, Budget budget, int promptTokens);
     }
 
     static int defaultPageTokens() {

@@ -15,7 +15,7 @@ final class StoreRows implements SplitRows {
     private static final int[] NONE = new int[0];
     private final HeadStore store;
     private final int headDim;
-    private float[] key;
+    private final float[] key;
 
     StoreRows(HeadStore store, int headDim) {
         this.store = store;
@@ -41,17 +41,7 @@ final class StoreRows implements SplitRows {
     /** Each key as the store reproduces it, then the group's dot products (in dimension order). */
     @Override
     public void scores(float[] queries, int group, int rows, float[] out, int outStride) {
-        int d = headDim;
-        for (int r = 0; r < rows; r++) {
-            store.readKey(r, key, 0);
-            for (int h = 0; h < group; h++) {
-                float s = 0f;
-                for (int i = 0; i < d; i++) {
-                    s = Math.fma(queries[h * d + i], key[i], s);
-                }
-                out[h * outStride + r] = s;
-            }
-        }
+        KeyRows.scoresByReading(this, key, queries, group, rows, out, outStride);
     }
 
     @Override

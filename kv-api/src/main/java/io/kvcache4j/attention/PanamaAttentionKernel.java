@@ -213,23 +213,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 scanF16Block(st, page, kBase, dimStride, valueOffset + r0 * rowBytes, nb, firstSlot + r0);
                 continue;
             }
-            if (keyStride == block) {
-                decode(page, kBase, type, st.kBuf, 0, d * block);
-            } else {
-                for (int i = 0; i < d; i++) {
-                    decode(page, kBase + i * dimStride, type, st.kBuf, i * block, block);
-                }
-            }
-            int h = 0;
-            for (; h + 4 <= g; h += 4) {
-                scores4(st, h);
-            }
-            for (; h + 2 <= g; h += 2) {
-                scores2(st, h);
-            }
-            for (; h < g; h++) {
-                scores1(st, h);
-            }
+            scoresDecoded(st, page, kBase, keyStride, dimStride, type);
             if (nb < block) {
                 for (int hh = 0; hh < g; hh++) {
                     java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
@@ -237,7 +221,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             }
             softmaxBlock(st, nb, firstSlot + r0);
             decode(page, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
-            h = 0;
+            int h = 0;
             for (; h + 4 <= g; h += 4) {
                 accumulate4(st, nb, h);
             }
@@ -271,31 +255,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int nb = Math.min(block, rows - r0);
             long kBase = keyOffset + (long) r0 * e;
             if (directF16) {
-                if (g == 2) {
-                    scoresF16x2(st, page, kBase, dimStride);
-                } else {
-                    for (int h = 0; h < g; h += 4) {
-                        scoresF16x4(st, page, kBase, dimStride, h);
-                    }
-                }
+                scoresF16(st, page, kBase, dimStride);
             } else {
-                if (keyStride == block) {
-                    decode(page, kBase, type, st.kBuf, 0, d * block);
-                } else {
-                    for (int i = 0; i < d; i++) {
-                        decode(page, kBase + i * dimStride, type, st.kBuf, i * block, block);
-                    }
-                }
-                int h = 0;
-                for (; h + 4 <= g; h += 4) {
-                    scores4(st, h);
-                }
-                for (; h + 2 <= g; h += 2) {
-                    scores2(st, h);
-                }
-                for (; h < g; h++) {
-                    scores1(st, h);
-                }
+                scoresDecoded(st, page, kBase, keyStride, dimStride, type);
             }
             for (int h = 0; h < g; h++) {
                 System.arraycopy(st.blockLogits, h * block, out, h * outStride + outOffset + r0, nb);
@@ -312,13 +274,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
         final int g = st.group;
         final int block = GroupAttention.BLOCK;
-        if (g == 2) {
-            scoresF16x2(st, page, kBase, dimStride);
-        } else {
-            for (int h = 0; h < g; h += 4) {
-                scoresF16x4(st, page, kBase, dimStride, h);
-            }
-        }
+        scoresF16(st, page, kBase, dimStride);
         if (nb < block) {
             for (int hh = 0; hh < g; hh++) {
                 java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
@@ -331,6 +287,42 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             for (int h = 0; h < g; h += 4) {
                 accumulateF16x4(st, page, vBase, nb, h);
             }
+        }
+    }
+
+    /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
+    private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        if (st.group == 2) {
+            scoresF16x2(st, page, kBase, dimStride);
+        } else {
+            for (int h = 0; h < st.group; h += 4) {
+                scoresF16x4(st, page, kBase, dimStride, h);
+            }
+        }
+    }
+
+    /** Logits of one key block of any type, widened into {@code kBuf} first, into {@code blockLogits}. */
+    private void scoresDecoded(
+            GroupAttention st, MemorySegment page, long kBase, int keyStride, long dimStride, KvDType type) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        if (keyStride == block) {
+            decode(page, kBase, type, st.kBuf, 0, d * block);
+        } else {
+            for (int i = 0; i < d; i++) {
+                decode(page, kBase + i * dimStride, type, st.kBuf, i * block, block);
+            }
+        }
+        int h = 0;
+        for (; h + 4 <= g; h += 4) {
+            scores4(st, h);
+        }
+        for (; h + 2 <= g; h += 2) {
+            scores2(st, h);
+        }
+        for (; h < g; h++) {
+            scores1(st, h);
         }
     }
 
