@@ -156,7 +156,8 @@ class SoftmaxExpTest {
                 mag += Math.abs(p[j]);
             }
             float got = ScalarAttentionKernel.blockSum(p, 0);
-            assertEquals(exact, got, 2 * Math.ulp((float) mag), "seed=" + seed);
+            // pairwise summation of 16 terms: at most log2(16) = 4 roundings, |error| <= 4u·Σ|p| < 4 ulp(Σ|p|)
+            assertEquals(exact, got, 4 * Math.ulp((float) mag), "seed=" + seed);
             if (sameOrder) {
                 assertEquals(
                         Float.floatToRawIntBits(got),
