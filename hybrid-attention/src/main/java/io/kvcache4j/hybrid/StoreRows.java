@@ -2,6 +2,7 @@ package io.kvcache4j.hybrid;
 
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.KeyScoring;
 import io.kvcache4j.store.SlotSelection;
 
 /**
@@ -16,6 +17,8 @@ final class StoreRows implements SplitRows {
     private final HeadStore store;
     private final int headDim;
     private final float[] key;
+    /** The query holder of {@link #scores} on a {@link KeyScoring} store, made for the first group size seen. */
+    private GroupAttention scoringState;
 
     StoreRows(HeadStore store, int headDim) {
         this.store = store;
@@ -38,9 +41,22 @@ final class StoreRows implements SplitRows {
         store.readKey(row, dst, offset);
     }
 
-    /** Each key as the store reproduces it, then the group's dot products (in dimension order). */
+    /**
+     * On the store's own encoding when it scores keys ({@link KeyScoring}: a codec scores its codes,
+     * as its attention does); else each key as the store reproduces it, then the group's dot
+     * products (in dimension order).
+     */
     @Override
     public void scores(float[] queries, int group, int rows, float[] out, int outStride) {
+        if (store instanceof KeyScoring scoring) {
+            GroupAttention state = scoringState;
+            if (state == null || state.group() != group) {
+                state = scoringState = new GroupAttention(group, headDim);
+            }
+            state.begin(queries, 0, 1f);
+            scoring.scoreKeys(state, rows, out, outStride);
+            return;
+        }
         KeyRows.scoresByReading(this, key, queries, group, rows, out, outStride);
     }
 

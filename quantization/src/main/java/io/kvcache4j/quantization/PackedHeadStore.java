@@ -2,6 +2,7 @@ package io.kvcache4j.quantization;
 
 import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.KeyScoring;
 import io.kvcache4j.store.SlotSelection;
 import java.util.Arrays;
 import java.util.Objects;
@@ -26,7 +27,7 @@ import java.util.Objects;
  * <p>Scratch lives in one object per thread, because kv-api's CPU layer source may attend distinct
  * chunks of one long store on several threads at once.
  */
-abstract class PackedHeadStore implements HeadStore {
+abstract class PackedHeadStore implements HeadStore, KeyScoring {
     static final int BLOCK = CodecKernel.BLOCK;
 
     /** Elements per key or value row. */
@@ -120,6 +121,35 @@ abstract class PackedHeadStore implements HeadStore {
         }
         if (n > 0) {
             flush(st, s, n, ordinal);
+        }
+    }
+
+    /** Segment by segment from slot 0, with {@link #scoreSegment}: the logits {@link #attend} pushes. */
+    @Override
+    public void scoreKeys(GroupAttention st, int slots, float[] out, int outStride) {
+        ensureOpen();
+        int g = st.group();
+        if (slots < 0 || slots > count()) {
+            throw new IllegalArgumentException("slots must be in [0, " + count() + "], was " + slots);
+        }
+        if (outStride < slots || (long) (g - 1) * outStride + slots > out.length) {
+            throw new IllegalArgumentException("out of " + out.length + " floats with stride " + outStride
+                    + " cannot hold " + g + " heads of " + slots + " logits");
+        }
+        if (st.headDim() != headDim) {
+            throw new IllegalArgumentException(
+                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
+        }
+        Scratch s = Scratch.get(g, headDim, valueStride, valueGroups);
+        s.beginPass();
+        for (int start = 0; start < slots; ) {
+            int len = segmentLength(start);
+            scoreSegment(st, s, start, len, s.segLogits);
+            int n = Math.min(len, slots - start);
+            for (int h = 0; h < g; h++) {
+                System.arraycopy(s.segLogits, h * BLOCK, out, h * outStride + start, n);
+            }
+            start += len;
         }
     }
 

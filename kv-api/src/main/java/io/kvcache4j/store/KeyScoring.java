@@ -1,0 +1,25 @@
+package io.kvcache4j.store;
+
+import io.kvcache4j.attention.GroupAttention;
+
+/**
+ * A {@link HeadStore} that scores its keys on its own encoding without running attention: what a
+ * retrieval selector needs from a store whose keys are codes (scoring each key by reading it back
+ * would dequantize the cache). The logits are those {@link HeadStore#attend} computes for the same
+ * queries, to the bit.
+ */
+public interface KeyScoring {
+
+    /**
+     * Writes the logits of slots {@code [0, slots)} for every query head of {@code state}'s pass
+     * ({@link GroupAttention#queries()}, as scaled when the pass began): {@code out[h·outStride + j]}
+     * for {@code h < state.group()} and {@code j < slots}, the values {@link HeadStore#attend} pushes
+     * for those slots. The pass's running softmax state is not touched. Same threading as {@code
+     * attend}.
+     *
+     * @throws IllegalArgumentException if {@code slots} exceeds the store's count, {@code outStride <
+     *     slots}, {@code out} is too short or the state's head dimension differs from the store's
+     * @throws IllegalStateException if the store is closed
+     */
+    void scoreKeys(GroupAttention state, int slots, float[] out, int outStride);
+}
