@@ -39,10 +39,14 @@ public record KiviLayout(int headDim, int groupTokens, int valueGroupChannels) {
         }
     }
 
-    /** The layout of a 4-bit KIVI configuration. */
+    /** The layout of a 4-bit KIVI configuration whose scales and zero points are f32. */
     public static KiviLayout of(KiviConfig config, int headDim) {
         if (config.bits() != BITS) {
             throw new IllegalArgumentException("the int4 kernel reads 4-bit codes, configuration has " + config.bits());
+        }
+        if (config.scaleType() != io.kvcache4j.api.KvDType.F32) {
+            throw new IllegalArgumentException("the int4 kernel reads f32 scales and zero points, configuration has "
+                    + config.scaleType().name().toLowerCase(java.util.Locale.ROOT));
         }
         config.check(headDim);
         return new KiviLayout(headDim, config.groupTokens(), config.valueGroupChannels());

@@ -18,6 +18,18 @@ public interface HeadStoreProvider {
     HeadStoreFactory factory(int pageTokens);
 
     /**
+     * This storage configured by {@code options}, for the name {@code name} ({@code
+     * base:key=value[:key=value ...]}, lower case; {@link HeadStores#provider} parses it): the returned
+     * provider answers to {@code name}. Each storage documents its options. Default: no options.
+     *
+     * @throws IllegalArgumentException for an option this storage does not take, or a value out of
+     *     its range, naming the option, the value and what is allowed
+     */
+    default HeadStoreProvider withOptions(String name, java.util.Map<String, String> options) {
+        throw new IllegalArgumentException("storage '" + name() + "' takes no options, was '" + name + "'");
+    }
+
+    /**
      * Whether this storage is sized by a {@link io.kvcache4j.api.Budget} of its own, such as the fast
      * tier of tiered storage: then {@link #factory(int, io.kvcache4j.api.Budget, int)} gives the
      * factory, and a harness hands the budget to the storage rather than to an eviction policy.

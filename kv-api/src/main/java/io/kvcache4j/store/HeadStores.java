@@ -22,14 +22,41 @@ public final class HeadStores {
         return List.copyOf(Holder.PROVIDERS.keySet());
     }
 
-    /** The provider called {@code name} (case-insensitive). */
+    /**
+     * The provider called {@code name} (case-insensitive). A name may carry options after the storage's
+     * name, {@code name:key=value[:key=value ...]} (e.g. {@code int4:g=64:r=0}), handed to {@link
+     * HeadStoreProvider#withOptions}; a storage that takes none refuses them.
+     *
+     * @throws IllegalArgumentException for an unknown storage or malformed, unknown or out-of-range
+     *     options, naming the value
+     */
     public static HeadStoreProvider provider(String name) {
-        HeadStoreProvider p = Holder.PROVIDERS.get(name.toLowerCase(Locale.ROOT));
+        String lower = name.toLowerCase(Locale.ROOT);
+        int colon = lower.indexOf(':');
+        String base = colon < 0 ? lower : lower.substring(0, colon);
+        HeadStoreProvider p = Holder.PROVIDERS.get(base);
         if (p == null) {
             throw new IllegalArgumentException(
                     "unknown storage '" + name + "'; installed: " + String.join(", ", Holder.PROVIDERS.keySet()));
         }
-        return p;
+        return colon < 0 ? p : p.withOptions(lower, options(name, lower.substring(colon + 1)));
+    }
+
+    /** {@code key=value[:key=value ...]} as an ordered map; keys unique and non-empty. */
+    private static Map<String, String> options(String name, String text) {
+        Map<String, String> options = new LinkedHashMap<>();
+        for (String option : text.split(":", -1)) {
+            int eq = option.indexOf('=');
+            if (eq <= 0 || eq == option.length() - 1) {
+                throw new IllegalArgumentException("storage '" + name + "': option '" + option
+                        + "' must be key=value (options: name:key=value[:key=value ...])");
+            }
+            String key = option.substring(0, eq);
+            if (options.put(key, option.substring(eq + 1)) != null) {
+                throw new IllegalArgumentException("storage '" + name + "': option '" + key + "' given twice");
+            }
+        }
+        return Collections.unmodifiableMap(options);
     }
 
     /** A factory for storage {@code name} with pages of {@code pageTokens} tokens. */

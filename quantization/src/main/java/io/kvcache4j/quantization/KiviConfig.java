@@ -1,12 +1,14 @@
 package io.kvcache4j.quantization;
 
 import io.kvcache4j.api.Budget;
+import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.attention.LayerAttention;
 import io.kvcache4j.attention.LayerContext;
 import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.HeadStoreFactory;
+import java.util.Locale;
 import java.util.Objects;
 
 /**
@@ -21,14 +23,21 @@ import java.util.Objects;
  * @param valueGroupChannels channels per value group: each token's value row has a scale and zero
  *     point per group of this many channels ({@code >= 1}; must divide the head dimension, checked
  *     by {@link #check(int)} when a store is created)
+ * @param scaleType how scales and zero points are stored: {@link KvDType#F16} (as KIVI's code keeps
+ *     them, in the model's half precision) or {@link KvDType#F32}
  */
-public record KiviConfig(int bits, int groupTokens, int residualTokens, int valueGroupChannels) {
+public record KiviConfig(int bits, int groupTokens, int residualTokens, int valueGroupChannels, KvDType scaleType) {
     /** The paper's group size {@code G} (keys: tokens per group; values: channels per group). */
     public static final int DEFAULT_GROUP = 32;
     /** The paper's residual length {@code R} (KIVI's LongBench runs: 128). */
     public static final int DEFAULT_RESIDUAL = 128;
 
     public KiviConfig {
+        Objects.requireNonNull(scaleType, "scaleType");
+        if (scaleType != KvDType.F16 && scaleType != KvDType.F32) {
+            throw new IllegalArgumentException(
+                    "scaleType must be f16 or f32, was " + scaleType.name().toLowerCase(Locale.ROOT));
+        }
         if (bits != 2 && bits != 4) {
             throw new IllegalArgumentException("bits must be 2 or 4, was " + bits);
         }
@@ -48,9 +57,22 @@ public record KiviConfig(int bits, int groupTokens, int residualTokens, int valu
         }
     }
 
-    /** The paper's defaults at {@code bits}: {@code G = 32}, {@code R = 128}, value groups of 32 channels. */
+    /** A configuration whose scales and zero points are f32. */
+    public KiviConfig(int bits, int groupTokens, int residualTokens, int valueGroupChannels) {
+        this(bits, groupTokens, residualTokens, valueGroupChannels, KvDType.F32);
+    }
+
+    /**
+     * The paper's defaults at {@code bits}: {@code G = 32}, {@code R = 128}, value groups of 32
+     * channels, scales and zero points in f16.
+     */
     public static KiviConfig defaults(int bits) {
-        return new KiviConfig(bits, DEFAULT_GROUP, DEFAULT_RESIDUAL, DEFAULT_GROUP);
+        return new KiviConfig(bits, DEFAULT_GROUP, DEFAULT_RESIDUAL, DEFAULT_GROUP, KvDType.F16);
+    }
+
+    /** Bytes of one stored scale or zero point: 2 (f16) or 4 (f32). */
+    public int scaleBytes() {
+        return scaleType.bytes();
     }
 
     /**

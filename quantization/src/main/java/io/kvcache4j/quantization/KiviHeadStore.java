@@ -20,8 +20,11 @@ import java.util.Arrays;
  * {@code s = (M − z)/(2^b − 1)}, code {@code c = clamp(rint((x − z)/s), 0, 2^b − 1)} (0 when {@code
  * s = 0}), reproduced as {@code s·c + z}, within {@code s/2} of {@code x}. Keys: one {@code (s, z)}
  * per channel and group of {@code G} aligned tokens; values: one per token and group of {@link
- * KiviConfig#valueGroupChannels()} channels. Scales and zero points are f32 (the paper's code keeps
- * them in f16).
+ * KiviConfig#valueGroupChannels()} channels. Scales and zero points are stored in the configuration's
+ * {@link KiviConfig#scaleType()}: f32 as computed, or f16 as KIVI's code keeps them. In f16 the zero
+ * point {@code z} is exact (it is an f16 input) and the scale is rounded <em>up</em> to the next f16
+ * value before the codes are computed against it, so the codes never clip and the error bound
+ * {@code s/2} holds for the stored scale.
  *
  * <p><b>Residual.</b> Appended tokens are rounded to f16 and kept exactly as such while they are
  * among the newest: when the residual reaches {@code R + G} tokens its oldest {@code G} form a
@@ -39,8 +42,9 @@ import java.util.Arrays;
  * re-quantized; a residual group that was evicted is dropped with its f16 rows.
  *
  * <p><b>Memory.</b> Quantized groups live in off-heap pages from {@link NativeMemory} of {@code
- * max(1, pageTokens / G)} groups. One group is {@code [key scales: d f32][key zeros: d f32][value
- * scales: G × d/Gv f32][value zeros: G × d/Gv f32][key codes][value codes]}: key codes in sub-blocks
+ * max(1, pageTokens / G)} groups. One group is {@code [key scales: d][key zeros: d][value scales: G ×
+ * d/Gv][value zeros: G × d/Gv][key codes][value codes]}, scales and zero points of {@link
+ * KiviConfig#scaleBytes()} bytes each: key codes in sub-blocks
  * of 16 tokens, dimension-major (one 16-byte code unit per {@code 8/b} channels, see {@link
  * CodecKernel}), value rows in whole code units. The residual is one off-heap block of f16 rows
  * {@code [keys: cap × d][values: cap × d]} grown by doubling up to {@code R + G} rows and shrunk
@@ -56,10 +60,13 @@ import java.util.Arrays;
  */
 public final class KiviHeadStore extends PackedHeadStore {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ConversionSupport CONVERSION =
             VectorizationProvider.getInstance().conversion();
 
     private final KiviConfig config;
+    private final KvDType scaleType;
+    private final boolean halfScales;
     private final int bits;
     private final int planes;
     private final int levels;
@@ -102,6 +109,8 @@ public final class KiviHeadStore extends PackedHeadStore {
                 kernel);
         Int8Config.checkPageTokens(pageTokens);
         this.config = config;
+        this.scaleType = config.scaleType();
+        this.halfScales = scaleType == KvDType.F16;
         this.bits = config.bits();
         this.planes = config.codesPerByte();
         this.levels = (1 << bits) - 1;
@@ -115,10 +124,11 @@ public final class KiviHeadStore extends PackedHeadStore {
         this.valueRowBytes = 16 * valueUnits;
         long d = headDim;
         long perToken = (long) groupTokens * valueGroups;
-        this.kZeroOffset = 4 * d;
-        this.vScaleOffset = 8 * d;
-        this.vZeroOffset = vScaleOffset + 4 * perToken;
-        this.kCodesOffset = vZeroOffset + 4 * perToken;
+        long mb = config.scaleBytes();
+        this.kZeroOffset = mb * d;
+        this.vScaleOffset = 2 * mb * d;
+        this.vZeroOffset = vScaleOffset + mb * perToken;
+        this.kCodesOffset = vZeroOffset + mb * perToken;
         this.vCodesOffset = kCodesOffset + subBlocks * keySubBytes;
         this.groupBytes = vCodesOffset + (long) groupTokens * valueRowBytes;
         this.groupsPerPage = Math.max(1, pageTokens / groupTokens);
@@ -266,9 +276,9 @@ public final class KiviHeadStore extends PackedHeadStore {
                 mn = Math.min(mn, x);
                 mx = Math.max(mx, x);
             }
-            float s = (mx - mn) / levels;
-            p.set(F32, base + 4L * i, s);
-            p.set(F32, base + kZeroOffset + 4L * i, mn);
+            float s = storedScale((mx - mn) / levels);
+            putScale(p, base + scaleOffset(i), s);
+            putScale(p, base + kZeroOffset + scaleOffset(i), mn);
             for (int t = 0; t < g; t++) {
                 int c = code(groupKeys[t * d + i], s, mn);
                 long at = base + kCodesOffset + (t / BLOCK) * keySubBytes + 16L * (i / planes) + t % BLOCK;
@@ -287,9 +297,9 @@ public final class KiviHeadStore extends PackedHeadStore {
                     mn = Math.min(mn, groupValues[t * d + c]);
                     mx = Math.max(mx, groupValues[t * d + c]);
                 }
-                float s = (mx - mn) / levels;
-                p.set(F32, base + vScaleOffset + 4L * (t * groups + q), s);
-                p.set(F32, base + vZeroOffset + 4L * (t * groups + q), mn);
+                float s = storedScale((mx - mn) / levels);
+                putScale(p, base + vScaleOffset + scaleOffset(t * groups + q), s);
+                putScale(p, base + vZeroOffset + scaleOffset(t * groups + q), mn);
                 for (int c = c0; c < c1; c++) {
                     int code = code(groupValues[t * d + c], s, mn);
                     orCode(p, valueCodeByte(base, t, c), code << (bits * ((c % (16 * planes)) / 16)));
@@ -302,6 +312,38 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment.copy(residual, residualKey(g), residual, residualKey(0), rest * rowBytes);
             MemorySegment.copy(residual, residualValue(g), residual, residualValue(0), rest * rowBytes);
         }
+    }
+
+    /**
+     * The scale as stored: {@code s} itself in f32; in f16 the smallest f16 value {@code >= s}, so that
+     * codes computed against it never exceed the top level.
+     */
+    private float storedScale(float s) {
+        if (!halfScales) {
+            return s;
+        }
+        short h = Float.floatToFloat16(s);
+        if (Float.float16ToFloat(h) < s) {
+            h++;
+        }
+        return Float.float16ToFloat(h);
+    }
+
+    /** Stores a scale or zero point (already representable in the scale type). */
+    private void putScale(MemorySegment p, long at, float x) {
+        if (halfScales) {
+            p.set(I16, at, Float.floatToFloat16(x));
+        } else {
+            p.set(F32, at, x);
+        }
+    }
+
+    private float scale(MemorySegment p, long at) {
+        return halfScales ? Float.float16ToFloat(p.get(I16, at)) : p.get(F32, at);
+    }
+
+    private long scaleOffset(int index) {
+        return halfScales ? 2L * index : 4L * index;
     }
 
     private long valueCodeByte(long base, int t, int c) {
@@ -393,8 +435,8 @@ public final class KiviHeadStore extends PackedHeadStore {
             float b2 = 0f;
             float b3 = 0f;
             for (int i = 0; i < d; i++) {
-                float sc = p.get(F32, base + 4L * i);
-                float z = p.get(F32, base + kZeroOffset + 4L * i);
+                float sc = scale(p, base + scaleOffset(i));
+                float z = scale(p, base + kZeroOffset + scaleOffset(i));
                 folded[r0 + i] = q[r0 + i] * sc;
                 folded[r1 + i] = q[r1 + i] * sc;
                 folded[r2 + i] = q[r2 + i] * sc;
@@ -432,9 +474,9 @@ public final class KiviHeadStore extends PackedHeadStore {
             long base = groupOffset(group);
             kernel.unpack(
                     p, base + vCodesOffset + (long) t * valueRowBytes, bits, run * valueUnits, v, j * valueStride);
-            long at = 4L * t * valueGroups;
-            MemorySegment.copy(p, F32, base + vScaleOffset + at, scales, j * valueGroups, run * valueGroups);
-            MemorySegment.copy(p, F32, base + vZeroOffset + at, zeros, j * valueGroups, run * valueGroups);
+            long at = scaleOffset(t * valueGroups);
+            CONVERSION.decode(p, base + vScaleOffset + at, scaleType, scales, j * valueGroups, run * valueGroups);
+            CONVERSION.decode(p, base + vZeroOffset + at, scaleType, zeros, j * valueGroups, run * valueGroups);
             j += run;
         }
     }
@@ -448,9 +490,9 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment p = page(group);
             long base = groupOffset(group);
             kernel.unpack(p, base + vCodesOffset + (long) t * valueRowBytes, bits, valueUnits, v, vOff);
-            long at = 4L * t * valueGroups;
-            MemorySegment.copy(p, F32, base + vScaleOffset + at, scales, sOff, valueGroups);
-            MemorySegment.copy(p, F32, base + vZeroOffset + at, zeros, sOff, valueGroups);
+            long at = scaleOffset(t * valueGroups);
+            CONVERSION.decode(p, base + vScaleOffset + at, scaleType, scales, sOff, valueGroups);
+            CONVERSION.decode(p, base + vZeroOffset + at, scaleType, zeros, sOff, valueGroups);
             return;
         }
         CONVERSION.decode(residual, residualValue(slot - qt), KvDType.F16, v, vOff, headDim);
@@ -475,7 +517,7 @@ public final class KiviHeadStore extends PackedHeadStore {
         for (int i = 0; i < headDim; i++) {
             long at = base + kCodesOffset + (t / BLOCK) * keySubBytes + 16L * (i / planes) + t % BLOCK;
             int c = (p.get(ValueLayout.JAVA_BYTE, at) >>> (bits * (i % planes))) & levels;
-            dst[offset + i] = p.get(F32, base + 4L * i) * c + p.get(F32, base + kZeroOffset + 4L * i);
+            dst[offset + i] = scale(p, base + scaleOffset(i)) * c + scale(p, base + kZeroOffset + scaleOffset(i));
         }
     }
 
@@ -495,8 +537,8 @@ public final class KiviHeadStore extends PackedHeadStore {
             int q = c / valueGroupChannels;
             int code = (p.get(ValueLayout.JAVA_BYTE, valueCodeByte(base, t, c)) >>> (bits * ((c % (16 * planes)) / 16)))
                     & levels;
-            dst[offset + c] = p.get(F32, base + vScaleOffset + 4L * (t * valueGroups + q)) * code
-                    + p.get(F32, base + vZeroOffset + 4L * (t * valueGroups + q));
+            dst[offset + c] = scale(p, base + vScaleOffset + scaleOffset(t * valueGroups + q)) * code
+                    + scale(p, base + vZeroOffset + scaleOffset(t * valueGroups + q));
         }
     }
 

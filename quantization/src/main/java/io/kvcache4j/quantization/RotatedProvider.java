@@ -45,6 +45,28 @@ public class RotatedProvider implements HeadStoreProvider {
         return HadamardRotation.wrap(HeadStores.factory(inner, pageTokens), HadamardRotation.DEFAULT_SEED);
     }
 
+    /**
+     * The rotated variant of the inner storage with {@code options} (e.g. {@code int4+rht:g=64}),
+     * checked now by looking the inner storage up with them.
+     */
+    @Override
+    public HeadStoreProvider withOptions(String name, java.util.Map<String, String> options) {
+        StringBuilder spec = new StringBuilder(inner);
+        options.forEach((k, v) -> spec.append(':').append(k).append('=').append(v));
+        String innerSpec = spec.toString();
+        try {
+            HeadStores.provider(innerSpec);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("storage '" + name + "': " + e.getMessage(), e);
+        }
+        return new RotatedProvider(innerSpec) {
+            @Override
+            public String name() {
+                return name;
+            }
+        };
+    }
+
     /** {@code 1bit+rht}. */
     public static final class OneBit extends RotatedProvider {
         public OneBit() {

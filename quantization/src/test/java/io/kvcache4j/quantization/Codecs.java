@@ -38,6 +38,12 @@ final class Codecs {
             return new Codec("int" + bits + "-g" + g + "-r" + r + "-v" + vg, new KiviConfig(bits, g, r, vg));
         }
 
+        static Codec kiviHalfScales(int bits, int g, int r, int vg) {
+            return new Codec(
+                    "int" + bits + "-g" + g + "-r" + r + "-v" + vg + "-f16s",
+                    new KiviConfig(bits, g, r, vg, io.kvcache4j.api.KvDType.F16));
+        }
+
         HeadStore create(int headDim, int pageTokens, CodecKernel kernel) {
             return kivi == null
                     ? new Int8HeadStore(headDim, pageTokens, kernel)
@@ -64,7 +70,10 @@ final class Codecs {
                 Codec.kivi(2, 8, 16, 8),
                 Codec.kivi(4, 4, 0, 8),
                 Codec.kivi(2, 24, 48, 8),
-                Codec.kivi(4, 5, 10, 8));
+                Codec.kivi(4, 5, 10, 8),
+                Codec.kiviHalfScales(4, 32, 128, 32),
+                Codec.kiviHalfScales(2, 8, 16, 8),
+                Codec.kiviHalfScales(4, 5, 10, 8));
     }
 
     /**

@@ -168,6 +168,79 @@ class QuantizedStoreTest {
         assertEquals(live, NativeMemory.liveBytes(), "native bytes left after close, seed=" + seed);
     }
 
+    /**
+     * Key scores on the codes ({@link io.kvcache4j.store.KeyScoring}) against float64 dot products with
+     * the keys the store reproduces, the same bits from both kernel families, misuse refused.
+     */
+    @ParameterizedTest
+    @MethodSource("codecs")
+    void keyScoresOnCodesMatchFloat64Reference(Codec codec) {
+        long seed = TestSeeds.seed("key-scores-" + codec);
+        SplittableRandom r = TestSeeds.random(seed);
+        List<Family> families = Codecs.families();
+        long live = NativeMemory.liveBytes();
+        for (int trial = 0; trial < 8; trial++) {
+            int d = headDim(r, codec);
+            int group = 1 + r.nextInt(4);
+            int tokens = 1 + r.nextInt(trial % 2 == 0 ? 40 : 300);
+            float[][] kv = data(r, tokens, d);
+            float[] queries = TestSeeds.floats(r, group * d, 2);
+            int slots = r.nextInt(tokens + 1);
+            int stride = slots + r.nextInt(5);
+            float[][] outs = new float[families.size()][];
+            for (int f = 0; f < families.size(); f++) {
+                String where = codec + " " + families.get(f) + " d=" + d + " group=" + group + " tokens=" + tokens
+                        + " slots=" + slots + " seed=" + seed;
+                try (HeadStore store =
+                        codec.create(d, 16 * (1 + r.nextInt(4)), families.get(f).codec())) {
+                    store.append(kv[0], 0, kv[1], 0, d, tokens);
+                    GroupAttention st =
+                            new GroupAttention(group, d, families.get(f).softmax());
+                    st.begin(queries, 0, 1f);
+                    float[] out = new float[group * stride];
+                    ((io.kvcache4j.store.KeyScoring) store).scoreKeys(st, slots, out, stride);
+                    float[] key = new float[d];
+                    for (int j = 0; j < slots; j++) {
+                        store.readKey(j, key, 0);
+                        for (int h = 0; h < group; h++) {
+                            double ref = 0;
+                            double mag = 0;
+                            for (int i = 0; i < d; i++) {
+                                ref += (double) queries[h * d + i] * key[i];
+                                mag += Math.abs((double) queries[h * d + i] * key[i]);
+                            }
+                            double got = out[h * stride + j];
+                            assertTrue(
+                                    Math.abs(got - ref) <= 1e-5 * (1 + mag),
+                                    where + " slot " + j + " head " + h + ": " + got + " vs " + ref);
+                        }
+                    }
+                    outs[f] = out;
+                    var scoring = (io.kvcache4j.store.KeyScoring) store;
+                    assertThrows(IllegalArgumentException.class, () -> scoring.scoreKeys(st, tokens + 1, out, stride));
+                    if (slots > 0) {
+                        float[] short1 = new float[(group - 1) * stride + slots - 1];
+                        assertThrows(
+                                IllegalArgumentException.class, () -> scoring.scoreKeys(st, slots, short1, stride));
+                        assertThrows(
+                                IllegalArgumentException.class, () -> scoring.scoreKeys(st, slots, out, slots - 1));
+                    }
+                    store.close();
+                    assertThrows(IllegalStateException.class, () -> scoring.scoreKeys(st, slots, out, stride));
+                }
+            }
+            for (int f = 1; f < families.size(); f++) {
+                for (int i = 0; i < outs[0].length; i++) {
+                    assertEquals(
+                            Float.floatToRawIntBits(outs[0][i]),
+                            Float.floatToRawIntBits(outs[f][i]),
+                            codec + ": kernels differ at " + i + " seed=" + seed);
+                }
+            }
+        }
+        assertEquals(live, NativeMemory.liveBytes(), "native bytes left after close, seed=" + seed);
+    }
+
     /** The test's own quantizers, mirroring the papers' formulas, against what the stores reproduce. */
     @ParameterizedTest
     @MethodSource("codecs")
@@ -228,7 +301,7 @@ class QuantizedStoreTest {
                             mn = Math.min(mn, k16[u * d + i]);
                             mx = Math.max(mx, k16[u * d + i]);
                         }
-                        float s = (mx - mn) / levels;
+                        float s = storedScale(c, (mx - mn) / levels);
                         checkAsymmetric(k16[t * d + i], row[i], s, mn, levels, where + " key " + t + " ch " + i);
                     }
                     store.readValue(t, row, 0);
@@ -245,12 +318,22 @@ class QuantizedStoreTest {
                             mn = Math.min(mn, v16[t * d + u]);
                             mx = Math.max(mx, v16[t * d + u]);
                         }
-                        float s = (mx - mn) / levels;
+                        float s = storedScale(c, (mx - mn) / levels);
                         checkAsymmetric(v16[t * d + i], row[i], s, mn, levels, where + " value " + t + " ch " + i);
                     }
                 }
             }
         }
+    }
+
+    /** The scale as the configuration stores it: f32 as is, f16 rounded up to the next f16 value. */
+    private static float storedScale(KiviConfig c, float s) {
+        if (c.scaleType() == io.kvcache4j.api.KvDType.F32) {
+            return s;
+        }
+        short h = Float.floatToFloat16(s);
+        float f = Float.float16ToFloat(h);
+        return f >= s ? f : Float.float16ToFloat((short) (h + 1));
     }
 
     private static void checkAsymmetric(float x, float got, float s, float z, int levels, String where) {
@@ -395,8 +478,9 @@ class QuantizedStoreTest {
                 float[] x = TestSeeds.floats(new SplittableRandom(bits), 1000 * 128, 1);
                 s.append(x, 0, x, 0, 128, 1000);
                 int per = 8 / bits;
+                // f16 scales and zero points: 2 · 2 bytes per key channel, per token and value group
                 long group =
-                        8L * 128 + 8L * 32 * 4 + 2 * 16L * (128 / per) + 32L * 16 * ((128 + 16 * per - 1) / (16 * per));
+                        4L * 128 + 4L * 32 * 4 + 2 * 16L * (128 / per) + 32L * 16 * ((128 + 16 * per - 1) / (16 * per));
                 assertEquals(group, s.groupBytes(), "int" + bits + " group bytes");
                 int groups = (1000 - 128) / 32;
                 assertEquals(groups * 32, s.quantizedTokens());
@@ -484,5 +568,40 @@ class QuantizedStoreTest {
             var factory = io.kvcache4j.store.HeadStores.factory(name, 16);
             assertEquals(name, factory.name());
         }
+    }
+
+    /** Options after a storage name configure KIVI; bad ones are refused naming the option and value. */
+    @Test
+    void storageOptionsConfigureKivi() {
+        var p = (Providers.Kivi) io.kvcache4j.store.HeadStores.provider("int4:g=64:r=0:scales=f32");
+        assertEquals("int4:g=64:r=0:scales=f32", p.name());
+        assertEquals(new KiviConfig(4, 64, 0, 32, io.kvcache4j.api.KvDType.F32), p.config());
+        assertEquals(
+                KiviConfig.defaults(2), ((Providers.Kivi) io.kvcache4j.store.HeadStores.provider("int2")).config());
+        assertEquals(
+                new KiviConfig(2, 32, 64, 16, io.kvcache4j.api.KvDType.F16),
+                ((Providers.Kivi) io.kvcache4j.store.HeadStores.provider("INT2:r=64:vg=16")).config());
+        try (var store = p.factory(64)
+                .create(new io.kvcache4j.store.HeadStoreFactory.Spec(
+                        new io.kvcache4j.api.ModelShape(1, 4, 1, 32), 0, 0))) {
+            assertEquals(64, store.granularity());
+        }
+        var rotated = io.kvcache4j.store.HeadStores.provider("int4+rht:g=64:r=64");
+        assertEquals("int4+rht:g=64:r=64", rotated.name());
+        rotated.factory(16);
+        assertMessage(
+                () -> io.kvcache4j.store.HeadStores.provider("int4:g=64:r=32"),
+                "storage 'int4:g=64:r=32': residualTokens must be a multiple of groupTokens 64, was 32");
+        assertMessage(
+                () -> io.kvcache4j.store.HeadStores.provider("int4:q=1"),
+                "storage 'int4:q=1': unknown option 'q'; options: g, r, vg, scales");
+        assertMessage(() -> io.kvcache4j.store.HeadStores.provider("int4:g=x"), "option g must be an integer, was 'x'");
+        assertMessage(
+                () -> io.kvcache4j.store.HeadStores.provider("int4:scales=bf16"),
+                "scales must be f16 or f32, was bf16");
+        assertMessage(() -> io.kvcache4j.store.HeadStores.provider("int4:g"), "option 'g' must be key=value");
+        assertMessage(() -> io.kvcache4j.store.HeadStores.provider("int4:g=32:g=64"), "option 'g' given twice");
+        assertMessage(() -> io.kvcache4j.store.HeadStores.provider("int8:g=32"), "storage 'int8' takes no options");
+        assertMessage(() -> io.kvcache4j.store.HeadStores.provider("int4+rht:q=1"), "unknown option 'q'");
     }
 }

@@ -165,15 +165,25 @@ final class Converters {
         }
     }
 
-    /** {@code none} or an installed storage kind ({@link NiahRunner#quantNames()}). */
+    /**
+     * {@code none}, an installed storage kind ({@link NiahRunner#quantNames()}) or one with options
+     * ({@code int4:g=64:r=0}).
+     */
     static final class Quant implements ITypeConverter<String> {
         @Override
         public String convert(String value) {
             String name = value.trim().toLowerCase(Locale.ROOT);
             List<String> installed = NiahRunner.quantNames();
             if (!installed.contains(name)) {
-                throw new TypeConversionException(
-                        "unknown quant '" + value + "'; installed: " + String.join(", ", installed));
+                if (name.indexOf(':') < 0) {
+                    throw new TypeConversionException(
+                            "unknown quant '" + value + "'; installed: " + String.join(", ", installed));
+                }
+                try {
+                    io.kvcache4j.store.HeadStores.provider(name);
+                } catch (IllegalArgumentException e) {
+                    throw new TypeConversionException(e.getMessage());
+                }
             }
             return name;
         }

@@ -150,6 +150,18 @@ class CommandLineOptionsTest {
                         "kvcache4j niah: --quant int3: unknown quant 'int3'; installed: "
                                 + String.join(", ", NiahRunner.quantNames())),
                 Arguments.of(
+                        new String[] {"niah", "--quant", "int4:g=64:r=32"},
+                        "kvcache4j niah: --quant int4:g=64:r=32: storage 'int4:g=64:r=32': residualTokens must be"
+                                + " a multiple of groupTokens 64, was 32"),
+                Arguments.of(
+                        new String[] {"niah", "--quant", "int4:bits=3"},
+                        "kvcache4j niah: --quant int4:bits=3: storage 'int4:bits=3': unknown option 'bits';"
+                                + " options: g, r, vg, scales"),
+                Arguments.of(
+                        new String[] {"niah", "--quant", "int4:g=64:r=128", "--policy", "snapkv", "--lengths", "512"},
+                        "kvcache4j niah: --quant int4:g=64:r=128 with --budget 0.1 at length 512 for policy snapkv:"
+                                + " residualTokens must be in [0, 51] (the budget of 51 tokens), was 128"),
+                Arguments.of(
                         new String[] {"niah", "--quant", "none,int4", "--policy", "snapkv", "--lengths", "512"},
                         "kvcache4j niah: --quant int4 with --budget 0.1 at length 512 for policy snapkv: residualTokens"
                                 + " must be in [0, 51] (the budget of 51 tokens), was 128"),

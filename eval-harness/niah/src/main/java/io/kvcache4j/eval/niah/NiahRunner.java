@@ -225,6 +225,26 @@ public final class NiahRunner {
         return names;
     }
 
+    /**
+     * Throws unless {@code quant} names {@code none}, an installed storage kind, or one with options
+     * ({@code int4:g=64:r=0}, see {@link HeadStores#provider}); the message names the value and what
+     * is installed or allowed.
+     */
+    public static void checkQuant(String quant) {
+        if (quantNames().contains(quant)) {
+            return;
+        }
+        if (quant.indexOf(':') < 0) {
+            throw new IllegalArgumentException(
+                    "unknown --quant '" + quant + "'; installed: " + String.join(", ", quantNames()));
+        }
+        try {
+            HeadStores.provider(quant);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--quant " + e.getMessage(), e);
+        }
+    }
+
     private static HeadStoreFactory storage(Cell cell) {
         String name = cell.quant().equals("none") ? "f16" : cell.quant();
         if (sizedByBudget(cell.quant())) {
@@ -245,10 +265,7 @@ public final class NiahRunner {
     /** Every policy and quant name must be installed. */
     public static void checkNames(NiahOptions o) {
         for (String q : o.quants()) {
-            if (!quantNames().contains(q)) {
-                throw new IllegalArgumentException(
-                        "unknown --quant '" + q + "'; installed: " + String.join(", ", quantNames()));
-            }
+            checkQuant(q);
         }
         for (String p : o.policies()) {
             if (!EvictionPolicies.names().contains(p)) {
