@@ -171,7 +171,8 @@ public final class BenchMain implements Callable<Integer> {
                     .include(EngineBenchmark.class.getName() + ".*")
                     .include(EvictionBenchmark.class.getName() + ".*")
                     .include(TierDecodeBenchmark.class.getName() + ".decode")
-                    .include(IndexBuildBenchmark.class.getName() + ".build"));
+                    .include(IndexBuildBenchmark.class.getName() + ".build")
+                    .include(KeyScoringBenchmark.class.getName() + ".score"));
         } else {
             // One configuration per target, short iterations: about 3 minutes on 2 cores.
             // 1. Attention at 1M tokens against the read ceiling.

@@ -22,4 +22,23 @@ public interface KeyScoring {
      * @throws IllegalStateException if the store is closed
      */
     void scoreKeys(GroupAttention state, int slots, float[] out, int outStride);
+
+    /**
+     * The argument checks of {@link #scoreKeys} for a store of {@code count} slots and {@code headDim}
+     * elements per row.
+     */
+    static void check(GroupAttention state, int slots, int count, int headDim, float[] out, int outStride) {
+        if (slots < 0 || slots > count) {
+            throw new IllegalArgumentException("slots must be in [0, " + count + "], was " + slots);
+        }
+        int g = state.group();
+        if (outStride < slots || (long) (g - 1) * outStride + slots > out.length) {
+            throw new IllegalArgumentException("out of " + out.length + " floats with stride " + outStride
+                    + " cannot hold " + g + " heads of " + slots + " logits");
+        }
+        if (state.headDim() != headDim) {
+            throw new IllegalArgumentException(
+                    "attention state has headDim " + state.headDim() + ", the store " + headDim);
+        }
+    }
 }

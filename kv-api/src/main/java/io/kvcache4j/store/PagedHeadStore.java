@@ -28,7 +28,7 @@ import java.util.Arrays;
  *
  * <p>Ownership: the store owns its pages and frees them in {@link #close()}. Not thread-safe.
  */
-public final class PagedHeadStore implements HeadStore {
+public final class PagedHeadStore implements HeadStore, KeyScoring {
     private final KvDType type;
     private final int headDim;
     private final int pageTokens;
@@ -135,6 +135,16 @@ public final class PagedHeadStore implements HeadStore {
             conversion.encodeStrided(keys, keysOffset + src, p, (long) row * type.bytes(), keyDimStride, type, headDim);
             conversion.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
             count++;
+        }
+    }
+
+    /** Page by page with the kernel's {@link AttentionKernel#scores}, summed as {@link #attend} sums. */
+    @Override
+    public void scoreKeys(GroupAttention state, int slots, float[] out, int outStride) {
+        ensureOpen();
+        KeyScoring.check(state, slots, count, headDim, out, outStride);
+        for (int p = 0, r0 = 0; r0 < slots; p++, r0 += pageTokens) {
+            kernel.scores(state, pages[p], 0, pageTokens, type, Math.min(pageTokens, slots - r0), out, r0, outStride);
         }
     }
 

@@ -6,6 +6,7 @@ import io.kvcache4j.attention.GroupAttention;
 import io.kvcache4j.internal.vectorization.ConversionSupport;
 import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.KeyScoring;
 import io.kvcache4j.store.NativeMemory;
 import io.kvcache4j.store.SlotSelection;
 import java.lang.foreign.MemorySegment;
@@ -41,7 +42,7 @@ import java.util.Arrays;
  *
  * <p>Ownership: the store owns its blocks and frees them in {@link #close()}. Not thread-safe.
  */
-public final class OneBitHeadStore implements HeadStore {
+public final class OneBitHeadStore implements HeadStore, KeyScoring {
     private static final int BLOCK = GroupAttention.BLOCK;
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -387,6 +388,48 @@ public final class OneBitHeadStore implements HeadStore {
         }
         if (gathered > 0) {
             scanGathered(state, gathered, ordinal);
+        }
+    }
+
+    /**
+     * Packed groups block by block with the bit trick of {@link #attend} ({@link OneBitKernel#keyLogits}),
+     * residual rows with the residual kernel's {@link AttentionKernel#scores}: the logits attention
+     * pushes. Takes turns with attention passes, as they do with each other.
+     */
+    @Override
+    public synchronized void scoreKeys(GroupAttention state, int slots, float[] out, int outStride) {
+        ensureOpen();
+        KeyScoring.check(state, slots, count, d, out, outStride);
+        int heads = state.group();
+        if (logits.length < heads * BLOCK) {
+            logits = new float[heads * BLOCK];
+            folded = new float[heads * d];
+            beta = new float[heads];
+        }
+        loadedGroup = -1;
+        int packed = groupCount * groupTokens;
+        int end = Math.min(slots, packed);
+        for (int chunk = 0; chunk < end; chunk += BLOCK) {
+            int group = chunk / groupTokens;
+            int first = chunk - group * groupTokens;
+            MemorySegment block = groups[group];
+            if (group != loadedGroup) {
+                loadGroup(state, block);
+                loadedGroup = group;
+            }
+            int nb = Math.min(BLOCK, end - chunk);
+            int mask = nb == BLOCK ? 0xFFFF : (1 << nb) - 1;
+            long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
+            for (int c = 0; c < d; c++) {
+                codes[c] = (block.get(I16, keyBase + 2L * c) & 0xFFFF) & mask;
+            }
+            kernel.keyLogits(codes, folded, beta, d, heads, logits);
+            for (int h = 0; h < heads; h++) {
+                System.arraycopy(logits, h * BLOCK, out, h * outStride + chunk, nb);
+            }
+        }
+        if (slots > packed) {
+            residualKernel.scores(state, residual, 0, groupTokens, KvDType.F16, slots - packed, out, packed, outStride);
         }
     }
 

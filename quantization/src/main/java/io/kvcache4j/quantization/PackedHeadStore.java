@@ -128,18 +128,8 @@ abstract class PackedHeadStore implements HeadStore, KeyScoring {
     @Override
     public void scoreKeys(GroupAttention st, int slots, float[] out, int outStride) {
         ensureOpen();
+        KeyScoring.check(st, slots, count(), headDim, out, outStride);
         int g = st.group();
-        if (slots < 0 || slots > count()) {
-            throw new IllegalArgumentException("slots must be in [0, " + count() + "], was " + slots);
-        }
-        if (outStride < slots || (long) (g - 1) * outStride + slots > out.length) {
-            throw new IllegalArgumentException("out of " + out.length + " floats with stride " + outStride
-                    + " cannot hold " + g + " heads of " + slots + " logits");
-        }
-        if (st.headDim() != headDim) {
-            throw new IllegalArgumentException(
-                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
-        }
         Scratch s = Scratch.get(g, headDim, valueStride, valueGroups);
         s.beginPass();
         for (int start = 0; start < slots; ) {
