@@ -78,22 +78,31 @@ public final class CudaBackends {
                 }
             } catch (Throwable t) {
                 // UnsatisfiedLinkError without libJCudaDriver or libcuda.so.1, CudaException from the driver.
-                reason[0] = "no CUDA driver: " + t.getClass().getSimpleName() + ": " + firstLine(t.getMessage())
-                        + detail(t.getMessage());
+                reason[0] = t instanceof UnsatisfiedLinkError
+                        ? "no CUDA driver: the JCuda driver library did not load" + detail(t.getMessage())
+                        : "the CUDA driver failed: " + firstLine(t.getMessage());
             }
         }
-        LOG.log(System.Logger.Level.INFO, "kvcache4j cuda: CPU attention (" + reason[0] + ")");
+        // Not a choice yet: the caller that falls back (factoryOrCpu) logs the CPU choice at INFO, and a
+        // command line that refuses a GPU storage names this reason in its one-line error.
+        LOG.log(System.Logger.Level.DEBUG, "kvcache4j cuda: no GPU (" + reason[0] + ")");
         return null;
     }
 
-    /** The loader's line that names the missing library (e.g. libcuda.so.1), if any. */
+    /**
+     * The library the loader could not open (e.g. {@code " (libcuda.so.1: cannot open shared object
+     * file)"}), or empty.
+     */
     private static String detail(String s) {
         if (s == null) {
             return "";
         }
         for (String line : s.split("\n")) {
-            if (line.contains("cannot open shared object file")) {
-                return " (" + line.strip() + ")";
+            String[] parts = line.split(": ");
+            for (int i = 1; i < parts.length; i++) {
+                if (parts[i].startsWith("cannot open shared object file")) {
+                    return " (" + parts[i - 1].strip() + ": cannot open shared object file)";
+                }
             }
         }
         return "";

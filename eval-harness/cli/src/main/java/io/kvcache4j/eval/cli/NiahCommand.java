@@ -389,6 +389,13 @@ final class NiahCommand implements Callable<Integer> {
      * before the model is loaded.
      */
     private void checkBudgets(List<String> policyNames) {
+        for (String q : quants) {
+            try {
+                NiahRunner.checkQuant(q);
+            } catch (IllegalArgumentException e) {
+                throw new BadOption("--quant", e.getMessage());
+            }
+        }
         for (String p : policyNames) {
             if (p.equals("full")) {
                 continue;

@@ -230,6 +230,23 @@ class CommandLineOptionsTest {
                 Arguments.of(new String[] {"tokenize"}, "kvcache4j tokenize: --model FILE.gguf is required"));
     }
 
+    /**
+     * The GPU storage kinds are installed (listed) everywhere; where no CUDA device can be used, asking
+     * for one is refused before any work, in one line naming the reason (this test does not run where
+     * a GPU is usable: there the command would start the run).
+     */
+    @Test
+    void gpuStorageWithoutAGpuIsRefusedInOneLine() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+                io.kvcache4j.cuda.CudaBackends.available().isEmpty(), "a CUDA GPU is usable here");
+        Outcome o = run("niah", "--quant", "none,cuda-f16", "--lengths", "512");
+        assertEquals(2, o.status(), o.err());
+        assertTrue(
+                o.err().startsWith("kvcache4j niah: --quant cuda-f16: storage 'cuda-f16' needs a CUDA GPU: "), o.err());
+        assertTrue(o.err().contains("use 'f16' for CPU attention"), o.err());
+        assertOneCleanLine(o.err());
+    }
+
     @ParameterizedTest
     @MethodSource("badOptions")
     void badOptionsAreOneExactLineWithStatus2(String[] args, String expected) {

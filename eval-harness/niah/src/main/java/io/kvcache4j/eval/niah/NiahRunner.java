@@ -231,17 +231,21 @@ public final class NiahRunner {
      * is installed or allowed.
      */
     public static void checkQuant(String quant) {
-        if (quantNames().contains(quant)) {
+        if (quant.equals("none")) {
             return;
         }
-        if (quant.indexOf(':') < 0) {
+        if (!quantNames().contains(quant) && quant.indexOf(':') < 0) {
             throw new IllegalArgumentException(
                     "unknown --quant '" + quant + "'; installed: " + String.join(", ", quantNames()));
         }
         try {
-            HeadStores.provider(quant);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("--quant " + e.getMessage(), e);
+            var provider = HeadStores.provider(quant);
+            if (!provider.sizedByBudget()) {
+                // a storage that cannot run here (cuda-f16 without a GPU) refuses now, naming why
+                provider.factory(KvCacheBuilder.DEFAULT_PAGE_TOKENS);
+            }
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new IllegalArgumentException("--quant " + quant + ": " + e.getMessage(), e);
         }
     }
 
