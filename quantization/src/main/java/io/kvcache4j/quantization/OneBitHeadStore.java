@@ -40,7 +40,9 @@ import java.util.Arrays;
  *
  * <p><b>Granularity</b> is {@code G}: only whole aligned complete groups leave.
  *
- * <p>Ownership: the store owns its blocks and frees them in {@link #close()}. Not thread-safe.
+ * <p>Ownership: the store owns its blocks and frees them in {@link #close()}. Driven by one thread at
+ * a time, except that attention and scoring passes (which only read it) may run concurrently, each
+ * with its thread's scratch.
  */
 public final class OneBitHeadStore implements HeadStore, KeyScoring {
     private static final int BLOCK = GroupAttention.BLOCK;
@@ -70,18 +72,6 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
     private int count;
     private boolean closed;
 
-    // attention scratch
-    private final int[] codes;
-    private final long[] rows;
-    private final float[] keyLo;
-    private final float[] keyScale;
-    private final float[] valueLo;
-    private final float[] valueScale;
-    private float[] folded = new float[0];
-    private float[] beta = new float[0];
-    private float[] logits = new float[0];
-    private int loadedGroup;
-    private MemorySegment gather;
     // quantization scratch
     private float[] groupKeys;
     private float[] groupValues;
@@ -110,12 +100,6 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         this.residualBytes = residualBytes(headDim, groupTokens);
         this.residualRowBytes = 2L * headDim;
         this.residualValuesOffset = 2L * headDim * groupTokens;
-        this.codes = new int[headDim];
-        this.rows = new long[BLOCK * words];
-        this.keyLo = new float[headDim];
-        this.keyScale = new float[headDim];
-        this.valueLo = new float[headDim];
-        this.valueScale = new float[headDim];
     }
 
     /**
@@ -306,23 +290,19 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
      * {@inheritDoc}
      *
      * <p>kv-api's CPU layer source may attend distinct chunks of one long store on several threads at
-     * once; this store's attention scratch is per store, so concurrent passes take turns (the chunks'
-     * partials still merge in chunk order, so the result does not depend on the thread count).
+     * once; the attention scratch is per thread ({@code Pass}) and a pass only reads the store, so the
+     * chunks run concurrently (their partials merge in chunk order, so the result does not depend on
+     * the thread count).
      */
     @Override
-    public synchronized void attend(GroupAttention state, SlotSelection selection) {
+    public void attend(GroupAttention state, SlotSelection selection) {
         ensureOpen();
         if (selection.limit() > count) {
             throw new IllegalArgumentException(
                     "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
         }
         int heads = state.group();
-        if (logits.length < heads * BLOCK) {
-            logits = new float[heads * BLOCK];
-            folded = new float[heads * d];
-            beta = new float[heads];
-        }
-        loadedGroup = -1;
+        Pass p = Pass.get(heads, d, words, 2 * residualRowBytes * BLOCK);
         int packed = groupCount * groupTokens;
         if (selection.isRange()) {
             int from = selection.from();
@@ -333,7 +313,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                 int chunk = s & -BLOCK;
                 int stop = Math.min(chunk + BLOCK, end);
                 int mask = ((1 << (stop - s)) - 1) << (s - chunk);
-                packedBlock(state, chunk, mask, ordinal);
+                packedBlock(p, state, chunk, mask, ordinal);
                 ordinal += stop - s;
                 s = stop;
             }
@@ -362,7 +342,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                 int c = slot & -BLOCK;
                 if (c != chunk) {
                     if (mask != 0) {
-                        packedBlock(state, chunk, mask, ordinal);
+                        packedBlock(p, state, chunk, mask, ordinal);
                         ordinal += Integer.bitCount(mask);
                     }
                     chunk = c;
@@ -372,60 +352,55 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                 continue;
             }
             if (mask != 0) {
-                packedBlock(state, chunk, mask, ordinal);
+                packedBlock(p, state, chunk, mask, ordinal);
                 ordinal += Integer.bitCount(mask);
                 mask = 0;
             }
-            gatherRow(slot - packed, gathered);
+            gatherRow(p, slot - packed, gathered);
             if (++gathered == BLOCK) {
-                scanGathered(state, gathered, ordinal);
+                scanGathered(p, state, gathered, ordinal);
                 ordinal += gathered;
                 gathered = 0;
             }
         }
         if (mask != 0) {
-            packedBlock(state, chunk, mask, ordinal);
+            packedBlock(p, state, chunk, mask, ordinal);
         }
         if (gathered > 0) {
-            scanGathered(state, gathered, ordinal);
+            scanGathered(p, state, gathered, ordinal);
         }
     }
 
     /**
      * Packed groups block by block with the bit trick of {@link #attend} ({@link OneBitKernel#keyLogits}),
      * residual rows with the residual kernel's {@link AttentionKernel#scores}: the logits attention
-     * pushes. Takes turns with attention passes, as they do with each other.
+     * pushes. Per-thread scratch, as {@link #attend}.
      */
     @Override
-    public synchronized void scoreKeys(GroupAttention state, int slots, float[] out, int outStride) {
+    public void scoreKeys(GroupAttention state, int slots, float[] out, int outStride) {
         ensureOpen();
         KeyScoring.check(state, slots, count, d, out, outStride);
         int heads = state.group();
-        if (logits.length < heads * BLOCK) {
-            logits = new float[heads * BLOCK];
-            folded = new float[heads * d];
-            beta = new float[heads];
-        }
-        loadedGroup = -1;
+        Pass p = Pass.get(heads, d, words, 2 * residualRowBytes * BLOCK);
         int packed = groupCount * groupTokens;
         int end = Math.min(slots, packed);
         for (int chunk = 0; chunk < end; chunk += BLOCK) {
             int group = chunk / groupTokens;
             int first = chunk - group * groupTokens;
             MemorySegment block = groups[group];
-            if (group != loadedGroup) {
-                loadGroup(state, block);
-                loadedGroup = group;
+            if (group != p.loadedGroup) {
+                loadGroup(p, state, block);
+                p.loadedGroup = group;
             }
             int nb = Math.min(BLOCK, end - chunk);
             int mask = nb == BLOCK ? 0xFFFF : (1 << nb) - 1;
             long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
             for (int c = 0; c < d; c++) {
-                codes[c] = (block.get(I16, keyBase + 2L * c) & 0xFFFF) & mask;
+                p.codes[c] = (block.get(I16, keyBase + 2L * c) & 0xFFFF) & mask;
             }
-            kernel.keyLogits(codes, folded, beta, d, heads, logits);
+            kernel.keyLogits(p.codes, p.folded, p.beta, d, heads, p.logits);
             for (int h = 0; h < heads; h++) {
-                System.arraycopy(logits, h * BLOCK, out, h * outStride + chunk, nb);
+                System.arraycopy(p.logits, h * BLOCK, out, h * outStride + chunk, nb);
             }
         }
         if (slots > packed) {
@@ -437,78 +412,128 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
      * One block of keys of a packed group: the tokens {@code chunk + j} for the set bits {@code j} of
      * {@code mask} ({@code chunk} a multiple of {@link GroupAttention#BLOCK}).
      */
-    private void packedBlock(GroupAttention state, int chunk, int mask, int ordinal) {
+    private void packedBlock(Pass p, GroupAttention state, int chunk, int mask, int ordinal) {
         int group = chunk / groupTokens;
         int first = chunk - group * groupTokens;
         MemorySegment block = groups[group];
-        if (group != loadedGroup) {
-            loadGroup(state, block);
-            loadedGroup = group;
+        if (group != p.loadedGroup) {
+            loadGroup(p, state, block);
+            p.loadedGroup = group;
         }
         int heads = state.group();
         int nb = Integer.bitCount(mask);
         long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
         for (int c = 0; c < d; c++) {
             int raw = block.get(I16, keyBase + 2L * c) & 0xFFFF;
-            codes[c] = mask == 0xFFFF ? raw : Integer.compress(raw, mask);
+            p.codes[c] = mask == 0xFFFF ? raw : Integer.compress(raw, mask);
         }
-        kernel.keyLogits(codes, folded, beta, d, heads, logits);
-        state.pushLogits(logits, nb, ordinal);
+        kernel.keyLogits(p.codes, p.folded, p.beta, d, heads, p.logits);
+        state.pushLogits(p.logits, nb, ordinal);
         int j = 0;
         for (int m = mask; m != 0; m &= m - 1) {
             int t = first + Integer.numberOfTrailingZeros(m);
-            MemorySegment.copy(block, I64, 8L * t * words, rows, j * words, words);
+            MemorySegment.copy(block, I64, 8L * t * words, p.rows, j * words, words);
             j++;
         }
-        kernel.accumulateValues(logits, nb, rows, words, valueLo, valueScale, d, heads, state.accumulator());
+        kernel.accumulateValues(p.logits, nb, p.rows, words, p.valueLo, p.valueScale, d, heads, state.accumulator());
     }
 
     /**
      * Reads a group's levels and folds the key scales into the pass's queries: {@code folded[h·d + c]
      * = q[h·d + c]·s_c}, {@code beta[h] = Σ_c q[h·d + c]·lo_c} (increasing {@code c}, one FMA each).
      */
-    private void loadGroup(GroupAttention state, MemorySegment block) {
+    private void loadGroup(Pass p, GroupAttention state, MemorySegment block) {
         for (int c = 0; c < d; c++) {
             float klo = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * c));
             float khi = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (d + c)));
             float vlo = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (2 * d + c)));
             float vhi = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (3 * d + c)));
-            keyLo[c] = klo;
-            keyScale[c] = khi - klo;
-            valueLo[c] = vlo;
-            valueScale[c] = vhi - vlo;
+            p.keyLo[c] = klo;
+            p.keyScale[c] = khi - klo;
+            p.valueLo[c] = vlo;
+            p.valueScale[c] = vhi - vlo;
         }
         float[] q = state.queries();
         for (int h = 0; h < state.group(); h++) {
             float b = 0f;
             for (int c = 0; c < d; c++) {
                 float qc = q[h * d + c];
-                folded[h * d + c] = qc * keyScale[c];
-                b = Math.fma(qc, keyLo[c], b);
+                p.folded[h * d + c] = qc * p.keyScale[c];
+                b = Math.fma(qc, p.keyLo[c], b);
             }
-            beta[h] = b;
+            p.beta[h] = b;
         }
     }
 
     /** Copies residual row {@code row} into position {@code n} of the one-block gather page. */
-    private void gatherRow(int row, int n) {
-        if (gather == null) {
-            gather = MemorySegment.ofArray(new long[(int) ((2 * residualRowBytes * BLOCK + 7) / 8)]);
-        }
+    private void gatherRow(Pass p, int row, int n) {
         long dimStride = 2L * groupTokens;
         for (int i = 0; i < d; i++) {
-            MemorySegment.copy(residual, i * dimStride + 2L * row, gather, 2L * ((long) i * BLOCK + n), 2);
+            MemorySegment.copy(residual, i * dimStride + 2L * row, p.gather, 2L * ((long) i * BLOCK + n), 2);
         }
         MemorySegment.copy(
                 residual,
                 residualValuesOffset + row * residualRowBytes,
-                gather,
+                p.gather,
                 residualRowBytes * BLOCK + n * residualRowBytes,
                 residualRowBytes);
     }
 
-    private void scanGathered(GroupAttention state, int n, int ordinal) {
-        residualKernel.scan(state, gather, 0, BLOCK, residualRowBytes * BLOCK, KvDType.F16, n, ordinal);
+    private void scanGathered(Pass p, GroupAttention state, int n, int ordinal) {
+        residualKernel.scan(state, p.gather, 0, BLOCK, residualRowBytes * BLOCK, KvDType.F16, n, ordinal);
+    }
+
+    /**
+     * The scratch of one attention or scoring pass, one per thread and grown on demand (never shrunk),
+     * so that passes over distinct chunks of one store run concurrently: codes and value rows of a
+     * block, a group's levels, the folded queries and the gather page of residual rows.
+     */
+    private static final class Pass {
+        private static final ThreadLocal<Pass> LOCAL = ThreadLocal.withInitial(Pass::new);
+
+        int[] codes = new int[0];
+        long[] rows = new long[0];
+        float[] keyLo = new float[0];
+        float[] keyScale = new float[0];
+        float[] valueLo = new float[0];
+        float[] valueScale = new float[0];
+        float[] folded = new float[0];
+        float[] beta = new float[0];
+        float[] logits = new float[0];
+        /** The group whose levels are loaded and folded in this pass, or -1. */
+        int loadedGroup;
+
+        MemorySegment gather = MemorySegment.ofArray(new long[0]);
+
+        /** This thread's scratch for {@code heads} query heads, rows of {@code d}, a new pass begun. */
+        static Pass get(int heads, int d, int words, long gatherBytes) {
+            Pass p = LOCAL.get();
+            if (p.codes.length < d) {
+                p.codes = new int[d];
+                p.keyLo = new float[d];
+                p.keyScale = new float[d];
+                p.valueLo = new float[d];
+                p.valueScale = new float[d];
+            }
+            if (p.rows.length < BLOCK * words) {
+                p.rows = new long[BLOCK * words];
+            }
+            if (p.logits.length < heads * BLOCK) {
+                p.logits = new float[heads * BLOCK];
+            }
+            if (p.folded.length < heads * d) {
+                p.folded = new float[heads * d];
+                p.beta = new float[Math.max(heads, p.beta.length)];
+            }
+            if (p.beta.length < heads) {
+                p.beta = new float[heads];
+            }
+            if (p.gather.byteSize() < gatherBytes) {
+                p.gather = MemorySegment.ofArray(new long[(int) ((gatherBytes + 7) / 8)]);
+            }
+            p.loadedGroup = -1;
+            return p;
+        }
     }
 
     // ------------------------------------------------------------------ reads
