@@ -167,13 +167,16 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
         public void onScores(int layer, int kvHead, int queryPosition, float[] mass, int slots) {
             long[] state = heads[layer][kvHead].longColumn(stateColumn);
             float threshold = importance / slots;
+            long stamp = (long) queryPosition << 32;
+            // Branch-free: whether a token is important is close to a coin flip, so a branch would be
+            // mispredicted about every other slot. Every slot computes its update and keeps it only
+            // when its mass reaches the threshold.
             for (int s = 0; s < slots; s++) {
-                if (mass[s] >= threshold) {
-                    long st = state[s];
-                    int interval = queryPosition - (int) (st >>> 32);
-                    int mri = Math.max((int) st, interval);
-                    state[s] = ((long) queryPosition << 32) | (mri & 0xFFFFFFFFL);
-                }
+                long st = state[s];
+                int mri = Math.max((int) st, queryPosition - (int) (st >>> 32));
+                long updated = stamp | (mri & 0xFFFFFFFFL);
+                long keep = mass[s] >= threshold ? -1L : 0L;
+                state[s] = st ^ ((st ^ updated) & keep);
             }
         }
 
