@@ -38,6 +38,24 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
         return dotScalar(a, aOff, b, bOff, n);
     }
 
+    @Override
+    public long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n) {
+        checkSignRows(rows);
+        long bits = 0;
+        for (int r = 0; r < rows; r++) {
+            if (dotScalar(a, aOff + r * n, b, bOff, n) >= 0f) {
+                bits |= 1L << r;
+            }
+        }
+        return bits;
+    }
+
+    static void checkSignRows(int rows) {
+        if (rows < 0 || rows > 64) {
+            throw new IllegalArgumentException("rows must be in [0, 64], was " + rows);
+        }
+    }
+
     static float dotScalar(float[] a, int aOff, float[] b, int bOff, int n) {
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int i = 0;

@@ -1,6 +1,7 @@
 package io.kvcache4j.attention;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
@@ -122,6 +123,34 @@ class AttentionKernelTest {
                     Math.abs(got - ref) <= 1e-6 * mag + 1e-30,
                     "n=" + n + " got " + got + " ref " + ref + " seed=" + seed);
         }
+    }
+
+    /** Each bit of {@code signs} is the sign of the kernel's own {@code dot} of that row, to the bit. */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void signsAreTheSignsOfDot(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("signs-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        VectorUtilSupport util = (VectorUtilSupport) kernel;
+        for (int n : new int[] {1, 7, 16, 31, 32, 33, 64, 100, 128, 207}) {
+            for (int rows : new int[] {0, 1, 5, 32, 63, 64}) {
+                float[] a = TestSeeds.floats(r, rows * n + 3, 1f);
+                float[] b = TestSeeds.floats(r, n + 5, 1f);
+                // every third row made orthogonal to b in float64, so that rounding decides its sign
+                for (int row = 0; row < rows; row += 3) {
+                    DeterminismWorkload.orthogonalize(a, 3 + row * n, b, 5, n);
+                }
+                long expected = 0;
+                for (int row = 0; row < rows; row++) {
+                    if (util.dot(a, 3 + row * n, b, 5, n) >= 0f) {
+                        expected |= 1L << row;
+                    }
+                }
+                assertEquals(expected, util.signs(a, 3, rows, b, 5, n), "n=" + n + " rows=" + rows + " seed=" + seed);
+            }
+        }
+        float[] a = new float[65];
+        assertThrows(IllegalArgumentException.class, () -> util.signs(a, 0, 65, a, 0, 1));
     }
 
     @ParameterizedTest
