@@ -155,6 +155,25 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         return bits;
     }
 
+    @Override
+    public void atLeast(float[] a, int aOff, int n, float threshold, long[] bits) {
+        int w = 0;
+        if (64 % LANES == 0) {
+            for (int words = n >>> 6; w < words; w++) {
+                int base = aOff + (w << 6);
+                long word = 0;
+                for (int k = 0; k < 64; k += LANES) {
+                    word |= FloatVector.fromArray(F, a, base + k)
+                                    .compare(VectorOperators.GE, threshold)
+                                    .toLong()
+                            << k;
+                }
+                bits[w] = word;
+            }
+        }
+        ScalarAttentionKernel.atLeastScalar(a, aOff, w << 6, n, threshold, bits);
+    }
+
     /**
      * {@code dst[dstOff + i] = exp(src[srcOff + i] − sub)} for the {@code LANES} lanes {@code i},
      * with the bits of {@link SoftmaxExp#exp} (the same operations in the same order) in every JIT
@@ -668,7 +687,16 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int h = 0; h < st.group; h++) {
             int pBase = h * block;
             if (st.recording) {
-                System.arraycopy(st.blockLogits, pBase, st.logits, h * st.logitsStride + slot, nb);
+                int dst = h * st.logitsStride + slot;
+                if (nb == block) {
+                    // a full block in whole vectors: System.arraycopy of a variable length is a
+                    // stub call per head and block, which costs more than the copy
+                    for (int j = 0; j < block; j += LANES) {
+                        FloatVector.fromArray(F, st.blockLogits, pBase + j).intoArray(st.logits, dst + j);
+                    }
+                } else {
+                    System.arraycopy(st.blockLogits, pBase, st.logits, dst, nb);
+                }
             }
             FloatVector maxV = FloatVector.fromArray(F, st.blockLogits, pBase);
             for (int j = LANES; j < block; j += LANES) {
