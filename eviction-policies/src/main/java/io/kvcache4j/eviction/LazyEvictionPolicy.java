@@ -7,6 +7,8 @@ import io.kvcache4j.api.EvictionTracker;
 import io.kvcache4j.api.HeadSlots;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.api.ScoreAggregation;
+import io.kvcache4j.internal.vectorization.VectorUtilSupport;
+import io.kvcache4j.internal.vectorization.VectorizationProvider;
 
 /**
  * LazyEviction: lagged, recurrence-aware eviction. Zhang et al., "LazyEviction: Lagged KV Eviction
@@ -130,12 +132,16 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
         private final int budget;
         private final int window;
         private final float importance;
+        private final VectorUtilSupport kernel;
+        /** Scratch: the slots important at the current step, a bit per slot. */
+        private long[] important = new long[0];
 
         Tracker(CacheAccess cache, Config config) {
             super(cache, config.budget());
             this.budget = config.budget().tokens();
             this.window = config.window();
             this.importance = (float) config.importance();
+            this.kernel = VectorizationProvider.getInstance().vectorUtil();
             this.stateColumn = addLongColumn();
         }
 
@@ -167,14 +173,30 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
         public void onScores(int layer, int kvHead, int queryPosition, float[] mass, int slots) {
             long[] state = heads[layer][kvHead].longColumn(stateColumn);
             float threshold = importance / slots;
-            for (int s = 0; s < slots; s++) {
-                if (mass[s] >= threshold) {
+            int words = (slots + 63) >>> 6;
+            if (important.length < words) {
+                important = new long[Math.max(words, important.length * 2)];
+            }
+            // Whether a token is important is close to a coin flip, so a test per slot would be
+            // mispredicted about every other slot: the kernel marks the important slots in a bit set
+            // (one vector compare per lane group), and only those are visited.
+            kernel.atLeast(mass, 0, slots, threshold, important);
+            long stamp = (long) queryPosition << 32;
+            for (int w = 0; w < words; w++) {
+                long word = important[w];
+                while (word != 0) {
+                    int s = (w << 6) + Long.numberOfTrailingZeros(word);
+                    word &= word - 1;
                     long st = state[s];
-                    int interval = queryPosition - (int) (st >>> 32);
-                    int mri = Math.max((int) st, interval);
-                    state[s] = ((long) queryPosition << 32) | (mri & 0xFFFFFFFFL);
+                    int mri = Math.max((int) st, queryPosition - (int) (st >>> 32));
+                    state[s] = stamp | (mri & 0xFFFFFFFFL);
                 }
             }
+        }
+
+        @Override
+        long scratchBytes() {
+            return super.scratchBytes() + 8L * important.length;
         }
 
         @Override

@@ -10,7 +10,8 @@ import java.util.SplittableRandom;
  * distance of signatures estimates the angle: {@code E[hamming] = bits·θ/π}.
  *
  * <p>Immutable after construction and thread-safe; projections use the cache's {@link
- * io.kvcache4j.internal.vectorization.VectorUtilSupport#dot} so they vectorize like attention does.
+ * io.kvcache4j.internal.vectorization.VectorUtilSupport#signs} (each projection bit for bit {@link
+ * io.kvcache4j.internal.vectorization.VectorUtilSupport#dot}) so they vectorize like attention does.
  */
 final class SimHash {
     private final int bits;
@@ -45,13 +46,7 @@ final class SimHash {
 
     /** The signature of {@code x[offset..offset+dim)}. */
     long signature(VectorUtilSupport kernel, float[] x, int offset) {
-        long sig = 0;
-        for (int b = 0; b < bits; b++) {
-            if (kernel.dot(planes, b * dim, x, offset, dim) >= 0f) {
-                sig |= 1L << b;
-            }
-        }
-        return sig;
+        return kernel.signs(planes, 0, bits, x, offset, dim);
     }
 
     /** Hamming distance of two signatures (compiles to {@code popcnt}). */

@@ -13,6 +13,8 @@ import io.kvcache4j.api.ModelShape;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 class HashEvictPolicyTest {
 
@@ -205,6 +207,70 @@ class HashEvictPolicyTest {
                     }
                 }
                 assertEquals(expected, loss[s], "attention loss of position " + p + ", seed=" + seed);
+            }
+        }
+    }
+
+    /**
+     * The loss counter equals the sum of per-query Hamming distances (or, for {@code LAST}, the last
+     * query's) for every group size and signature width: a single query, pairs of 32-bit signatures
+     * sharing one word, an odd query left over, and signatures too wide to pair. The budget is never
+     * reached, so every appended token stays.
+     */
+    @ParameterizedTest
+    @CsvSource({
+        "1, 32, ACCUMULATED",
+        "2, 32, LAST",
+        "3, 32, ACCUMULATED",
+        "4, 32, ACCUMULATED",
+        "4, 17, LAST",
+        "4, 33, ACCUMULATED",
+        "5, 32, LAST",
+        "6, 64, ACCUMULATED"
+    })
+    void lossMatchesPerQueryHammingForEveryGroupAndWidth(int group, int bits, HashEvictPolicy.HashScoring scoring) {
+        long seed = TestSeeds.seed("hashevict-groups-" + group + "-" + bits + "-" + scoring);
+        SplittableRandom r = TestSeeds.random(seed);
+        int d = 24;
+        int kvHeads = 2;
+        int n = 60;
+        ModelShape shape = new ModelShape(1, group * kvHeads, kvHeads, d);
+        HashEvictPolicy.Config config = HashEvictPolicy.Config.defaults(Budget.tokens(4 * n, 4, 32))
+                .withBits(bits)
+                .withScoring(scoring);
+        Capture capture = new Capture(new HashEvictPolicy(config));
+        int kvRow = kvHeads * d;
+        int qRow = group * kvHeads * d;
+        float[] keys = gaussianKeys(r, n * kvHeads, d);
+        float[] queries = gaussianKeys(r, n * group * kvHeads, d);
+        try (KvCache cache =
+                KvCache.builder(shape).dtype(KvDType.F32).policy(capture).build()) {
+            cache.append(0, keys, 0, keys, 0, 20);
+            cache.attend(0, queries, 0, 20, new float[20 * qRow], 0);
+            for (int t = 20; t < n; t++) {
+                cache.append(0, keys, t * kvRow, keys, t * kvRow, 1);
+                cache.attend(0, queries, t * qRow, 1, new float[qRow], 0);
+            }
+            HashEvictPolicy.Tracker tracker = capture.tracker();
+            var kernel = io.kvcache4j.internal.vectorization.VectorizationProvider.getInstance()
+                    .vectorUtil();
+            for (int h = 0; h < kvHeads; h++) {
+                SimHash hash = tracker.hashes[0][h];
+                HeadSlots head = tracker.heads[0][h];
+                assertEquals(n, head.count());
+                long[] loss = head.longColumn(tracker.lossColumn);
+                for (int s = 0; s < head.count(); s++) {
+                    int p = head.position(s);
+                    long keySig = hash.signature(kernel, keys, p * kvRow + h * d);
+                    long expected = 0;
+                    for (int t = scoring == HashEvictPolicy.HashScoring.LAST ? n - 1 : p; t < n; t++) {
+                        for (int j = 0; j < group; j++) {
+                            long querySig = hash.signature(kernel, queries, t * qRow + (h * group + j) * d);
+                            expected += SimHash.hamming(querySig, keySig);
+                        }
+                    }
+                    assertEquals(expected, loss[s], "loss of position " + p + ", head " + h + ", seed=" + seed);
+                }
             }
         }
     }

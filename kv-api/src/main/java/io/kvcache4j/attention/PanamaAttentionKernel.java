@@ -105,6 +105,76 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
+     * The body of {@link #dot} once per row, in one loop: a call per row (the dot is too large for
+     * C2 to inline into its callers) would cost about as much as the row's arithmetic.
+     */
+    @Override
+    public long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n) {
+        ScalarAttentionKernel.checkSignRows(rows);
+        long bits = 0;
+        for (int r = 0; r < rows; r++) {
+            int rowOff = aOff + r * n;
+            int i = 0;
+            float sum = 0f;
+            if (n >= 2 * LANES) {
+                FloatVector acc0 = FloatVector.zero(F);
+                FloatVector acc1 = FloatVector.zero(F);
+                FloatVector acc2 = FloatVector.zero(F);
+                FloatVector acc3 = FloatVector.zero(F);
+                for (int bound = n - 4 * LANES; i <= bound; i += 4 * LANES) {
+                    acc0 = FloatVector.fromArray(F, a, rowOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
+                    acc1 = FloatVector.fromArray(F, a, rowOff + i + LANES)
+                            .fma(FloatVector.fromArray(F, b, bOff + i + LANES), acc1);
+                    acc2 = FloatVector.fromArray(F, a, rowOff + i + 2 * LANES)
+                            .fma(FloatVector.fromArray(F, b, bOff + i + 2 * LANES), acc2);
+                    acc3 = FloatVector.fromArray(F, a, rowOff + i + 3 * LANES)
+                            .fma(FloatVector.fromArray(F, b, bOff + i + 3 * LANES), acc3);
+                }
+                for (int bound = n - LANES; i <= bound; i += LANES) {
+                    acc0 = FloatVector.fromArray(F, a, rowOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
+                }
+                // the lanes' sum by butterfly, in one fixed order: reduceLanes(ADD) leaves the order
+                // open, and C2 adds as a tree while the interpreter and C1 add lane after lane
+                FloatVector v = acc0.add(acc1).add(acc2.add(acc3));
+                if (LANES >= 16) {
+                    v = v.add(v.rearrange(SWAP8));
+                }
+                if (LANES >= 8) {
+                    v = v.add(v.rearrange(SWAP4));
+                }
+                v = v.add(v.rearrange(SWAP2));
+                sum = v.add(v.rearrange(SWAP1)).lane(0);
+            }
+            for (; i < n; i++) {
+                sum = Math.fma(a[rowOff + i], b[bOff + i], sum);
+            }
+            if (sum >= 0f) {
+                bits |= 1L << r;
+            }
+        }
+        return bits;
+    }
+
+    @Override
+    public void atLeast(float[] a, int aOff, int n, float threshold, long[] bits) {
+        int w = 0;
+        if (64 % LANES == 0) {
+            for (int words = n >>> 6; w < words; w++) {
+                int base = aOff + (w << 6);
+                long word = 0;
+                for (int k = 0; k < 64; k += LANES) {
+                    word |= FloatVector.fromArray(F, a, base + k)
+                                    .compare(VectorOperators.GE, threshold)
+                                    .toLong()
+                            << k;
+                }
+                bits[w] = word;
+            }
+        }
+        ScalarAttentionKernel.atLeastScalar(a, aOff, w << 6, n, threshold, bits);
+    }
+
+    /**
      * {@code dst[dstOff + i] = exp(src[srcOff + i] − sub)} for the {@code LANES} lanes {@code i},
      * with the bits of {@link SoftmaxExp#exp} (the same operations in the same order) in every JIT
      * tier, unlike {@code lanewise(EXP)}, which C2 turns into a vector math library call and the
@@ -617,7 +687,16 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int h = 0; h < st.group; h++) {
             int pBase = h * block;
             if (st.recording) {
-                System.arraycopy(st.blockLogits, pBase, st.logits, h * st.logitsStride + slot, nb);
+                int dst = h * st.logitsStride + slot;
+                if (nb == block) {
+                    // a full block in whole vectors: System.arraycopy of a variable length is a
+                    // stub call per head and block, which costs more than the copy
+                    for (int j = 0; j < block; j += LANES) {
+                        FloatVector.fromArray(F, st.blockLogits, pBase + j).intoArray(st.logits, dst + j);
+                    }
+                } else {
+                    System.arraycopy(st.blockLogits, pBase, st.logits, dst, nb);
+                }
             }
             FloatVector maxV = FloatVector.fromArray(F, st.blockLogits, pBase);
             for (int j = LANES; j < block; j += LANES) {

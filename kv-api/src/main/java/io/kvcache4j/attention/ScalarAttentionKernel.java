@@ -38,6 +38,40 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
         return dotScalar(a, aOff, b, bOff, n);
     }
 
+    @Override
+    public long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n) {
+        checkSignRows(rows);
+        long bits = 0;
+        for (int r = 0; r < rows; r++) {
+            if (dotScalar(a, aOff + r * n, b, bOff, n) >= 0f) {
+                bits |= 1L << r;
+            }
+        }
+        return bits;
+    }
+
+    @Override
+    public void atLeast(float[] a, int aOff, int n, float threshold, long[] bits) {
+        atLeastScalar(a, aOff, 0, n, threshold, bits);
+    }
+
+    /** {@link #atLeast} from element {@code from} (a multiple of 64) on. */
+    static void atLeastScalar(float[] a, int aOff, int from, int n, float threshold, long[] bits) {
+        for (int w = from >>> 6, words = (n + 63) >>> 6; w < words; w++) {
+            long word = 0;
+            for (int i = w << 6, end = Math.min(n, i + 64); i < end; i++) {
+                word |= (a[aOff + i] >= threshold ? 1L : 0L) << i;
+            }
+            bits[w] = word;
+        }
+    }
+
+    static void checkSignRows(int rows) {
+        if (rows < 0 || rows > 64) {
+            throw new IllegalArgumentException("rows must be in [0, 64], was " + rows);
+        }
+    }
+
     static float dotScalar(float[] a, int aOff, float[] b, int bOff, int n) {
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int i = 0;

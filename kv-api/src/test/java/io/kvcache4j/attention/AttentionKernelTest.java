@@ -1,6 +1,7 @@
 package io.kvcache4j.attention;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
@@ -122,6 +123,77 @@ class AttentionKernelTest {
                     Math.abs(got - ref) <= 1e-6 * mag + 1e-30,
                     "n=" + n + " got " + got + " ref " + ref + " seed=" + seed);
         }
+    }
+
+    /**
+     * {@code atLeast} marks exactly the elements {@code >= threshold}: values equal to the threshold,
+     * its neighbours one ulp away, ±0, infinities and NaN included, for lengths around the word and
+     * vector sizes; the words it writes carry no bits past the length.
+     */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void atLeastMarksExactlyTheElementsAtOrAboveTheThreshold(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("at-least-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        VectorUtilSupport util = (VectorUtilSupport) kernel;
+        float[] specials = {0f, -0f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.MIN_VALUE};
+        for (float threshold : new float[] {1f / 2048, 0f, -0f, -0.25f, Float.MIN_VALUE, 3f}) {
+            for (int n : new int[] {0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 200, 2079}) {
+                float[] a = new float[n + 7];
+                for (int i = 0; i < a.length; i++) {
+                    a[i] = switch (r.nextInt(5)) {
+                        case 0 -> threshold;
+                        case 1 -> Math.nextUp(threshold);
+                        case 2 -> Math.nextDown(threshold);
+                        case 3 -> specials[r.nextInt(specials.length)];
+                        default -> (float) (r.nextGaussian() * Math.max(1e-3, Math.abs(threshold)));
+                    };
+                }
+                int words = (n + 63) >>> 6;
+                long[] bits = new long[words + 1];
+                java.util.Arrays.fill(bits, -1L);
+                util.atLeast(a, 7, n, threshold, bits);
+                for (int w = 0; w < words; w++) {
+                    long expected = 0;
+                    for (int i = w * 64; i < Math.min(n, w * 64 + 64); i++) {
+                        if (a[7 + i] >= threshold) {
+                            expected |= 1L << i;
+                        }
+                    }
+                    assertEquals(
+                            expected, bits[w], "threshold " + threshold + " n=" + n + " word " + w + " seed=" + seed);
+                }
+                assertEquals(-1L, bits[words], "wrote past word " + words);
+            }
+        }
+    }
+
+    /** Each bit of {@code signs} is the sign of the kernel's own {@code dot} of that row, to the bit. */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void signsAreTheSignsOfDot(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("signs-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        VectorUtilSupport util = (VectorUtilSupport) kernel;
+        for (int n : new int[] {1, 7, 16, 31, 32, 33, 64, 100, 128, 207}) {
+            for (int rows : new int[] {0, 1, 5, 32, 63, 64}) {
+                float[] a = TestSeeds.floats(r, rows * n + 3, 1f);
+                float[] b = TestSeeds.floats(r, n + 5, 1f);
+                // every third row made orthogonal to b in float64, so that rounding decides its sign
+                for (int row = 0; row < rows; row += 3) {
+                    DeterminismWorkload.orthogonalize(a, 3 + row * n, b, 5, n);
+                }
+                long expected = 0;
+                for (int row = 0; row < rows; row++) {
+                    if (util.dot(a, 3 + row * n, b, 5, n) >= 0f) {
+                        expected |= 1L << row;
+                    }
+                }
+                assertEquals(expected, util.signs(a, 3, rows, b, 5, n), "n=" + n + " rows=" + rows + " seed=" + seed);
+            }
+        }
+        float[] a = new float[65];
+        assertThrows(IllegalArgumentException.class, () -> util.signs(a, 0, 65, a, 0, 1));
     }
 
     @ParameterizedTest

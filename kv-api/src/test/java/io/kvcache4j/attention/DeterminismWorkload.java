@@ -74,6 +74,7 @@ final class DeterminismWorkload {
             out.put(c.toString(), run(kernel, c, seed));
         }
         out.put("dot", dots(kernel, seed));
+        out.put("signs", signs(kernel, seed));
         out.put("pushLogits", pushLogits(seed));
         return out;
     }
@@ -107,6 +108,7 @@ final class DeterminismWorkload {
             out.put(c.toString(), results[c.index()]);
         }
         out.put("dot", dots(kernel, seed));
+        out.put("signs", signs(kernel, seed));
         out.put("pushLogits", pushLogits(seed));
         return out;
     }
@@ -176,6 +178,49 @@ final class DeterminismWorkload {
             out[i] = ((VectorUtilSupport) kernel).dot(a, 3, b, 1, n);
         }
         return out;
+    }
+
+    /**
+     * {@link VectorUtilSupport#signs} of 40 rows for each dot length, one float (0 or 1) per row;
+     * the odd rows are orthogonal to the vector up to float rounding, so the summation order decides
+     * their signs.
+     */
+    static float[] signs(AttentionKernel kernel, long seed) {
+        SplittableRandom r = new SplittableRandom(seed ^ 0x5165D07L);
+        int rows = 40;
+        float[] out = new float[DOT_LENGTHS.length * rows];
+        for (int i = 0; i < DOT_LENGTHS.length; i++) {
+            int n = DOT_LENGTHS[i];
+            float[] a = new float[rows * n + 2];
+            float[] b = new float[n + 1];
+            fill(r, a, 1f);
+            fill(r, b, 1f);
+            for (int row = 1; row < rows; row += 2) {
+                orthogonalize(a, 2 + row * n, b, 1, n);
+            }
+            long bits = ((VectorUtilSupport) kernel).signs(a, 2, rows, b, 1, n);
+            for (int row = 0; row < rows; row++) {
+                out[i * rows + row] = (bits >>> row) & 1;
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Makes {@code a[aOff..aOff+n)} orthogonal to {@code b[bOff..bOff+n)} in float64, then rounds it
+     * to float: its float dot with {@code b} is then a few rounding errors, whose sign depends on
+     * the order of the sum.
+     */
+    static void orthogonalize(float[] a, int aOff, float[] b, int bOff, int n) {
+        double ab = 0;
+        double bb = 0;
+        for (int e = 0; e < n; e++) {
+            ab += (double) a[aOff + e] * b[bOff + e];
+            bb += (double) b[bOff + e] * b[bOff + e];
+        }
+        for (int e = 0; e < n; e++) {
+            a[aOff + e] = (float) (a[aOff + e] - ab / bb * b[bOff + e]);
+        }
     }
 
     /**
