@@ -385,20 +385,8 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         int packed = groupCount * groupTokens;
         int end = Math.min(slots, packed);
         for (int chunk = 0; chunk < end; chunk += BLOCK) {
-            int group = chunk / groupTokens;
-            int first = chunk - group * groupTokens;
-            MemorySegment block = groups[group];
-            if (group != p.loadedGroup) {
-                loadGroup(p, state, block);
-                p.loadedGroup = group;
-            }
             int nb = Math.min(BLOCK, end - chunk);
-            int mask = nb == BLOCK ? 0xFFFF : (1 << nb) - 1;
-            long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
-            for (int c = 0; c < d; c++) {
-                p.codes[c] = (block.get(I16, keyBase + 2L * c) & 0xFFFF) & mask;
-            }
-            kernel.keyLogits(p.codes, p.folded, p.beta, d, heads, p.logits);
+            blockLogits(p, state, chunk, nb == BLOCK ? 0xFFFF : (1 << nb) - 1);
             for (int h = 0; h < heads; h++) {
                 System.arraycopy(p.logits, h * BLOCK, out, h * outStride + chunk, nb);
             }
@@ -413,21 +401,10 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
      * {@code mask} ({@code chunk} a multiple of {@link GroupAttention#BLOCK}).
      */
     private void packedBlock(Pass p, GroupAttention state, int chunk, int mask, int ordinal) {
-        int group = chunk / groupTokens;
-        int first = chunk - group * groupTokens;
-        MemorySegment block = groups[group];
-        if (group != p.loadedGroup) {
-            loadGroup(p, state, block);
-            p.loadedGroup = group;
-        }
+        MemorySegment block = blockLogits(p, state, chunk, mask);
+        int first = chunk % groupTokens;
         int heads = state.group();
         int nb = Integer.bitCount(mask);
-        long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
-        for (int c = 0; c < d; c++) {
-            int raw = block.get(I16, keyBase + 2L * c) & 0xFFFF;
-            p.codes[c] = mask == 0xFFFF ? raw : Integer.compress(raw, mask);
-        }
-        kernel.keyLogits(p.codes, p.folded, p.beta, d, heads, p.logits);
         state.pushLogits(p.logits, nb, ordinal);
         int j = 0;
         for (int m = mask; m != 0; m &= m - 1) {
@@ -436,6 +413,28 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             j++;
         }
         kernel.accumulateValues(p.logits, nb, p.rows, words, p.valueLo, p.valueScale, d, heads, state.accumulator());
+    }
+
+    /**
+     * The logits of the tokens {@code chunk + j} for the set bits {@code j} of {@code mask}, in bit
+     * order, into {@code p.logits} (the group's levels loaded and folded first when the pass has not
+     * yet); returns the group's block.
+     */
+    private MemorySegment blockLogits(Pass p, GroupAttention state, int chunk, int mask) {
+        int group = chunk / groupTokens;
+        int first = chunk - group * groupTokens;
+        MemorySegment block = groups[group];
+        if (group != p.loadedGroup) {
+            loadGroup(p, state, block);
+            p.loadedGroup = group;
+        }
+        long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
+        for (int c = 0; c < d; c++) {
+            int raw = block.get(I16, keyBase + 2L * c) & 0xFFFF;
+            p.codes[c] = mask == 0xFFFF ? raw : Integer.compress(raw, mask);
+        }
+        kernel.keyLogits(p.codes, p.folded, p.beta, d, state.group(), p.logits);
+        return block;
     }
 
     /**

@@ -77,6 +77,31 @@ final class Codecs {
     }
 
     /**
+     * Checks key logits {@code out[h·stride + j]} for slots {@code j < slots} against float64 dot
+     * products of the queries with the keys the store reproduces ({@link HeadStore#readKey}), within
+     * {@code 1e-5·(1 + Σ_i |q_i·k_i|)}.
+     */
+    static void checkKeyScores(
+            HeadStore store, int d, float[] queries, int group, int slots, float[] out, int stride, String where) {
+        float[] key = new float[d];
+        for (int j = 0; j < slots; j++) {
+            store.readKey(j, key, 0);
+            for (int h = 0; h < group; h++) {
+                double ref = 0;
+                double mag = 0;
+                for (int i = 0; i < d; i++) {
+                    ref += (double) queries[h * d + i] * key[i];
+                    mag += Math.abs((double) queries[h * d + i] * key[i]);
+                }
+                double got = out[h * stride + j];
+                org.junit.jupiter.api.Assertions.assertTrue(
+                        Math.abs(got - ref) <= 1e-5 * (1 + mag),
+                        where + " slot " + j + " head " + h + ": " + got + " vs " + ref);
+            }
+        }
+    }
+
+    /**
      * Float64 attention of {@code group} query heads (already scaled, as GroupAttention holds them)
      * over {@code slots[0..n)} of a store, on the rows the store reproduces ({@link HeadStore#readKey},
      * {@link HeadStore#readValue}, the dequantized codes).

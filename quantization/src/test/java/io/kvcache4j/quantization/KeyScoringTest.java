@@ -2,7 +2,6 @@ package io.kvcache4j.quantization;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
 import io.kvcache4j.api.KvDType;
@@ -71,22 +70,7 @@ class KeyScoringTest {
                     float[] out = new float[group * stride];
                     KeyScoring scoring = (KeyScoring) store;
                     scoring.scoreKeys(st, slots, out, stride);
-                    float[] key = new float[d];
-                    for (int j = 0; j < slots; j++) {
-                        store.readKey(j, key, 0);
-                        for (int h = 0; h < group; h++) {
-                            double ref = 0;
-                            double mag = 0;
-                            for (int i = 0; i < d; i++) {
-                                ref += (double) queries[h * d + i] * key[i];
-                                mag += Math.abs((double) queries[h * d + i] * key[i]);
-                            }
-                            double got = out[h * stride + j];
-                            assertTrue(
-                                    Math.abs(got - ref) <= 1e-5 * (1 + mag),
-                                    where + " slot " + j + " head " + h + ": " + got + " vs " + ref);
-                        }
-                    }
+                    Codecs.checkKeyScores(store, d, queries, group, slots, out, stride, where);
                     outs.add(out);
                     assertThrows(IllegalArgumentException.class, () -> scoring.scoreKeys(st, tokens + 1, out, stride));
                     assertThrows(IllegalArgumentException.class, () -> scoring.scoreKeys(st, -1, out, stride));

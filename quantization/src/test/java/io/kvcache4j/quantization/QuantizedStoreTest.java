@@ -199,22 +199,7 @@ class QuantizedStoreTest {
                     st.begin(queries, 0, 1f);
                     float[] out = new float[group * stride];
                     ((io.kvcache4j.store.KeyScoring) store).scoreKeys(st, slots, out, stride);
-                    float[] key = new float[d];
-                    for (int j = 0; j < slots; j++) {
-                        store.readKey(j, key, 0);
-                        for (int h = 0; h < group; h++) {
-                            double ref = 0;
-                            double mag = 0;
-                            for (int i = 0; i < d; i++) {
-                                ref += (double) queries[h * d + i] * key[i];
-                                mag += Math.abs((double) queries[h * d + i] * key[i]);
-                            }
-                            double got = out[h * stride + j];
-                            assertTrue(
-                                    Math.abs(got - ref) <= 1e-5 * (1 + mag),
-                                    where + " slot " + j + " head " + h + ": " + got + " vs " + ref);
-                        }
-                    }
+                    Codecs.checkKeyScores(store, d, queries, group, slots, out, stride, where);
                     outs[f] = out;
                     var scoring = (io.kvcache4j.store.KeyScoring) store;
                     assertThrows(IllegalArgumentException.class, () -> scoring.scoreKeys(st, tokens + 1, out, stride));
