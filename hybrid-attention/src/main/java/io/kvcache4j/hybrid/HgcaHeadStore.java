@@ -104,7 +104,8 @@ final class HgcaHeadStore extends SplitHeadStore {
             }
             System.arraycopy(q, h * d, one, 0, d);
             headState.begin(one, 0, 1f);
-            slow.attend(headState, selected.list(rows, m));
+            // the chosen rows' logits are this head's row of the scores above: only values are read
+            slow.attendScored(headState, selected.list(rows, m), logits, base, n);
             headState.finish(headOut, 0);
             System.arraycopy(headOut, 0, out, h * d, d);
             lse[h] = headState.lse(0);

@@ -19,6 +19,16 @@ interface SplitRows extends KeyRows, AutoCloseable {
     /** Attends the rows of {@code selection} into {@code state}'s running pass. */
     void attend(GroupAttention state, SlotSelection selection);
 
+    /**
+     * {@link #attend} with the rows' logits already computed by {@link #scores} for the same queries
+     * (row {@code r} of head {@code h} at {@code logits[offset + h·stride + r]}): a store that can
+     * reuse them ({@link io.kvcache4j.store.KeyScoring#attendScored}) reads only the values, with the
+     * same result to the bit. Default: {@code attend}.
+     */
+    default void attendScored(GroupAttention state, SlotSelection selection, float[] logits, int offset, int stride) {
+        attend(state, selection);
+    }
+
     /** Copies the value of {@code row} into {@code dst[offset..offset+headDim)}. */
     void readValue(int row, float[] dst, int offset);
 

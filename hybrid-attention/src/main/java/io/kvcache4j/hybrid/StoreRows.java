@@ -80,6 +80,16 @@ final class StoreRows implements SplitRows {
         store.attend(state, selection);
     }
 
+    /** The store's {@link KeyScoring#attendScored} when it has one: only the values are read. */
+    @Override
+    public void attendScored(GroupAttention state, SlotSelection selection, float[] logits, int offset, int stride) {
+        if (store instanceof KeyScoring scoring) {
+            scoring.attendScored(state, selection, logits, offset, stride);
+        } else {
+            store.attend(state, selection);
+        }
+    }
+
     @Override
     public void truncate(int newCount) {
         store.compact(newCount, NONE, 0, newCount);

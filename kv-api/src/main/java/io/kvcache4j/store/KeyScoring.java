@@ -8,7 +8,7 @@ import io.kvcache4j.attention.GroupAttention;
  * would dequantize the cache). The logits are those {@link HeadStore#attend} computes for the same
  * queries, to the bit.
  */
-public interface KeyScoring {
+public interface KeyScoring extends HeadStore {
 
     /**
      * Writes the logits of slots {@code [0, slots)} for every query head of {@code state}'s pass
@@ -22,6 +22,21 @@ public interface KeyScoring {
      * @throws IllegalStateException if the store is closed
      */
     void scoreKeys(GroupAttention state, int slots, float[] out, int outStride);
+
+    /**
+     * Attends {@code selection} into {@code state}'s running pass, like {@link HeadStore#attend}, with
+     * the logits already known: slot {@code s} of head {@code h} has logit {@code logits[offset +
+     * h·stride + s]}, which must be what {@link #scoreKeys} gave for the same (scaled) queries; only
+     * the values are read. A selector that scored every key to choose some (HGCA's salient tokens)
+     * then does not score the chosen ones again. The result is bit for bit that of {@code attend}.
+     * Default: {@code attend}, which scores the selection again.
+     *
+     * @throws IllegalArgumentException as {@code attend}, or if {@code logits} is too short for the
+     *     selection's last slot
+     */
+    default void attendScored(GroupAttention state, SlotSelection selection, float[] logits, int offset, int stride) {
+        attend(state, selection);
+    }
 
     /**
      * The argument checks of {@link #scoreKeys} for a store of {@code count} slots and {@code headDim}

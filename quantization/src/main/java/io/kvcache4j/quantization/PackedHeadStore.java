@@ -1,7 +1,6 @@
 package io.kvcache4j.quantization;
 
 import io.kvcache4j.attention.GroupAttention;
-import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.KeyScoring;
 import io.kvcache4j.store.SlotSelection;
 import java.util.Arrays;
@@ -27,7 +26,7 @@ import java.util.Objects;
  * <p>Scratch lives in one object per thread, because kv-api's CPU layer source may attend distinct
  * chunks of one long store on several threads at once.
  */
-abstract class PackedHeadStore implements HeadStore, KeyScoring {
+abstract class PackedHeadStore implements KeyScoring {
     static final int BLOCK = CodecKernel.BLOCK;
 
     /** Elements per key or value row. */
@@ -140,6 +139,46 @@ abstract class PackedHeadStore implements HeadStore, KeyScoring {
                 System.arraycopy(s.segLogits, h * BLOCK, out, h * outStride + start, n);
             }
             start += len;
+        }
+    }
+
+    /** {@link #attend}'s loop with the logits read from {@code logits} instead of scored. */
+    @Override
+    public void attendScored(GroupAttention st, SlotSelection selection, float[] logits, int offset, int stride) {
+        ensureOpen();
+        if (selection.limit() > count()) {
+            throw new IllegalArgumentException(
+                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count());
+        }
+        if (st.headDim() != headDim) {
+            throw new IllegalArgumentException(
+                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
+        }
+        int g = st.group();
+        if (selection.limit() > 0
+                && (offset < 0 || (long) offset + (long) (g - 1) * stride + selection.limit() > logits.length)) {
+            throw new IllegalArgumentException("logits of " + logits.length + " floats from offset " + offset
+                    + " with stride " + stride + " do not reach slot " + (selection.limit() - 1) + " of " + g
+                    + " heads");
+        }
+        Scratch s = Scratch.get(g, headDim, valueStride, valueGroups);
+        s.beginPass();
+        int ordinal = 0;
+        int n = 0;
+        selection.reset();
+        for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
+            for (int h = 0; h < g; h++) {
+                s.pending[h * BLOCK + n] = logits[offset + h * stride + slot];
+            }
+            s.pendingSlots[n++] = slot;
+            if (n == BLOCK) {
+                flush(st, s, n, ordinal);
+                ordinal += n;
+                n = 0;
+            }
+        }
+        if (n > 0) {
+            flush(st, s, n, ordinal);
         }
     }
 

@@ -200,6 +200,7 @@ class QuantizedStoreTest {
                     float[] out = new float[group * stride];
                     ((io.kvcache4j.store.KeyScoring) store).scoreKeys(st, slots, out, stride);
                     Codecs.checkKeyScores(store, d, queries, group, slots, out, stride, where);
+                    checkAttendScored(store, families.get(f), r, queries, group, d, slots, out, stride, where);
                     outs[f] = out;
                     var scoring = (io.kvcache4j.store.KeyScoring) store;
                     assertThrows(IllegalArgumentException.class, () -> scoring.scoreKeys(st, tokens + 1, out, stride));
@@ -224,6 +225,66 @@ class QuantizedStoreTest {
             }
         }
         assertEquals(live, NativeMemory.liveBytes(), "native bytes left after close, seed=" + seed);
+    }
+
+    /**
+     * {@link io.kvcache4j.store.KeyScoring#attendScored} with the scored logits gives the bits of
+     * {@code attend}: for the whole group, and for each head alone with its row of the logits (as HGCA
+     * attends a head's own salient keys), over a random subset of the scored slots.
+     */
+    private static void checkAttendScored(
+            HeadStore store,
+            Family family,
+            SplittableRandom r,
+            float[] queries,
+            int group,
+            int d,
+            int slots,
+            float[] logits,
+            int stride,
+            String where) {
+        if (slots == 0) {
+            return;
+        }
+        int[] chosen = new int[slots];
+        int m = 0;
+        for (int j = 0; j < slots; j++) {
+            if (r.nextInt(3) != 0) {
+                chosen[m++] = j;
+            }
+        }
+        if (m == 0) {
+            chosen[m++] = r.nextInt(slots);
+        }
+        SlotSelection sel = new SlotSelection();
+        var scoring = (io.kvcache4j.store.KeyScoring) store;
+        for (int h = -1; h < group; h++) {
+            int heads = h < 0 ? group : 1;
+            float[] q = h < 0 ? queries : Arrays.copyOfRange(queries, h * d, (h + 1) * d);
+            int offset = h < 0 ? 0 : h * stride;
+            float[][] outs = new float[2][heads * d];
+            for (int pass = 0; pass < 2; pass++) {
+                GroupAttention st = new GroupAttention(heads, d, family.softmax());
+                st.begin(q, 0, 1f);
+                if (pass == 0) {
+                    store.attend(st, sel.list(chosen, m));
+                } else {
+                    scoring.attendScored(st, sel.list(chosen, m), logits, offset, stride);
+                }
+                st.finish(outs[pass], 0);
+            }
+            for (int i = 0; i < outs[0].length; i++) {
+                assertEquals(
+                        Float.floatToRawIntBits(outs[0][i]),
+                        Float.floatToRawIntBits(outs[1][i]),
+                        where + (h < 0 ? " group" : " head " + h) + ": attendScored differs from attend at " + i);
+            }
+        }
+        int last = chosen[m - 1];
+        SlotSelection upToLast = new SlotSelection().list(chosen, m);
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> scoring.attendScored(new GroupAttention(group, d), upToLast, new float[last], 0, stride));
     }
 
     /** The test's own quantizers, mirroring the papers' formulas, against what the stores reproduce. */
