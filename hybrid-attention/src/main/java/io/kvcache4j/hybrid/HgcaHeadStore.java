@@ -104,7 +104,10 @@ final class HgcaHeadStore extends SplitHeadStore {
             }
             System.arraycopy(q, h * d, one, 0, d);
             headState.begin(one, 0, 1f);
-            // the chosen rows' logits are this head's row of the scores above: only values are read
+            // the chosen rows' logits are this head's row of the group's scores above, the ones the
+            // choice was made on: only values are read (on codes the same bits as scoring the head
+            // alone; on exact f16 pages the group's scoring path may differ from one head's in the
+            // last bit)
             slow.attendScored(headState, selected.list(rows, m), logits, base, n);
             headState.finish(headOut, 0);
             System.arraycopy(headOut, 0, out, h * d, d);

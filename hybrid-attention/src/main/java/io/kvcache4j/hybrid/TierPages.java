@@ -42,6 +42,9 @@ final class TierPages implements SplitRows {
     private int pageCount;
     private int count;
     private MemorySegment gather;
+    /** Scratch of {@link #attendScored}: one block's logits per head. */
+    private float[] scoredLogits = new float[0];
+
     private GroupAttention scoring;
     private boolean closed;
 
@@ -128,6 +131,39 @@ final class TierPages implements SplitRows {
     @Override
     public void appendRow(float[] key, float[] value) {
         append(key, 0, value, 0, 0, 1);
+    }
+
+    /**
+     * A list or bitmap selection with its logits given: only the selected values are gathered
+     * ({@link PagedHeadStore#attendGatheredScored}), the bits of {@link #attend}; a range through
+     * {@code attend}.
+     */
+    @Override
+    public void attendScored(GroupAttention state, SlotSelection selection, float[] logits, int offset, int stride) {
+        ensureOpen();
+        if (selection.isRange() || selection.limit() > count || state.headDim() != headDim) {
+            attend(state, selection);
+            return;
+        }
+        if (gather == null) {
+            gather = PagedHeadStore.gatherBuffer(type, headDim);
+        }
+        if (scoredLogits.length < state.group() * GroupAttention.BLOCK) {
+            scoredLogits = new float[state.group() * GroupAttention.BLOCK];
+        }
+        PagedHeadStore.attendGatheredScored(
+                state,
+                selection,
+                pages,
+                type,
+                headDim,
+                pageTokens,
+                kernel,
+                gather,
+                scoredLogits,
+                logits,
+                offset,
+                stride);
     }
 
     /** Attends {@code selection} reading every page in place. */

@@ -68,6 +68,15 @@ public interface AttentionKernel {
     void onlineSoftmax(GroupAttention state, int nb, int slot);
 
     /**
+     * The value half of one {@link #scan} block: adds the weights the state's last online-softmax
+     * step left ({@link #onlineSoftmax}, {@link GroupAttention#pushLogits}) times the {@code nb}
+     * token-major value rows at {@code page + valueOffset} to the accumulator, with the arithmetic
+     * {@code scan} uses after its softmax step. So pushing a block's logits and then this gives the
+     * bits of {@code scan} over the same rows when the logits are the ones {@code scan} computes.
+     */
+    void accumulateValues(GroupAttention state, MemorySegment page, long valueOffset, KvDType type, int nb);
+
+    /**
      * After {@link GroupAttention#finish}, converts the recorded logits of slots {@code [0, slots)}
      * into softmax mass per slot, reduced over the group by {@code aggregation}, into {@code
      * massOut[0..slots)}.

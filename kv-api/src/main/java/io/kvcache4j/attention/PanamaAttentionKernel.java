@@ -304,6 +304,39 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    /** {@link #scan}'s value step for one block, with its dispatch (direct f16 rows, or decoded). */
+    @Override
+    public void accumulateValues(GroupAttention st, MemorySegment page, long valueOffset, KvDType type, int nb) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int block = GroupAttention.BLOCK;
+        if (nb < 1 || nb > block) {
+            throw new IllegalArgumentException("nb " + nb + " out of range [1, " + block + "]");
+        }
+        boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
+        if (directF16) {
+            if (g == 2) {
+                accumulateF16x2(st, page, valueOffset, nb);
+            } else {
+                for (int h = 0; h < g; h += 4) {
+                    accumulateF16x4(st, page, valueOffset, nb, h);
+                }
+            }
+            return;
+        }
+        decode(page, valueOffset, type, st.vBuf, 0, nb * d);
+        int h = 0;
+        for (; h + 4 <= g; h += 4) {
+            accumulate4(st, nb, h);
+        }
+        for (; h + 2 <= g; h += 2) {
+            accumulate2(st, nb, h);
+        }
+        for (; h < g; h++) {
+            accumulate1(st, nb, h);
+        }
+    }
+
     @Override
     public void scores(
             GroupAttention st,

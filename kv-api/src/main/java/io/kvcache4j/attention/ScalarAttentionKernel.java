@@ -218,6 +218,28 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    /** {@link #scan}'s value step for one block. */
+    @Override
+    public void accumulateValues(GroupAttention st, MemorySegment page, long valueOffset, KvDType type, int nb) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        if (nb < 1 || nb > block) {
+            throw new IllegalArgumentException("nb " + nb + " out of range [1, " + block + "]");
+        }
+        decodeScalar(page, valueOffset, type, st.vBuf, 0, nb * d);
+        for (int h = 0; h < st.group; h++) {
+            int pBase = h * block;
+            int aBase = h * d;
+            for (int i = 0; i < d; i++) {
+                float a = st.acc[aBase + i];
+                for (int j = 0; j < nb; j++) {
+                    a = Math.fma(st.blockLogits[pBase + j], st.vBuf[j * d + i], a);
+                }
+                st.acc[aBase + i] = a;
+            }
+        }
+    }
+
     @Override
     public void scores(
             GroupAttention st,

@@ -28,8 +28,11 @@ public interface KeyScoring extends HeadStore {
      * the logits already known: slot {@code s} of head {@code h} has logit {@code logits[offset +
      * h·stride + s]}, which must be what {@link #scoreKeys} gave for the same (scaled) queries; only
      * the values are read. A selector that scored every key to choose some (HGCA's salient tokens)
-     * then does not score the chosen ones again. The result is bit for bit that of {@code attend}.
-     * Default: {@code attend}, which scores the selection again.
+     * then does not score the chosen ones again. With the logits {@code scoreKeys} gives for a state
+     * of the same group size the result is bit for bit that of {@code attend}; logits scored for a
+     * whole group and attended head by head may differ from a head's own scores in the last bit where
+     * the kernel scores one head through another path than a group (the exact f16 pages do; the
+     * codecs do not). Default: {@code attend}, which scores the selection again.
      *
      * @throws IllegalArgumentException as {@code attend}, or if {@code logits} is too short for the
      *     selection's last slot

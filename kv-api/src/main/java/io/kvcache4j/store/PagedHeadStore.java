@@ -48,6 +48,9 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
 
     private int count;
     private MemorySegment gather;
+    /** Scratch of {@link #attendScored}: one block's logits per head. */
+    private float[] scoredLogits = new float[0];
+
     private boolean closed;
 
     /** Creates an empty store. */
@@ -136,6 +139,39 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
             conversion.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
             count++;
         }
+    }
+
+    /**
+     * A list or bitmap selection through {@link #attendGatheredScored} (values only); a range, which
+     * {@link #attend} scans page by page, through {@code attend} itself, so the bits are {@code
+     * attend}'s either way.
+     */
+    @Override
+    public void attendScored(GroupAttention state, SlotSelection selection, float[] logits, int offset, int stride) {
+        ensureOpen();
+        if (selection.isRange() || selection.limit() > count || state.headDim() != headDim) {
+            attend(state, selection);
+            return;
+        }
+        if (gather == null) {
+            gather = gatherBuffer(type, headDim);
+        }
+        if (scoredLogits.length < state.group() * GroupAttention.BLOCK) {
+            scoredLogits = new float[state.group() * GroupAttention.BLOCK];
+        }
+        attendGatheredScored(
+                state,
+                selection,
+                pages,
+                type,
+                headDim,
+                pageTokens,
+                kernel,
+                gather,
+                scoredLogits,
+                logits,
+                offset,
+                stride);
     }
 
     /** Page by page with the kernel's {@link AttentionKernel#scores}, summed as {@link #attend} sums. */
@@ -231,6 +267,65 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         }
         if (n > 0) {
             kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
+        }
+    }
+
+    /**
+     * {@link #attendGathered} with the logits given ({@link KeyScoring#attendScored}: slot {@code s} of
+     * head {@code h} at {@code logits[offset + h·stride + s]}): the same blocks of 16 selected rows,
+     * each pushed as logits ({@link GroupAttention#pushLogits}) and its values added by the kernel's
+     * {@link AttentionKernel#accumulateValues}, so only values are gathered. {@code blockLogits}
+     * holds {@code group × 16} floats of scratch.
+     */
+    public static void attendGatheredScored(
+            GroupAttention state,
+            SlotSelection selection,
+            MemorySegment[] pages,
+            KvDType type,
+            int headDim,
+            int pageTokens,
+            AttentionKernel kernel,
+            MemorySegment gather,
+            float[] blockLogits,
+            float[] logits,
+            int offset,
+            int stride) {
+        int block = GroupAttention.BLOCK;
+        int g = state.group();
+        checkScoredLogits(selection, g, logits, offset, stride);
+        long rowBytes = (long) headDim * type.bytes();
+        long valuesOffset = rowBytes * pageTokens;
+        long gatherValues = rowBytes * block;
+        selection.reset();
+        int ordinal = 0;
+        int n = 0;
+        for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
+            MemorySegment src = pages[slot / pageTokens];
+            long r = slot % pageTokens;
+            MemorySegment.copy(src, valuesOffset + r * rowBytes, gather, gatherValues + n * rowBytes, rowBytes);
+            for (int h = 0; h < g; h++) {
+                blockLogits[h * block + n] = logits[offset + h * stride + slot];
+            }
+            if (++n == block) {
+                state.pushLogits(blockLogits, n, ordinal);
+                kernel.accumulateValues(state, gather, gatherValues, type, n);
+                ordinal += n;
+                n = 0;
+            }
+        }
+        if (n > 0) {
+            state.pushLogits(blockLogits, n, ordinal);
+            kernel.accumulateValues(state, gather, gatherValues, type, n);
+        }
+    }
+
+    /** Throws unless {@code logits} reaches the selection's last slot for every head. */
+    public static void checkScoredLogits(SlotSelection selection, int group, float[] logits, int offset, int stride) {
+        if (selection.limit() > 0
+                && (offset < 0 || (long) offset + (long) (group - 1) * stride + selection.limit() > logits.length)) {
+            throw new IllegalArgumentException("logits of " + logits.length + " floats from offset " + offset
+                    + " with stride " + stride + " do not reach slot " + (selection.limit() - 1) + " of " + group
+                    + " heads");
         }
     }
 
