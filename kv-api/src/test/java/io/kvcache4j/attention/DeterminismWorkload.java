@@ -20,7 +20,8 @@ import java.util.concurrent.Future;
  * A fixed set of attention computations whose results must have the same bits in every JVM, JIT
  * tier and thread: for every storage type, GQA group size, head dimension and token count of the
  * grid, one pass over pages of {@value #PAGE_TOKENS} tokens with the logit record on, then the
- * outputs, the log-sum-exp per head and the per-key mass of every aggregation; plus dot products of
+ * outputs, the log-sum-exp per head and the per-key mass of every aggregation, then the same pass
+ * from the kernel's scores pushed block by block with its value step; plus dot products of
  * lengths that straddle vector widths and one {@link GroupAttention#pushLogits} sequence.
  *
  * <p>Each case draws its inputs from its own seed, so cases can run in any order and on any thread.
@@ -152,7 +153,7 @@ final class DeterminismWorkload {
                 kernel.scan(st, page[p], 0, PAGE_TOKENS, valueOffset, type, rows, p * PAGE_TOKENS);
             }
             ScoreAggregation[] aggs = ScoreAggregation.values();
-            float[] result = new float[g * d + g + aggs.length * tokens];
+            float[] result = new float[g * d + g + aggs.length * tokens + g * d];
             st.finish(result, 0);
             for (int h = 0; h < g; h++) {
                 result[g * d + h] = st.lse(h);
@@ -162,6 +163,25 @@ final class DeterminismWorkload {
                 kernel.mass(st, tokens, aggs[a], mass);
                 System.arraycopy(mass, 0, result, g * d + g + a * tokens, tokens);
             }
+            // the same pass again from the kernel's scores, pushed block by block, with its value step
+            GroupAttention scored = new GroupAttention(g, d, kernel);
+            scored.begin(q, 0, (float) (1 / Math.sqrt(d)));
+            int block = GroupAttention.BLOCK;
+            float[] logits = new float[g * PAGE_TOKENS];
+            float[] blockLogits = new float[g * block];
+            for (int p = 0; p < pages; p++) {
+                int rows = Math.min(PAGE_TOKENS, tokens - p * PAGE_TOKENS);
+                kernel.scores(scored, page[p], 0, PAGE_TOKENS, type, rows, logits, 0, PAGE_TOKENS);
+                for (int r0 = 0; r0 < rows; r0 += block) {
+                    int nb = Math.min(block, rows - r0);
+                    for (int h = 0; h < g; h++) {
+                        System.arraycopy(logits, h * PAGE_TOKENS + r0, blockLogits, h * block, nb);
+                    }
+                    scored.pushLogits(blockLogits, nb, p * PAGE_TOKENS + r0);
+                    kernel.accumulateValues(scored, page[p], valueOffset + (long) r0 * d * e, type, nb);
+                }
+            }
+            scored.finish(result, g * d + g + aggs.length * tokens);
             return result;
         }
     }
