@@ -59,4 +59,14 @@ public interface KeyScoring extends HeadStore {
                     "attention state has headDim " + state.headDim() + ", the store " + headDim);
         }
     }
+
+    /** Throws unless {@code logits} reaches the selection's last slot for every head. */
+    static void checkScoredLogits(SlotSelection selection, int group, float[] logits, int offset, int stride) {
+        if (selection.limit() > 0
+                && (offset < 0 || (long) offset + (long) (group - 1) * stride + selection.limit() > logits.length)) {
+            throw new IllegalArgumentException("logits of " + logits.length + " floats from offset " + offset
+                    + " with stride " + stride + " do not reach slot " + (selection.limit() - 1) + " of " + group
+                    + " heads");
+        }
+    }
 }

@@ -292,7 +292,7 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
             int stride) {
         int block = GroupAttention.BLOCK;
         int g = state.group();
-        checkScoredLogits(selection, g, logits, offset, stride);
+        KeyScoring.checkScoredLogits(selection, g, logits, offset, stride);
         long rowBytes = (long) headDim * type.bytes();
         long valuesOffset = rowBytes * pageTokens;
         long gatherValues = rowBytes * block;
@@ -316,16 +316,6 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         if (n > 0) {
             state.pushLogits(blockLogits, n, ordinal);
             kernel.accumulateValues(state, gather, gatherValues, type, n);
-        }
-    }
-
-    /** Throws unless {@code logits} reaches the selection's last slot for every head. */
-    public static void checkScoredLogits(SlotSelection selection, int group, float[] logits, int offset, int stride) {
-        if (selection.limit() > 0
-                && (offset < 0 || (long) offset + (long) (group - 1) * stride + selection.limit() > logits.length)) {
-            throw new IllegalArgumentException("logits of " + logits.length + " floats from offset " + offset
-                    + " with stride " + stride + " do not reach slot " + (selection.limit() - 1) + " of " + group
-                    + " heads");
         }
     }
 

@@ -60,7 +60,6 @@ class AttendScoredTest {
                             int heads = h < 0 ? group : 1;
                             float[] hq = h < 0 ? all.queries() : Arrays.copyOfRange(all.queries(), h * d, (h + 1) * d);
                             float[] own = logits;
-                            int ownOffset = 0;
                             if (h >= 0) {
                                 // a head alone scores through another path of the kernel than the group
                                 // (the group's and the head's logits may differ in the last bit), so the
@@ -80,7 +79,7 @@ class AttendScoredTest {
                                 if (pass == 0) {
                                     store.attend(st, sel);
                                 } else {
-                                    store.attendScored(st, sel, own, ownOffset, stride);
+                                    store.attendScored(st, sel, own, 0, stride);
                                 }
                                 st.finish(outs[pass], 0);
                             }

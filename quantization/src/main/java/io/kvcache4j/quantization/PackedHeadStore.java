@@ -85,15 +85,7 @@ abstract class PackedHeadStore implements KeyScoring {
 
     @Override
     public void attend(GroupAttention st, SlotSelection selection) {
-        ensureOpen();
-        if (selection.limit() > count()) {
-            throw new IllegalArgumentException(
-                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count());
-        }
-        if (st.headDim() != headDim) {
-            throw new IllegalArgumentException(
-                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
-        }
+        checkPass(st, selection);
         Scratch s = Scratch.get(st.group(), headDim, valueStride, valueGroups);
         s.beginPass();
         int g = st.group();
@@ -145,22 +137,9 @@ abstract class PackedHeadStore implements KeyScoring {
     /** {@link #attend}'s loop with the logits read from {@code logits} instead of scored. */
     @Override
     public void attendScored(GroupAttention st, SlotSelection selection, float[] logits, int offset, int stride) {
-        ensureOpen();
-        if (selection.limit() > count()) {
-            throw new IllegalArgumentException(
-                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count());
-        }
-        if (st.headDim() != headDim) {
-            throw new IllegalArgumentException(
-                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
-        }
+        checkPass(st, selection);
         int g = st.group();
-        if (selection.limit() > 0
-                && (offset < 0 || (long) offset + (long) (g - 1) * stride + selection.limit() > logits.length)) {
-            throw new IllegalArgumentException("logits of " + logits.length + " floats from offset " + offset
-                    + " with stride " + stride + " do not reach slot " + (selection.limit() - 1) + " of " + g
-                    + " heads");
-        }
+        KeyScoring.checkScoredLogits(selection, g, logits, offset, stride);
         Scratch s = Scratch.get(g, headDim, valueStride, valueGroups);
         s.beginPass();
         int ordinal = 0;
@@ -196,6 +175,19 @@ abstract class PackedHeadStore implements KeyScoring {
                 s.scales,
                 valueZeros ? s.zeros : null,
                 nb);
+    }
+
+    /** Throws unless the store is open, holds the selection's slots and rows of the state's head dimension. */
+    private void checkPass(GroupAttention st, SlotSelection selection) {
+        ensureOpen();
+        if (selection.limit() > count()) {
+            throw new IllegalArgumentException(
+                    "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count());
+        }
+        if (st.headDim() != headDim) {
+            throw new IllegalArgumentException(
+                    "attention state has headDim " + st.headDim() + ", the store " + headDim);
+        }
     }
 
     void ensureOpen() {
