@@ -285,6 +285,234 @@ KV_DECODE_FIXED(kv_decode_bf16_g4_d128, __nv_bfloat16, 4, 128)
 KV_DECODE_FIXED(kv_decode_bf16_g8_d128, __nv_bfloat16, 8, 128)
 
 // ---------------------------------------------------------------------------------------------
+// The fixed-shape exact decode (head dimension 128) with every tile staged through shared memory by
+// asynchronous copies (cp.async, sm_80+), NU units of one tile's keys or values (32 rows, 8 KiB) per
+// warp in a ring, so a warp has NU-1 units in flight while it computes on one: the keys of tile k,
+// then its values, then the keys of its next tile, ... Global reads are whole 512-byte runs per warp
+// instruction. Key rows sit in shared memory with their 16-byte units swizzled (unit c of row r at
+// c ^ (r & 7)) so a lane reading its own row meets no bank conflict; value rows sit as they are and
+// lane l reads dimensions 4l..4l+3. The arithmetic is decode_exact's, step for step and in the same
+// order (same tiles per warp, same sequential fmaf over the dimensions per slot, same tile maximum,
+// rescaling and slot order of the value sums, same warp merge), so its results are bit-identical to
+// kv_decode_*_gG_d128 and KernelEmulator needs no change; only where the bytes wait differs.
+// Dynamic shared memory: pipe_shared_bytes(G, NU) (set as the function's maximum before launch).
+// ---------------------------------------------------------------------------------------------
+#define PIPE_D 128
+#define PIPE_UNIT_BYTES (TILE * PIPE_D * 2)
+
+__host__ __device__ constexpr int pipe_shared_bytes(int G, int NU) {
+    return WARPS * NU * PIPE_UNIT_BYTES      // the rings
+           + PIPE_D * G * 4                  // scaled queries, [dimension][group]
+           + WARPS * TILE * G * 4            // weights of the current tile, [warp][slot][group]
+           + 2 * WARPS * G * 4;              // running maxima and sums per warp
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int srcBytes) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(srcBytes) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// merge_warps' view of the per-warp maxima and sums in the pipelined kernel's shared memory
+template <int NG>
+struct PipeStats {
+    float (*m)[NG];
+    float (*l)[NG];
+};
+
+template <int NG>
+__device__ void merge_warps_pipe(const PipeStats<NG>& st, const float* accs, float* out, float* lse,
+                                 size_t outStride, size_t lseStride) {
+    constexpr int D = PIPE_D;
+    for (int e = threadIdx.x; e < NG * D; e += THREADS) {
+        int g = e / D;
+        int i = e - g * D;
+        float M = -INFINITY;
+        for (int w = 0; w < WARPS; ++w) M = fmaxf(M, st.m[w][g]);
+        float L = 0.0f;
+        float a = 0.0f;
+        for (int w = 0; w < WARPS; ++w) {
+            float c = kexp(__fsub_rn(st.m[w][g], M));
+            L = fmaf(st.l[w][g], c, L);
+            a = fmaf(accs[(w * NG + g) * D + i], c, a);
+        }
+        float inv = __fdiv_rn(1.0f, L);
+        out[g * outStride + i] = __fmul_rn(a, inv);
+        if (i == 0) lse[g * lseStride] = __fadd_rn(M, logf(L));
+    }
+}
+
+template <typename T, int NG, int NU>
+__device__ void decode_pipe(const unsigned long long* __restrict__ kvPtrs, const float* __restrict__ queries,
+                            const int* __restrict__ visible, float* __restrict__ partOut,
+                            float* __restrict__ partLse, int kvHeads, int chunk, int maxChunks, float scale) {
+    constexpr int D = PIPE_D;
+    extern __shared__ __align__(16) unsigned char pipeSmem[];
+    unsigned char* rings = pipeSmem;
+    float* qs = reinterpret_cast<float*>(pipeSmem + WARPS * NU * PIPE_UNIT_BYTES);
+    float(*ps)[TILE][NG] = reinterpret_cast<float(*)[TILE][NG]>(qs + D * NG);
+    float(*sm)[NG] = reinterpret_cast<float(*)[NG]>(reinterpret_cast<float*>(ps) + WARPS * TILE * NG);
+    float(*sl)[NG] = sm + WARPS;
+
+    const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int QH = kvHeads * NG;
+    const int vis = visible[t * kvHeads + h];
+    const int ch = chunk > 0 ? chunk : chunk_for(vis);
+    const int from = c * ch;
+    const int to = min(vis, from + ch);
+    const size_t outStride = (size_t)maxChunks * D;
+    float* out = partOut + ((size_t)(t * QH + h * NG) * maxChunks + c) * D;
+    float* lse = partLse + (size_t)(t * QH + h * NG) * maxChunks + c;
+    if (from >= to) {
+        for (int e = threadIdx.x; e < NG * D; e += THREADS) {
+            int g = e / D;
+            int i = e - g * D;
+            out[g * outStride + i] = 0.0f;
+            if (i == 0) lse[g * maxChunks] = -INFINITY;
+        }
+        return;
+    }
+    const float* qsrc = queries + (size_t)(t * QH + h * NG) * D;
+    for (int e = threadIdx.x; e < NG * D; e += THREADS) {
+        int g = e / D;
+        int i = e - g * D;
+        qs[i * NG + g] = __fmul_rn(qsrc[e], scale);
+    }
+    __syncthreads();
+
+    const T* K = reinterpret_cast<const T*>(kvPtrs[2 * h]);
+    const T* V = reinterpret_cast<const T*>(kvPtrs[2 * h + 1]);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    unsigned char* ring = rings + warp * NU * PIPE_UNIT_BYTES;
+    const int len = to - from;
+    const int tiles = (len + TILE - 1) / TILE;
+    const int mine = warp < tiles ? (tiles - warp + WARPS - 1) / WARPS : 0;
+    const int units = 2 * mine;
+
+    // issue the copies of unit u (keys of this warp's tile u/2 when u is even, its values when odd)
+    auto issue = [&](int u) {
+        if (u < units) {
+            const int slot0 = from + (warp + WARPS * (u >> 1)) * TILE;
+            const int nValid = min(TILE, to - slot0);
+            const bool isValue = (u & 1) != 0;
+            const unsigned char* src = reinterpret_cast<const unsigned char*>((isValue ? V : K) + (size_t)slot0 * D);
+            unsigned char* dst = ring + (u % NU) * PIPE_UNIT_BYTES;
+#pragma unroll
+            for (int k = 0; k < TILE * D * 2 / 16 / 32; ++k) {
+                const int x = lane + 32 * k;  // 16-byte unit x of the tile: row x / 16, column x % 16
+                const int row = x >> 4, col = x & 15;
+                const int dcol = isValue ? col : (col ^ (row & 7));
+                const bool valid = row < nValid;
+                cp_async16(dst + row * (D * 2) + dcol * 16, src + (valid ? (size_t)x * 16 : 0), valid ? 16 : 0);
+            }
+        }
+        cp_async_commit();
+    };
+
+    float m[NG], l[NG], acc[NG][4];
+#pragma unroll
+    for (int g = 0; g < NG; ++g) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[g][e] = 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < NU - 1; ++u) issue(u);
+    for (int u = 0; u < units; ++u) {
+        __syncwarp();  // every lane is done with the slot the next issue overwrites (unit u-1's)
+        issue(u + NU - 1);
+        cp_async_wait<NU - 1>();
+        __syncwarp();
+        const unsigned char* unit = ring + (u % NU) * PIPE_UNIT_BYTES;
+        const int slot0 = from + (warp + WARPS * (u >> 1)) * TILE;
+        const int nValid = min(TILE, to - slot0);
+        if ((u & 1) == 0) {
+            float s[NG];
+#pragma unroll
+            for (int g = 0; g < NG; ++g) s[g] = 0.0f;
+            if (lane < nValid) {
+                const unsigned char* row = unit + lane * (D * 2);
+#pragma unroll
+                for (int i8 = 0; i8 < D / 8; ++i8) {
+                    uint4 raw = *reinterpret_cast<const uint4*>(row + ((i8 ^ (lane & 7)) * 16));
+                    const T* k8 = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) {
+                        float kv = to_float(k8[e]);
+                        const float* qi = qs + (i8 * 8 + e) * NG;
+#pragma unroll
+                        for (int g = 0; g < NG; ++g) s[g] = fmaf(qi[g], kv, s[g]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int g = 0; g < NG; ++g) {
+                float sj = lane < nValid ? s[g] : -INFINITY;
+                float mNew = fmaxf(m[g], warp_max(sj));
+                float corr = kexp(__fsub_rn(m[g], mNew));
+                float p = lane < nValid ? kexp(__fsub_rn(sj, mNew)) : 0.0f;
+                l[g] = __fadd_rn(__fmul_rn(l[g], corr), p);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[g][e] = __fmul_rn(acc[g][e], corr);
+                m[g] = mNew;
+                ps[warp][lane][g] = p;
+            }
+            __syncwarp();
+        } else {
+#pragma unroll 4
+            for (int j = 0; j < nValid; ++j) {
+                uint2 raw = *reinterpret_cast<const uint2*>(unit + j * (D * 2) + lane * 8);
+                const T* v4 = reinterpret_cast<const T*>(&raw);
+                float v[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) v[e] = to_float(v4[e]);
+#pragma unroll
+                for (int g = 0; g < NG; ++g) {
+                    float pj = ps[warp][j][g];
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) acc[g][e] = fmaf(pj, v[e], acc[g][e]);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done with its ring: the accumulators go where the rings were
+    float* accs = reinterpret_cast<float*>(rings);
+#pragma unroll
+    for (int g = 0; g < NG; ++g) {
+        float total = warp_sum(l[g]);
+        if (lane == 0) {
+            sm[warp][g] = m[g];
+            sl[warp][g] = total;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) accs[(warp * NG + g) * D + 4 * lane + e] = acc[g][e];
+    }
+    __syncthreads();
+    merge_warps_pipe<NG>(PipeStats<NG>{sm, sl}, accs, out, lse, outStride, maxChunks);
+}
+
+#define KV_DECODE_PIPE(NAME, T, GG, NU, MINB)                                                            \
+    extern "C" __global__ void __launch_bounds__(THREADS, MINB)                                          \
+    NAME(const unsigned long long* kvPtrs, const float* queries, const int* visible, float* partOut,    \
+         float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks, float scale) {            \
+        decode_pipe<T, GG, NU>(kvPtrs, queries, visible, partOut, partLse, kvHeads, chunk, maxChunks, scale); \
+    }
+KV_DECODE_PIPE(kv_decode_f16_g4_d128_p2, __half, 4, 2, 3)
+KV_DECODE_PIPE(kv_decode_f16_g4_d128_p3, __half, 4, 3, 2)
+KV_DECODE_PIPE(kv_decode_f16_g4_d128_p4, __half, 4, 4, 1)
+KV_DECODE_PIPE(kv_decode_bf16_g4_d128_p3, __nv_bfloat16, 4, 3, 2)
+KV_DECODE_PIPE(kv_decode_f16_g8_d128_p3, __half, 8, 3, 2)
+KV_DECODE_PIPE(kv_decode_f16_g1_d128_p3, __half, 1, 3, 2)
+
+// ---------------------------------------------------------------------------------------------
 // KIVI int4 decode attention on the packed codes (Liu et al., "KIVI", ICML 2024; layout of
 // io.kvcache4j.quantization.KiviHeadStore's quantized groups, stored contiguously per head).
 // Group: [key scales D f32][key zeros D f32][value scales G x D/Gv f32][value zeros ...][key codes in

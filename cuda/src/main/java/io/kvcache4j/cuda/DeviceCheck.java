@@ -91,12 +91,89 @@ public final class DeviceCheck {
                     KernelHarness.decodeInt4(gpu, ip, 512),
                     KernelHarness.decodeInt4(cpu, ip, 512),
                     128);
+            out.addAll(pipelined(gpu, cpu, log));
             out.add(report(log, storePath(gpu, KvDType.F16, storeSlots, CudaLayerAttention.CHUNK_TOKENS)));
+            int units = JCudaDevice.pipelineUnits;
+            JCudaDevice.pipelineUnits = 3;
+            try {
+                Outcome o = storePath(gpu, KvDType.F16, storeSlots, KernelEmulator.CHUNK_BY_LENGTH);
+                out.add(report(log, new Outcome("pipelined(3) " + o.what(), o.relativeError(), o.lseError())));
+            } finally {
+                JCudaDevice.pipelineUnits = units;
+            }
             out.add(report(
                     log,
                     storePath(gpu, KvDType.BF16, Math.max(2000, storeSlots / 4), CudaLayerAttention.CHUNK_BY_LENGTH)));
         }
         return out;
+    }
+
+    /**
+     * Each pipelined kernel ({@link JCudaDevice#PIPELINED}) against the plain fixed-shape kernel of its
+     * shape, bit for bit (any differing output or lse bit fails), and against the emulation.
+     */
+    static List<Outcome> pipelined(Device gpu, Device cpu, PrintStream log) {
+        List<Outcome> out = new ArrayList<>();
+        int[][] shapes = {
+            // tokens, kvHeads, group, headDim, slots, chunk
+            {2, 3, 4, 128, 9000, 512},
+            {1, 8, 4, 128, 5000, KernelEmulator.CHUNK_BY_LENGTH},
+            {1, 2, 4, 128, 140_000, KernelEmulator.CHUNK_BY_LENGTH},
+            {3, 2, 4, 128, 700, 128},
+            {1, 4, 8, 128, 3000, 1024},
+            {2, 2, 1, 128, 2000, 256},
+        };
+        int before = JCudaDevice.pipelineUnits;
+        // the emulation of each (type, shape) once, shared by the ring depths
+        java.util.Map<String, KernelHarness.Result> emulations = new java.util.HashMap<>();
+        try {
+            for (String kernel : new java.util.TreeSet<>(JCudaDevice.PIPELINED)) {
+                KvDType type = kernel.contains("bf16") ? KvDType.BF16 : KvDType.F16;
+                int units = Integer.parseInt(kernel.substring(kernel.lastIndexOf("_p") + 2));
+                for (int[] s : shapes) {
+                    if (!kernel.contains("_g" + s[2] + "_d" + s[3] + "_")) {
+                        continue;
+                    }
+                    SplittableRandom r = new SplittableRandom(s[4] + 31L * s[2]);
+                    int[] visible = new int[s[0] * s[1]];
+                    for (int i = 0; i < visible.length; i++) {
+                        visible[i] = i == 1 ? 0 : s[4] - r.nextInt(Math.min(s[4], 400));
+                    }
+                    KernelHarness.Problem p =
+                            KernelHarness.random(type, s[0], s[1], s[2], s[3], s[4], visible, 3f, s[4] * 5L);
+                    JCudaDevice.pipelineUnits = 0;
+                    KernelHarness.Result plain = KernelHarness.decode(gpu, p, s[5], null);
+                    JCudaDevice.pipelineUnits = units;
+                    KernelHarness.Result piped = KernelHarness.decode(gpu, p, s[5], null);
+                    KernelHarness.Result emulated = emulations.computeIfAbsent(
+                            type + Arrays.toString(s), key -> KernelHarness.decode(cpu, p, s[5], null));
+                    int differing = differingBits(piped, plain);
+                    double rel = KernelHarness.relativeError(piped, emulated, s[3]);
+                    out.add(report(
+                            log,
+                            new Outcome(
+                                    kernel + " " + Arrays.toString(s) + " vs plain kernel: " + differing
+                                            + " differing floats; vs emulation",
+                                    differing == 0 ? rel : Double.POSITIVE_INFINITY,
+                                    KernelHarness.lseError(piped, emulated))));
+                }
+            }
+        } finally {
+            JCudaDevice.pipelineUnits = before;
+        }
+        return out;
+    }
+
+    /** Number of output and lse floats whose bits differ. */
+    static int differingBits(KernelHarness.Result a, KernelHarness.Result b) {
+        int n = 0;
+        for (int i = 0; i < a.out().length; i++) {
+            n += Float.floatToRawIntBits(a.out()[i]) == Float.floatToRawIntBits(b.out()[i]) ? 0 : 1;
+        }
+        for (int i = 0; i < a.lse().length; i++) {
+            n += Float.floatToRawIntBits(a.lse()[i]) == Float.floatToRawIntBits(b.lse()[i]) ? 0 : 1;
+        }
+        return n;
     }
 
     private static void add(
@@ -249,6 +326,7 @@ public final class DeviceCheck {
             allocs.add(parts);
             allocs.add(out);
             double[] tAttn = new double[chunkSizes.length];
+            double[][] tPipe = new double[PIPE_UNITS.length][chunkSizes.length];
             double tGeneral = Double.NaN;
             for (int k = 0; k < chunkSizes.length; k++) {
                 int chunk = chunkSizes[k];
@@ -280,6 +358,15 @@ public final class DeviceCheck {
                             d);
                 };
                 tAttn[k] = time(gpu, decode);
+                int before = JCudaDevice.pipelineUnits;
+                try {
+                    for (int u = 0; u < PIPE_UNITS.length; u++) {
+                        JCudaDevice.pipelineUnits = PIPE_UNITS[u];
+                        tPipe[u][k] = time(gpu, decode);
+                    }
+                } finally {
+                    JCudaDevice.pipelineUnits = before;
+                }
                 if (k == byLength && gpu instanceof JCudaDevice) {
                     JCudaDevice.fixedShapeKernels = false;
                     try {
@@ -361,6 +448,35 @@ public final class DeviceCheck {
                         "  attention (decode+combine) chunk=%s: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
                         chunkName(chunkSizes[k], slots), tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
             }
+            for (int u = 0; u < PIPE_UNITS.length; u++) {
+                for (int k = 0; k < chunkSizes.length; k++) {
+                    log.printf(
+                            "  pipelined(%d) attention chunk=%s: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f;"
+                                    + " vs plain kernel %.3fx faster%n",
+                            PIPE_UNITS[u],
+                            chunkName(chunkSizes[k], slots),
+                            tPipe[u][k] * 1e3,
+                            kvBytes / tPipe[u][k] / 1e9,
+                            tPipe[u][k] / tCopy,
+                            tAttn[k] / tPipe[u][k]);
+                }
+            }
+            if (gpu instanceof JCudaDevice jd) {
+                int before = JCudaDevice.pipelineUnits;
+                try {
+                    for (int units : new int[] {0, 2, 3, 4}) {
+                        JCudaDevice.pipelineUnits = units;
+                        String kernel = JCudaDevice.decodeKernel(KvDType.F16, group, d);
+                        int shared = JCudaDevice.sharedBytes(kernel, group);
+                        int[] occ = jd.occupancy(kernel, shared);
+                        log.printf(
+                                "  occupancy %s: %d blocks/SM, %d registers/thread, %d B dynamic shared%n",
+                                kernel, occ[0], occ[1], shared);
+                    }
+                } finally {
+                    JCudaDevice.pipelineUnits = before;
+                }
+            }
             log.printf(
                     "  kernel %s at chunk=%s: %.4f ms; the general (run-time shape) kernel %s: %.4f ms -> %.2fx%n",
                     gpu instanceof JCudaDevice ? JCudaDevice.decodeKernel(KvDType.F16, group, d) : "emulated",
@@ -382,6 +498,140 @@ public final class DeviceCheck {
             gpu.freeHost(host);
         }
     }
+
+    /**
+     * Times {@code kv_decode_int4} + combine (one query token, 8 KV heads, group 4, d 128, KIVI groups
+     * of 32 tokens, 32-channel value groups, f32 scales) over {@code slots} tokens per head at fixed
+     * chunks, next to a device-to-device copy of the same packed bytes, in the same process.
+     */
+    static void benchInt4(Device gpu, int slots, PrintStream log) {
+        int kvHeads = 8, group = 4, d = 128;
+        KiviLayout layout = new KiviLayout(d, 32, 32);
+        long groupBytes = layout.groupBytes();
+        int blockGroups = 2048;
+        long blockBytes = blockGroups * groupBytes;
+        long headGroups = slots / layout.groupTokens();
+        long headBytes = headGroups * groupBytes;
+        long totalBytes = kvHeads * headBytes;
+        int rows = group * kvHeads;
+        int[] chunkSizes = {1024, 2048, 4096, 8192};
+        List<Long> allocs = new ArrayList<>();
+        Device.HostBuffer host = gpu.allocHost(blockBytes);
+        try {
+            // 2,048 random groups quantized on the host, replicated over every head on the device
+            SplittableRandom r = new SplittableRandom(4);
+            float[] k = new float[layout.groupTokens() * d];
+            float[] v = new float[k.length];
+            for (int g = 0; g < blockGroups; g++) {
+                for (int e = 0; e < k.length; e++) {
+                    k[e] = (float) (r.nextDouble() * 2 - 1);
+                    v[e] = (float) (r.nextDouble() * 2 - 1);
+                }
+                layout.quantize(k, v, host.segment(), g);
+            }
+            long block = gpu.malloc(blockBytes);
+            allocs.add(block);
+            gpu.copyToDevice(block, host, 0, blockBytes);
+            long[] table = new long[kvHeads];
+            for (int h = 0; h < kvHeads; h++) {
+                long p = gpu.malloc(headBytes);
+                allocs.add(p);
+                table[h] = p;
+                for (long off = 0; off < headBytes; off += blockBytes) {
+                    gpu.copyOnDevice(p + off, block, Math.min(blockBytes, headBytes - off));
+                }
+            }
+            gpu.synchronize();
+            var seg = host.segment();
+            java.lang.foreign.MemorySegment.copy(
+                    table, 0, seg, java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 0, table.length);
+            long tablePtr = gpu.malloc(8L * table.length);
+            allocs.add(tablePtr);
+            gpu.copyToDevice(tablePtr, host, 0, 8L * table.length);
+            float[] q = new float[rows * d];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) (r.nextDouble() * 2 - 1);
+            }
+            int[] vis = new int[kvHeads];
+            Arrays.fill(vis, slots);
+            gpu.synchronize();
+            java.lang.foreign.MemorySegment.copy(q, 0, seg, KernelEmulator.F32, 0, q.length);
+            java.lang.foreign.MemorySegment.copy(vis, 0, seg, KernelEmulator.I32, 4L * q.length, vis.length);
+            long qPtr = gpu.malloc(4L * q.length + 4L * vis.length);
+            allocs.add(qPtr);
+            gpu.copyToDevice(qPtr, host, 0, 4L * q.length + 4L * vis.length);
+            int mostChunks = KernelEmulator.chunks(slots, chunkSizes[0]);
+            long parts = gpu.malloc(4L * rows * mostChunks * (d + 1));
+            long out = gpu.malloc(4L * rows * (d + 1));
+            allocs.add(parts);
+            allocs.add(out);
+            double[] t = new double[chunkSizes.length];
+            for (int c = 0; c < chunkSizes.length; c++) {
+                int chunk = chunkSizes[c];
+                int maxChunks = KernelEmulator.chunks(slots, chunk);
+                t[c] = time(gpu, () -> {
+                    gpu.decodeInt4(
+                            tablePtr,
+                            kvHeads,
+                            layout,
+                            qPtr,
+                            qPtr + 4L * q.length,
+                            parts,
+                            parts + 4L * rows * maxChunks * d,
+                            1,
+                            group,
+                            chunk,
+                            maxChunks,
+                            (float) (1 / Math.sqrt(d)));
+                    gpu.combine(
+                            parts,
+                            parts + 4L * rows * maxChunks * d,
+                            0,
+                            0,
+                            out,
+                            out + 4L * rows * d,
+                            rows,
+                            maxChunks,
+                            d);
+                });
+            }
+            long dst = gpu.malloc(totalBytes);
+            allocs.add(dst);
+            double tCopy = time(gpu, () -> {
+                for (int h = 0; h < kvHeads; h++) {
+                    gpu.copyOnDevice(dst + h * headBytes, table[h], headBytes);
+                }
+            });
+            long f16Bytes = 2L * kvHeads * slots * d * 2;
+            log.printf(
+                    "bench decode int4 (KIVI G=32, value groups 32, f32 scales) slots=%d kvHeads=%d group=%d d=%d:"
+                            + " packed bytes %.3f GiB = %.3fx f16 (median of 20 runs)%n",
+                    slots, kvHeads, group, d, totalBytes / (double) (1L << 30), totalBytes / (double) f16Bytes);
+            log.printf(
+                    "  d2d copy of the same bytes: %.4f ms  -> %.1f GB/s copied (%.1f GB/s read+write)%n",
+                    tCopy * 1e3, totalBytes / tCopy / 1e9, 2 * totalBytes / tCopy / 1e9);
+            for (int c = 0; c < chunkSizes.length; c++) {
+                log.printf(
+                        "  int4 attention (decode+combine) chunk=%d: %.4f ms  -> packed read %.1f GB/s, %.1f GB/s of"
+                                + " f16-equivalent KV; attention/copy time %.3f%n",
+                        chunkSizes[c], t[c] * 1e3, totalBytes / t[c] / 1e9, f16Bytes / t[c] / 1e9, t[c] / tCopy);
+            }
+            if (gpu instanceof JCudaDevice jd) {
+                int[] occ = jd.occupancy("kv_decode_int4", 0);
+                log.printf("  occupancy kv_decode_int4: %d blocks/SM, %d registers/thread%n", occ[0], occ[1]);
+            }
+            log.flush();
+        } finally {
+            gpu.synchronize();
+            for (long a : allocs) {
+                gpu.free(a);
+            }
+            gpu.freeHost(host);
+        }
+    }
+
+    /** Ring depths of the pipelined kernels timed by {@link #bench}. */
+    private static final int[] PIPE_UNITS = {2, 3, 4};
 
     private static String chunkName(int chunk, int slots) {
         return chunk == KernelEmulator.CHUNK_BY_LENGTH
@@ -480,8 +730,12 @@ public final class DeviceCheck {
                     outcomes.size(), ok ? "all PASS" : "FAILURES", TOLERANCE, (System.nanoTime() - t0) / 1e9);
         }
         if (!mode.equals("check")) {
-            for (int slots : benchSlotsOverride > 0 ? new int[] {benchSlotsOverride} : new int[] {65_536, 1 << 20}) {
+            int[] benchSlots = benchSlotsOverride > 0 ? new int[] {benchSlotsOverride} : new int[] {65_536, 1 << 20};
+            for (int slots : benchSlots) {
                 bench(gpu, slots, log);
+            }
+            for (int slots : benchSlots) {
+                benchInt4(gpu, slots, log);
             }
         }
         gpu.close();

@@ -6,6 +6,8 @@ import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuFuncGetAttribute;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemAllocHost;
@@ -17,6 +19,7 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -36,6 +39,7 @@ import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -60,6 +64,8 @@ public final class JCudaDevice implements Device {
     private final String name;
     private final String image;
     private final Map<String, CUfunction> functions = new java.util.HashMap<>();
+    /** Kernels whose dynamic shared memory limit was raised above the default 48 KiB. */
+    private final java.util.Set<String> dynamicShared = new java.util.HashSet<>();
     /** Allocations by base address, to rebuild {@link CUdeviceptr}s for interior addresses. */
     private final TreeMap<Long, Alloc> allocations = new TreeMap<>();
 
@@ -228,8 +234,33 @@ public final class JCudaDevice implements Device {
     }
 
     private void launch(String kernel, int gx, int gy, int gz, int threads, Pointer... args) {
+        launchShared(kernel, 0, gx, gy, gz, threads, args);
+    }
+
+    private void launchShared(String kernel, int sharedBytes, int gx, int gy, int gz, int threads, Pointer... args) {
         current();
-        cuLaunchKernel(function(kernel), gx, gy, gz, threads, 1, 1, 0, stream, Pointer.to(args), null);
+        CUfunction f = function(kernel);
+        if (sharedBytes > 48 * 1024 && dynamicShared.add(kernel)) {
+            cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+        }
+        cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, sharedBytes, stream, Pointer.to(args), null);
+    }
+
+    /**
+     * Resident blocks per multiprocessor of {@code kernel} at {@code sharedBytes} of dynamic shared
+     * memory, and its registers per thread (the occupancy DeviceCheck prints beside its timings).
+     */
+    int[] occupancy(String kernel, int sharedBytes) {
+        current();
+        CUfunction f = function(kernel);
+        if (sharedBytes > 48 * 1024 && dynamicShared.add(kernel)) {
+            cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+        }
+        int[] blocks = new int[1];
+        cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, f, THREADS, sharedBytes);
+        int[] regs = new int[1];
+        cuFuncGetAttribute(regs, CUfunction_attribute.CU_FUNC_ATTRIBUTE_NUM_REGS, f);
+        return new int[] {blocks[0], regs[0]};
     }
 
     @Override
@@ -249,8 +280,9 @@ public final class JCudaDevice implements Device {
             float scale) {
         KernelEmulator.checkExactChunk(chunk);
         String kernel = decodeKernel(type, group, headDim);
-        launch(
+        launchShared(
                 kernel,
+                sharedBytes(kernel, group),
                 maxChunks,
                 kvHeads,
                 tokens,
@@ -279,6 +311,36 @@ public final class JCudaDevice implements Device {
     /** Off only for DeviceCheck's benchmark, which times the general kernel beside the fixed-shape one. */
     static volatile boolean fixedShapeKernels = true;
 
+    /**
+     * The pipelined fixed-shape kernels ({@code kv_decode_TYPE_gG_d128_pN}: tiles staged through
+     * shared memory by asynchronous copies in a ring of N units per warp), bit-identical to the
+     * fixed-shape kernel of the same shape (checked on the GPU by DeviceCheck).
+     */
+    static final java.util.Set<String> PIPELINED = java.util.Set.of(
+            "kv_decode_f16_g4_d128_p2",
+            "kv_decode_f16_g4_d128_p3",
+            "kv_decode_f16_g4_d128_p4",
+            "kv_decode_bf16_g4_d128_p3",
+            "kv_decode_f16_g8_d128_p3",
+            "kv_decode_f16_g1_d128_p3");
+
+    /**
+     * Ring depth of the pipelined kernel launched where one is compiled for the shape and type; 0
+     * launches the plain fixed-shape kernel. DeviceCheck times and checks each depth.
+     */
+    static volatile int pipelineUnits = 0;
+
+    /** Dynamic shared memory of a pipelined kernel (the .cu file's pipe_shared_bytes), 0 for the others. */
+    static int sharedBytes(String kernel, int group) {
+        int p = kernel.lastIndexOf("_p");
+        if (p < 0 || !PIPELINED.contains(kernel)) {
+            return 0;
+        }
+        int units = Integer.parseInt(kernel.substring(p + 2));
+        int warps = 4, tile = 32, d = 128;
+        return warps * units * tile * d * 2 + d * group * 4 + warps * tile * group * 4 + 2 * warps * group * 4;
+    }
+
     /** The decode kernel for {@code type} at this shape: the fixed-shape one where compiled, else the general one. */
     static String decodeKernel(KvDType type, int group, int headDim) {
         String base = switch (type) {
@@ -287,7 +349,11 @@ public final class JCudaDevice implements Device {
             case F32 -> throw new IllegalArgumentException("the exact decode kernels read f16 or bf16 rows");
         };
         String shape = "g" + group + "_d" + headDim;
-        return fixedShapeKernels && FIXED_SHAPES.contains(shape) ? base + "_" + shape : base;
+        if (!fixedShapeKernels || !FIXED_SHAPES.contains(shape)) {
+            return base;
+        }
+        String pipelined = base + "_" + shape + "_p" + pipelineUnits;
+        return pipelineUnits > 0 && PIPELINED.contains(pipelined) ? pipelined : base + "_" + shape;
     }
 
     @Override

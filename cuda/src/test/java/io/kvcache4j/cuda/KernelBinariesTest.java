@@ -94,6 +94,31 @@ class KernelBinariesTest {
             }
         }
         assertEquals("kv_decode_f16", JCudaDevice.decodeKernel(KvDType.F16, 3, 96), "other shapes: the general kernel");
+        for (String k : JCudaDevice.PIPELINED) {
+            assertTrue(text.contains(".entry " + k + "("), "PTX has the pipelined kernel " + k);
+            // the launch's dynamic shared memory covers the ring and the kernel's state, within an SM
+            int g = k.lastIndexOf("_g");
+            int group = Integer.parseInt(k.substring(g + 2, k.indexOf("_d", g)));
+            int units = Integer.parseInt(k.substring(k.lastIndexOf("_p") + 2));
+            int bytes = JCudaDevice.sharedBytes(k, group);
+            assertTrue(bytes >= 4 * units * 32 * 128 * 2 && bytes <= 227 * 1024, k + ": " + bytes);
+        }
+        int units = JCudaDevice.pipelineUnits;
+        try {
+            JCudaDevice.pipelineUnits = 3;
+            assertEquals("kv_decode_f16_g4_d128_p3", JCudaDevice.decodeKernel(KvDType.F16, 4, 128));
+            assertEquals("kv_decode_bf16_g4_d128_p3", JCudaDevice.decodeKernel(KvDType.BF16, 4, 128));
+            assertEquals(
+                    "kv_decode_bf16_g8_d128",
+                    JCudaDevice.decodeKernel(KvDType.BF16, 8, 128),
+                    "no pipelined kernel for the shape: the fixed-shape one");
+            assertEquals("kv_decode_f16_g4_d64", JCudaDevice.decodeKernel(KvDType.F16, 4, 64));
+            assertEquals(0, JCudaDevice.sharedBytes("kv_decode_f16_g4_d64", 4));
+            JCudaDevice.pipelineUnits = 0;
+            assertEquals("kv_decode_f16_g4_d128", JCudaDevice.decodeKernel(KvDType.F16, 4, 128));
+        } finally {
+            JCudaDevice.pipelineUnits = units;
+        }
         byte[] cubin = JCudaDevice.resource("kv_attention.sm_90.cubin", false);
         assertArrayEquals(new byte[] {0x7f, 'E', 'L', 'F'}, java.util.Arrays.copyOf(cubin, 4));
     }
