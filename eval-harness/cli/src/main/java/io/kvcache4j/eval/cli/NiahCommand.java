@@ -281,7 +281,8 @@ final class NiahCommand implements Callable<Integer> {
                 // A setting this model cannot run, e.g. a prompt length too short for the needle.
                 throw new BadOption(null, e.getMessage());
             }
-            NiahReport.write(options.out(), modelPath.getFileName().toString(), results);
+            NiahReport.write(options.out(), modelPath.getFileName().toString(), results)
+                    .ifPresent(why -> err.println("kvcache4j niah: charts not drawn: " + why));
             out.println();
             NiahReport.printSummary(results, out);
             out.printf(
