@@ -13,7 +13,8 @@
 #                    cache on the GPU (--quant cuda-f16) and on the CPU (--quant none, exact f16), same
 #                    prompts: the command line's output, then cell by cell whether the generated text is
 #                    identical, and the accuracy of each; the report itself (results.csv, results.json,
-#                    report.html) goes to $OUT/niah
+#                    report.html) goes to $OUT/niah-threads1 (one cell at a time) and
+#                    $OUT/niah-threadsN (4096-token cells, one per core, sharing the device)
 # Exit status: 0 when the checks pass (the oracle, the benchmark and the model run are reported, not
 # judged).
 # Environment: OUT, JAVA (default .device/jre/bin/java); MODEL_REHEARSAL_QUANT (default unset) runs
@@ -62,10 +63,10 @@ if (( rc != 2 && rc != 3 )); then
   echo "== benchmark: decode attention against a device copy of the same bytes" | tee "$OUT/bench.log"
   timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck bench 2>&1 | tee -a "$OUT/bench.log"
 fi
-# The whole model: one NIAH grid (full cache, 1024 and 4096 tokens, 10 depths, 20 cells a storage) on
+# The whole model: a NIAH grid (full cache, 1024 and 4096 tokens, 10 depths, 20 cells a storage) on
 # the CPU's exact f16 cache and on the GPU store, in one run of the command line, then compared cell
-# by cell. One cell at a time (--threads 1): every cuda-f16 cache shares the process's one device,
-# which is driven by one thread at a time; each cell's matrix products still use every core.
+# by cell: first one cell at a time (--threads 1), then the 4096-token cells with one cell per core,
+# every cell's cache on the one shared device from its own thread.
 model_quant="${MODEL_REHEARSAL_QUANT:-cuda-f16}"
 echo "== model: NIAH on the shipped model, KV cache none (CPU f16) and $model_quant" | tee "$OUT/model.log"
 if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
@@ -77,26 +78,32 @@ if [[ ! -f .device/cli/kvcache4j-cli.jar ]]; then
 elif [[ ! -f model/kvcache4j-niah.gguf ]]; then
   echo "model on GPU: skipped: model/kvcache4j-niah.gguf is missing from the tree" | tee -a "$OUT/model.log"
 else
-  NIAH=(niah --policy full --quant "none,$model_quant" --lengths 1024,4096 --depths 10 --samples 1 --seed 1 --threads 1
-        --out "$OUT/niah")
-  echo "command line: ${NIAH[*]}" | tee -a "$OUT/model.log"
-  mkdir -p "$OUT/niah"
-  rm -f "$OUT/niah/results.csv"
-  started=$(date +%s)
-  timeout 180 "$JAVA" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
-    -Xss4m -Xmx32g "-Djava.util.concurrent.ForkJoinPool.common.parallelism=$(nproc 2>/dev/null || echo 2)" \
-    -Djava.library.path=.device/native "-Dkvcache4j.home=$root" -cp ".device/cli/*:.device/lib/*" \
-    io.kvcache4j.eval.cli.Main "${NIAH[@]}" 2>&1 | tee -a "$OUT/model.log"
-  mrc=${PIPESTATUS[0]}
-  echo "exit $mrc after $(( $(date +%s) - started )) s$( (( mrc == 124 )) && echo ' (timed out)')" \
-    | tee -a "$OUT/model.log"
-  if [[ -f "$OUT/niah/results.csv" ]]; then
-    awk -v ref=none -v cand="$model_quant" -f cuda/scripts/niah-compare.awk "$OUT/niah/results.csv" 2>&1 \
+  cores=$(nproc 2>/dev/null || echo 2)
+  for run in "1 1024,4096 150" "$cores 4096 120"; do
+    read -r threads lengths limit <<< "$run"
+    dir="$OUT/niah-threads$threads"
+    NIAH=(niah --policy full --quant "none,$model_quant" --lengths "$lengths" --depths 10 --samples 1 --seed 1
+          --threads "$threads" --out "$dir")
+    echo "command line: ${NIAH[*]}" | tee -a "$OUT/model.log"
+    mkdir -p "$dir"
+    rm -f "$dir/results.csv"
+    started=$(date +%s)
+    timeout "$limit" "$JAVA" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
+      -Xss4m -Xmx32g "-Djava.util.concurrent.ForkJoinPool.common.parallelism=$cores" \
+      -Djava.library.path=.device/native "-Dkvcache4j.home=$root" -cp ".device/cli/*:.device/lib/*" \
+      io.kvcache4j.eval.cli.Main "${NIAH[@]}" 2>&1 | tr '\r' '\n' | grep -v '^\[#*\.*\]' | tee -a "$OUT/model.log"
+    mrc=${PIPESTATUS[0]}
+    echo "exit $mrc after $(( $(date +%s) - started )) s$( (( mrc == 124 )) && echo ' (timed out)')" \
       | tee -a "$OUT/model.log"
-  else
-    echo "model on GPU: no results: $OUT/niah/results.csv missing, the run above stopped (exit $mrc)" \
-      | tee -a "$OUT/model.log"
-  fi
+    if [[ -f "$dir/results.csv" ]]; then
+      echo -n "threads $threads: " | tee -a "$OUT/model.log"
+      awk -v ref=none -v cand="$model_quant" -f cuda/scripts/niah-compare.awk "$dir/results.csv" 2>&1 \
+        | tee -a "$OUT/model.log"
+    else
+      echo "model on GPU: no results: $dir/results.csv missing, the run above stopped (exit $mrc)" \
+        | tee -a "$OUT/model.log"
+    fi
+  done
 fi
 
 echo "logs in $OUT"

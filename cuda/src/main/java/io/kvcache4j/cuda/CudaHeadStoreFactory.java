@@ -11,8 +11,8 @@ import java.util.Objects;
 
 /**
  * Caches whose stores live on a {@link Device} ({@link CudaHeadStore}) and whose layers attend there
- * ({@link CudaLayerAttention}). Immutable; caches sharing it share the device and its stream, so
- * they must be driven from one thread at a time.
+ * ({@link CudaLayerAttention}). Immutable; caches sharing it share the device and its stream, each
+ * cache driven by its own thread (the device serializes their calls, see {@link Device}).
  */
 public final class CudaHeadStoreFactory implements HeadStoreFactory {
     private final Device device;

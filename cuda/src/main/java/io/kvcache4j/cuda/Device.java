@@ -11,7 +11,13 @@ import java.lang.foreign.MemorySegment;
  * and is tested without a GPU.
  *
  * <p>Copies and launches are asynchronous: host staging memory handed to a copy must stay untouched
- * until {@link #synchronize()} returns. Driven by one thread at a time.
+ * until {@link #synchronize()} returns.
+ *
+ * <p>Thread-safe: several caches may share one device from their own threads (the NIAH harness runs
+ * one cache per core). Calls are serialized and queue on the one stream in the order they are made;
+ * each caller's buffers are its own, and since {@link #synchronize()} waits for everything queued
+ * (other threads' work included), a caller that synchronizes before touching its staging memory again
+ * is never raced.
  */
 public interface Device extends AutoCloseable {
 

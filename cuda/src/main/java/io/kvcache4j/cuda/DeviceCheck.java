@@ -104,6 +104,7 @@ public final class DeviceCheck {
             out.add(report(
                     log,
                     storePath(gpu, KvDType.BF16, Math.max(2000, storeSlots / 4), CudaLayerAttention.CHUNK_BY_LENGTH)));
+            out.add(report(log, concurrentStorePaths(gpu, 4, Math.max(2000, storeSlots / 8))));
         }
         return out;
     }
@@ -266,6 +267,38 @@ public final class DeviceCheck {
                 }
             }
         }
+    }
+
+    /**
+     * {@code threads} store paths at once on the one device, each from its own thread with its own
+     * stores (as the NIAH harness runs one cache per core): the worst of their errors, infinite if any
+     * thread failed.
+     */
+    static Outcome concurrentStorePaths(Device gpu, int threads, int slots) {
+        List<java.util.concurrent.Future<Outcome>> futures = new ArrayList<>();
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads);
+        double rel = 0, lse = 0;
+        String failure = "";
+        try {
+            for (int i = 0; i < threads; i++) {
+                int n = slots + 97 * i;
+                futures.add(pool.submit(() -> storePath(gpu, KvDType.F16, n, KernelEmulator.CHUNK_BY_LENGTH)));
+            }
+            for (var f : futures) {
+                try {
+                    Outcome o = f.get();
+                    rel = Math.max(rel, o.relativeError());
+                    lse = Math.max(lse, o.lseError());
+                } catch (java.util.concurrent.ExecutionException | InterruptedException e) {
+                    rel = Double.POSITIVE_INFINITY;
+                    failure = " (a thread failed: " + e.getCause() + ")";
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        return new Outcome(
+                threads + " store paths at once, one thread each, " + slots + "+ slots, f16" + failure, rel, lse);
     }
 
     /**

@@ -51,7 +51,7 @@ import jcuda.driver.JCudaDriver;
  * resources compiled ahead by {@code cuda/scripts/build-kernels.sh}: the {@code sm_90} cubin on a
  * compute capability 9.0 device (H100, H200), otherwise the PTX (NUL-terminated), which the driver
  * compiles for the device at load. One primary context, one non-blocking stream; every call makes the
- * context current on the calling thread.
+ * context current on the calling thread, and calls are serialized on this object (see {@link Device}).
  */
 public final class JCudaDevice implements Device {
     static final String RESOURCE_DIR = "/io/kvcache4j/cuda/";
@@ -126,7 +126,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public String name() {
+    public synchronized String name() {
         return name;
     }
 
@@ -182,7 +182,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public HostBuffer allocHost(long bytes) {
+    public synchronized HostBuffer allocHost(long bytes) {
         current();
         Pointer p = new Pointer();
         cuMemAllocHost(p, Math.max(1, bytes));
@@ -191,32 +191,32 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public void freeHost(HostBuffer buffer) {
+    public synchronized void freeHost(HostBuffer buffer) {
         current();
         cuStreamSynchronize(stream);
         cuMemFreeHost(((Host) buffer).pointer());
     }
 
     @Override
-    public void copyToDevice(long dst, HostBuffer src, long srcOffset, long bytes) {
+    public synchronized void copyToDevice(long dst, HostBuffer src, long srcOffset, long bytes) {
         current();
         cuMemcpyHtoDAsync(ptr(dst), ((Host) src).pointer().withByteOffset(srcOffset), bytes, stream);
     }
 
     @Override
-    public void copyToHost(HostBuffer dst, long dstOffset, long src, long bytes) {
+    public synchronized void copyToHost(HostBuffer dst, long dstOffset, long src, long bytes) {
         current();
         cuMemcpyDtoHAsync(((Host) dst).pointer().withByteOffset(dstOffset), ptr(src), bytes, stream);
     }
 
     @Override
-    public void copyOnDevice(long dst, long src, long bytes) {
+    public synchronized void copyOnDevice(long dst, long src, long bytes) {
         current();
         cuMemcpyDtoDAsync(ptr(dst), ptr(src), bytes, stream);
     }
 
     @Override
-    public void synchronize() {
+    public synchronized void synchronize() {
         current();
         cuStreamSynchronize(stream);
     }
@@ -250,7 +250,7 @@ public final class JCudaDevice implements Device {
      * Resident blocks per multiprocessor of {@code kernel} at {@code sharedBytes} of dynamic shared
      * memory, and its registers per thread (the occupancy DeviceCheck prints beside its timings).
      */
-    int[] occupancy(String kernel, int sharedBytes) {
+    synchronized int[] occupancy(String kernel, int sharedBytes) {
         current();
         CUfunction f = function(kernel);
         if (sharedBytes > 48 * 1024 && dynamicShared.add(kernel)) {
@@ -264,7 +264,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public void decodeExact(
+    public synchronized void decodeExact(
             KvDType type,
             long kvPointers,
             int kvHeads,
@@ -357,7 +357,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public void decodeInt4(
+    public synchronized void decodeInt4(
             long groupPointers,
             int kvHeads,
             KiviLayout layout,
@@ -393,7 +393,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public void combine(
+    public synchronized void combine(
             long partOut,
             long partLse,
             long extraOut,
@@ -428,7 +428,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public void append(KvDType type, long src, int tokens, int headDim, long keys, long values, int row0) {
+    public synchronized void append(KvDType type, long src, int tokens, int headDim, long keys, long values, int row0) {
         String kernel = type == KvDType.BF16 ? "kv_append_bf16" : "kv_append_f16";
         launch(
                 kernel,
@@ -445,7 +445,7 @@ public final class JCudaDevice implements Device {
     }
 
     @Override
-    public void gather(long src, long dst, long sources, int moved, int elems) {
+    public synchronized void gather(long src, long dst, long sources, int moved, int elems) {
         launch(
                 "kv_gather_rows",
                 blocks((long) moved * elems),
