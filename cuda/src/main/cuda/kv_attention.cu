@@ -72,11 +72,11 @@ __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 // Slots per chunk for a head that sees 'visible' slots when the launch passes chunk 0: the smallest
-// power of two from 1024 to 8192 that cuts it into at most 128 chunks (8192 where none does); a
+// power of two from 1024 to 8192 that cuts it into at most 32 chunks (8192 where none does); a
 // function of the visible count alone (KernelEmulator.chunkFor).
 __device__ __forceinline__ int chunk_for(int visible) {
     int c = 1024;
-    while (c < 8192 && (long long)c * 128 < visible) c <<= 1;
+    while (c < 8192 && (long long)c * 32 < visible) c <<= 1;
     return c;
 }
 
@@ -507,7 +507,6 @@ __device__ void decode_pipe(const unsigned long long* __restrict__ kvPtrs, const
     }
 KV_DECODE_PIPE(kv_decode_f16_g4_d128_p2, __half, 4, 2, 3)
 KV_DECODE_PIPE(kv_decode_f16_g4_d128_p3, __half, 4, 3, 2)
-KV_DECODE_PIPE(kv_decode_f16_g4_d128_p4, __half, 4, 4, 1)
 KV_DECODE_PIPE(kv_decode_bf16_g4_d128_p3, __nv_bfloat16, 4, 3, 2)
 KV_DECODE_PIPE(kv_decode_f16_g8_d128_p3, __half, 8, 3, 2)
 KV_DECODE_PIPE(kv_decode_f16_g1_d128_p3, __half, 1, 3, 2)
@@ -666,6 +665,253 @@ kv_decode_int4(const unsigned long long* groupPtrs, const float* queries, const 
     }
     __syncthreads();
     merge_warps(sh, accs, G, D, out, lse, outStride, maxChunks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// kv_decode_int4 for group 4, head dimension 128 and at most 8 value groups per token, with each tile's
+// bytes (the KIVI group's key scales and zero points, the tile's two 16-token key sub-blocks, its value
+// codes, scales and zero points: one 7,200-byte unit) staged through shared memory by cp.async in a
+// ring of NU units per warp, as in decode_pipe. Per tile the warp folds the key scales into the query
+// once (q_i * ks_i, the product kv_decode_int4 forms per slot) and lanes 0..3 form the bias of their
+// query head (the same sequential fmaf over the dimensions); a lane scores its slot from shared
+// memory, codes turned to floats exactly; for values lane l owns the four channels of code bytes 2l
+// and 2l+1. Every arithmetic step and its order are kv_decode_int4's, so the results are bit-identical
+// to it (checked on the GPU) and KernelEmulator.decodeInt4 stays the twin.
+// ---------------------------------------------------------------------------------------------
+#define I4_KS 0
+#define I4_KZ 512
+#define I4_KC 1024                      // sub-block 0 at +0, sub-block 1 at +1040 (bank offset)
+#define I4_VC 3104
+#define I4_VS 5152
+#define I4_VZ 6176
+#define I4_UNIT 7200
+#define I4_MAX_VG 8
+
+__host__ __device__ constexpr int int4_pipe_shared_bytes(int NU) {
+    return WARPS * NU * I4_UNIT          // the rings
+           + 2 * PIPE_D * 4 * 4          // scaled queries, [dimension][group] and [group][dimension]
+           + WARPS * PIPE_D * 4 * 4      // key-scale-folded queries per warp, [dimension][group]
+           + WARPS * TILE * 4 * 4        // weights of the current tile, [warp][slot][group]
+           + 3 * WARPS * 4 * 4;          // bias, running maxima and sums per warp
+}
+
+__device__ __forceinline__ float code_float(unsigned c) {
+    // exact: 2^23 + c has c in its low mantissa bits
+    return __fsub_rn(__uint_as_float(0x4b000000u | c), 8388608.0f);
+}
+
+template <int NU>
+__device__ void decode_int4_pipe(const unsigned long long* __restrict__ groupPtrs,
+                                 const float* __restrict__ queries, const int* __restrict__ visible,
+                                 float* __restrict__ partOut, float* __restrict__ partLse, int kvHeads, int chunk,
+                                 int maxChunks, float scale, int groupTokens, int valueGroupChannels) {
+    constexpr int NG = 4, D = PIPE_D;
+    extern __shared__ __align__(16) unsigned char i4Smem[];
+    unsigned char* rings = i4Smem;
+    float* qs = reinterpret_cast<float*>(i4Smem + WARPS * NU * I4_UNIT);  // [i][g]
+    float* qg = qs + D * NG;                                               // [g][i]
+    float* qkAll = qg + D * NG;                                            // [warp][i][g]
+    float(*ps)[TILE][NG] = reinterpret_cast<float(*)[TILE][NG]>(qkAll + WARPS * D * NG);
+    float(*sb)[NG] = reinterpret_cast<float(*)[NG]>(reinterpret_cast<float*>(ps) + WARPS * TILE * NG);
+    float(*sm)[NG] = sb + WARPS;
+    float(*sl)[NG] = sm + WARPS;
+
+    const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int QH = kvHeads * NG;
+    const int vis = visible[t * kvHeads + h];
+    const int from = c * chunk;
+    const int to = min(vis, from + chunk);
+    const size_t outStride = (size_t)maxChunks * D;
+    float* out = partOut + ((size_t)(t * QH + h * NG) * maxChunks + c) * D;
+    float* lse = partLse + (size_t)(t * QH + h * NG) * maxChunks + c;
+    if (from >= to) {
+        for (int e = threadIdx.x; e < NG * D; e += THREADS) {
+            int g = e / D;
+            int i = e - g * D;
+            out[g * outStride + i] = 0.0f;
+            if (i == 0) lse[g * maxChunks] = -INFINITY;
+        }
+        return;
+    }
+    const float* qsrc = queries + (size_t)(t * QH + h * NG) * D;
+    for (int e = threadIdx.x; e < NG * D; e += THREADS) {
+        int g = e / D;
+        int i = e - g * D;
+        float v = __fmul_rn(qsrc[e], scale);
+        qs[i * NG + g] = v;
+        qg[e] = v;
+    }
+    __syncthreads();
+
+    const int valueGroups = D / valueGroupChannels;
+    const size_t perToken = (size_t)groupTokens * valueGroups;
+    const size_t vScaleOff = 8 * (size_t)D;
+    const size_t vZeroOff = vScaleOff + 4 * perToken;
+    const size_t kCodesOff = vZeroOff + 4 * perToken;
+    const size_t keySubBytes = 16 * (size_t)(D / 2);
+    const size_t vCodesOff = kCodesOff + (size_t)(groupTokens / 16) * keySubBytes;
+    const size_t valueRowBytes = 16 * (size_t)(D / 32);
+    const size_t groupBytes = vCodesOff + (size_t)groupTokens * valueRowBytes;
+    const unsigned char* base = reinterpret_cast<const unsigned char*>(groupPtrs[h]);
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    unsigned char* ring = rings + warp * NU * I4_UNIT;
+    float* qk = qkAll + warp * D * NG;
+    const int len = to - from;
+    const int tiles = (len + TILE - 1) / TILE;
+    const int mine = warp < tiles ? (tiles - warp + WARPS - 1) / WARPS : 0;
+    const int vsBytes = TILE * valueGroups * 4;  // a multiple of 128 (valueGroups >= 1)
+
+    auto issue = [&](int u) {
+        if (u < mine) {
+            const int slot0 = from + (warp + WARPS * u) * TILE;
+            const int group = slot0 / groupTokens;
+            const int t0 = slot0 - group * groupTokens;
+            const unsigned char* gp = base + (size_t)group * groupBytes;
+            unsigned char* dst = ring + (u % NU) * I4_UNIT;
+            // key scales and zero points: 1,024 bytes, 64 units
+            for (int x = lane; x < 64; x += 32) cp_async16(dst + I4_KS + 16 * x, gp + 16 * x, 16);
+            // the two key sub-blocks: 2 x 1,024 bytes, the second 16 bytes further on in shared memory
+            const unsigned char* kc = gp + kCodesOff + (size_t)(t0 / 16) * keySubBytes;
+            for (int x = lane; x < 128; x += 32)
+                cp_async16(dst + I4_KC + 16 * x + (x >= 64 ? 16 : 0), kc + 16 * x, 16);
+            // value codes of the 32 rows: 2,048 bytes
+            const unsigned char* vc = gp + vCodesOff + (size_t)t0 * valueRowBytes;
+            for (int x = lane; x < 128; x += 32) cp_async16(dst + I4_VC + 16 * x, vc + 16 * x, 16);
+            // value scales and zero points of the 32 rows
+            const unsigned char* vsrc = gp + vScaleOff + (size_t)t0 * valueGroups * 4;
+            const unsigned char* zsrc = gp + vZeroOff + (size_t)t0 * valueGroups * 4;
+            for (int x = lane; x < vsBytes / 16; x += 32) {
+                cp_async16(dst + I4_VS + 16 * x, vsrc + 16 * x, 16);
+                cp_async16(dst + I4_VZ + 16 * x, zsrc + 16 * x, 16);
+            }
+        }
+        cp_async_commit();
+    };
+
+    // the lane's value channels: low and high nibbles of code bytes 2l and 2l+1
+    const int cu = lane >> 3, ck = 2 * (lane & 7);
+    const int ch0 = 32 * cu + ck, ch1 = ch0 + 1, ch2 = ch0 + 16, ch3 = ch0 + 17;
+    const int vq0 = ch0 / valueGroupChannels, vq1 = ch1 / valueGroupChannels;
+    const int vq2 = ch2 / valueGroupChannels, vq3 = ch3 / valueGroupChannels;
+
+    float m[NG], l[NG], acc[NG][4];
+#pragma unroll
+    for (int g = 0; g < NG; ++g) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[g][e] = 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < NU - 1; ++u) issue(u);
+    for (int u = 0; u < mine; ++u) {
+        __syncwarp();
+        issue(u + NU - 1);
+        cp_async_wait<NU - 1>();
+        __syncwarp();
+        const unsigned char* unit = ring + (u % NU) * I4_UNIT;
+        const float* ks = reinterpret_cast<const float*>(unit + I4_KS);
+        const float* kz = reinterpret_cast<const float*>(unit + I4_KZ);
+        const int slot0 = from + (warp + WARPS * u) * TILE;
+        const int nValid = min(TILE, to - slot0);
+        // fold the key scales into the query: qk[i][g] = q[g][i] * ks[i]
+#pragma unroll
+        for (int r = 0; r < D / 32; ++r) {
+            const int i = lane + 32 * r;
+            const float k = ks[i];
+#pragma unroll
+            for (int g = 0; g < NG; ++g) qk[i * NG + g] = __fmul_rn(qs[i * NG + g], k);
+        }
+        if (lane < NG) {
+            const float* q = qg + lane * D;
+            float bias = 0.0f;
+#pragma unroll 8
+            for (int i = 0; i < D; ++i) bias = fmaf(q[i], kz[i], bias);
+            sb[warp][lane] = bias;
+        }
+        __syncwarp();
+        float s[NG];
+        if (lane < nValid) {
+#pragma unroll
+            for (int g = 0; g < NG; ++g) s[g] = sb[warp][g];
+            const unsigned char* codes = unit + I4_KC + (lane >> 4) * 1040 + (lane & 15);
+#pragma unroll 8
+            for (int pr = 0; pr < D / 2; ++pr) {
+                const unsigned b = codes[16 * pr];
+                const float c0 = code_float(b & 15u);
+                const float c1 = code_float(b >> 4);
+                const float4 qa = *reinterpret_cast<const float4*>(qk + (2 * pr) * NG);
+                const float4 qb = *reinterpret_cast<const float4*>(qk + (2 * pr + 1) * NG);
+                s[0] = fmaf(qa.x, c0, s[0]);
+                s[1] = fmaf(qa.y, c0, s[1]);
+                s[2] = fmaf(qa.z, c0, s[2]);
+                s[3] = fmaf(qa.w, c0, s[3]);
+                s[0] = fmaf(qb.x, c1, s[0]);
+                s[1] = fmaf(qb.y, c1, s[1]);
+                s[2] = fmaf(qb.z, c1, s[2]);
+                s[3] = fmaf(qb.w, c1, s[3]);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < NG; ++g) {
+            float sj = lane < nValid ? s[g] : -INFINITY;
+            float mNew = fmaxf(m[g], warp_max(sj));
+            float corr = kexp(__fsub_rn(m[g], mNew));
+            float p = lane < nValid ? kexp(__fsub_rn(sj, mNew)) : 0.0f;
+            l[g] = __fadd_rn(__fmul_rn(l[g], corr), p);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[g][e] = __fmul_rn(acc[g][e], corr);
+            m[g] = mNew;
+            ps[warp][lane][g] = p;
+        }
+        __syncwarp();
+        const float* vsS = reinterpret_cast<const float*>(unit + I4_VS);
+        const float* vzS = reinterpret_cast<const float*>(unit + I4_VZ);
+#pragma unroll 4
+        for (int j = 0; j < nValid; ++j) {
+            const unsigned short b2 = *reinterpret_cast<const unsigned short*>(unit + I4_VC + j * 64 + 2 * lane);
+            const unsigned lo = b2 & 0xffu, hi = b2 >> 8;
+            const float* vsr = vsS + j * valueGroups;
+            const float* vzr = vzS + j * valueGroups;
+            float v[4];
+            v[0] = fmaf(vsr[vq0], code_float(lo & 15u), vzr[vq0]);
+            v[1] = fmaf(vsr[vq1], code_float(hi & 15u), vzr[vq1]);
+            v[2] = fmaf(vsr[vq2], code_float(lo >> 4), vzr[vq2]);
+            v[3] = fmaf(vsr[vq3], code_float(hi >> 4), vzr[vq3]);
+            const float4 pj = *reinterpret_cast<const float4*>(&ps[warp][j][0]);
+            const float pg[4] = {pj.x, pj.y, pj.z, pj.w};
+#pragma unroll
+            for (int g = 0; g < NG; ++g) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[g][e] = fmaf(pg[g], v[e], acc[g][e]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+    float* accs = reinterpret_cast<float*>(rings);
+    const int chans[4] = {ch0, ch1, ch2, ch3};
+#pragma unroll
+    for (int g = 0; g < NG; ++g) {
+        float total = warp_sum(l[g]);
+        if (lane == 0) {
+            sm[warp][g] = m[g];
+            sl[warp][g] = total;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) accs[(warp * NG + g) * D + chans[e]] = acc[g][e];
+    }
+    __syncthreads();
+    merge_warps_pipe<NG>(PipeStats<NG>{sm, sl}, accs, out, lse, outStride, maxChunks);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2)
+kv_decode_int4_g4_d128_p3(const unsigned long long* groupPtrs, const float* queries, const int* visible,
+                          float* partOut, float* partLse, int kvHeads, int G, int D, int chunk, int maxChunks,
+                          float scale, int groupTokens, int valueGroupChannels) {
+    decode_int4_pipe<3>(groupPtrs, queries, visible, partOut, partLse, kvHeads, chunk, maxChunks, scale, groupTokens,
+                        valueGroupChannels);
 }
 
 // ---------------------------------------------------------------------------------------------

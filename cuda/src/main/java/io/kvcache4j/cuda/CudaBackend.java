@@ -21,6 +21,6 @@ public record CudaBackend(Device device, String reason) {
 
     /** A factory of {@link CudaHeadStore}s in {@code type} (f16 or bf16) with host mirror pages of {@code pageTokens}. */
     public HeadStoreFactory factory(KvDType type, int pageTokens) {
-        return new CudaHeadStoreFactory(device, type, pageTokens, CudaLayerAttention.CHUNK_TOKENS);
+        return new CudaHeadStoreFactory(device, type, pageTokens, CudaLayerAttention.DEFAULT_CHUNK);
     }
 }

@@ -14,14 +14,14 @@ import java.lang.foreign.ValueLayout;
  * chunk) of the batch, one {@code kv_combine} launch for every (token, query head), as in
  * FlashDecoding (Dao et al., 2023): each head's visible range is cut into chunks, every chunk yields
  * a partial {@code (output, lse)} and the partials merge by log-sum-exp in chunk order. The chunk is
- * {@link #chunkTokens()} slots (default {@link #CHUNK_TOKENS}), or, with {@link #CHUNK_BY_LENGTH},
- * sized by each (token, KV head)'s own visible count ({@link KernelEmulator#chunkFor}: 1,024 slots up
- * to 128K visible, doubling up to 8,192 slots from 512K on). Either way the split depends on the
- * visible counts alone, so a token's result does not depend on the other tokens of its batch.
- * Measured on an H200 at 8 KV heads, group 4, d 128, fixed chunks: the best was 1,024 slots at 64K
- * tokens and 8,192 at 1M (larger chunks leave the GPU short of blocks at 64K, smaller ones pay
- * per-block overhead at 1M), which is what the by-length sizing picks; it becomes the default once a
- * GPU run of {@code cuda/scripts/device-check.sh} has checked it.
+ * {@link #chunkTokens()} slots, or, with {@link #CHUNK_BY_LENGTH} (the default, {@link
+ * #DEFAULT_CHUNK}), sized by each (token, KV head)'s own visible count ({@link
+ * KernelEmulator#chunkFor}: 1,024 slots up to 32K visible, doubling up to 8,192 slots from 128K on).
+ * Either way the split depends on the visible counts alone, so a token's result does not depend on
+ * the other tokens of its batch. Measured on an H200 at 8 KV heads, group 4, d 128 with the
+ * pipelined kernels: the best fixed chunks were 2,048 slots at 64K tokens and 8,192 at 1M (larger
+ * chunks leave the GPU short of blocks at 64K, smaller ones pay per-block overhead at 1M), which is
+ * what the by-length sizing picks.
  *
  * <p><b>Per batch.</b> A batch whose chunk partials would exceed 256 MiB (a long prefill) runs in
  * slices of consecutive tokens, each one decode and one combine launch. Queries, visible counts and (when a store moved) the table of row pointers go
@@ -39,11 +39,11 @@ import java.lang.foreign.ValueLayout;
  * than any before.
  */
 public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
-    /** Default slots per chunk: a multiple of the 128 slots one block takes per round of tiles. */
-    public static final int CHUNK_TOKENS = 2048;
-
     /** The {@code chunkTokens} that sizes chunks by each head's visible count ({@link KernelEmulator#chunkFor}). */
     public static final int CHUNK_BY_LENGTH = KernelEmulator.CHUNK_BY_LENGTH;
+
+    /** The {@code chunkTokens} of the {@code cuda-*} stores: {@link #CHUNK_BY_LENGTH}. */
+    public static final int DEFAULT_CHUNK = CHUNK_BY_LENGTH;
 
     private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
     /** Most query tokens in one launch (the grid's z dimension). */

@@ -60,7 +60,7 @@ public final class DeviceCheck {
                 {1, 4, 8, 128, 3000, 1024},
                 {2, 2, 1, 128, 2000, 256},
                 {3, 2, 4, 64, 1700, 512},
-                // chunks sized by the visible count past 128K slots (2,048-slot chunks)
+                // chunks sized by the visible count past 128K slots (8,192-slot chunks)
                 {1, 2, 1, 64, 140_000, KernelEmulator.CHUNK_BY_LENGTH},
             };
             for (KvDType type : List.of(KvDType.F16, KvDType.BF16)) {
@@ -84,15 +84,22 @@ public final class DeviceCheck {
             KiviLayout layout = new KiviLayout(128, 32, 32);
             int[] vis = {32 * 100, 32 * 37, 0, 32 * 100 - 5};
             KernelHarness.Int4Problem ip = KernelHarness.randomInt4(layout, 2, 2, 4, 32 * 100, vis, 3f, 99);
-            add(
-                    out,
-                    log,
-                    "decode_int4+combine G=32 d=128",
-                    KernelHarness.decodeInt4(gpu, ip, 512),
-                    KernelHarness.decodeInt4(cpu, ip, 512),
-                    128);
+            boolean pipelinedInt4 = JCudaDevice.pipelinedInt4;
+            try {
+                JCudaDevice.pipelinedInt4 = false;
+                add(
+                        out,
+                        log,
+                        "decode_int4+combine G=32 d=128",
+                        KernelHarness.decodeInt4(gpu, ip, 512),
+                        KernelHarness.decodeInt4(cpu, ip, 512),
+                        128);
+            } finally {
+                JCudaDevice.pipelinedInt4 = pipelinedInt4;
+            }
+            out.addAll(pipelinedInt4(gpu, cpu, log));
             out.addAll(pipelined(gpu, cpu, log));
-            out.add(report(log, storePath(gpu, KvDType.F16, storeSlots, CudaLayerAttention.CHUNK_TOKENS)));
+            out.add(report(log, storePath(gpu, KvDType.F16, storeSlots, 2048)));
             int units = JCudaDevice.pipelineUnits;
             JCudaDevice.pipelineUnits = 3;
             try {
@@ -161,6 +168,52 @@ public final class DeviceCheck {
             }
         } finally {
             JCudaDevice.pipelineUnits = before;
+        }
+        return out;
+    }
+
+    /**
+     * The pipelined int4 kernel against {@code kv_decode_int4}, bit for bit, and against the emulation,
+     * on KIVI layouts with 1, 4 and 8 value groups per token and groups of 32 and 64 tokens.
+     */
+    static List<Outcome> pipelinedInt4(Device gpu, Device cpu, PrintStream log) {
+        List<Outcome> out = new ArrayList<>();
+        int[][] cases = {
+            // groupTokens, valueGroupChannels, tokens, kvHeads, slots, chunk
+            {32, 32, 2, 2, 32 * 100, 512},
+            {64, 16, 1, 3, 64 * 40, 256},
+            {32, 128, 3, 2, 32 * 70, 1024},
+            {32, 32, 1, 8, 32 * 2048, 2048},
+        };
+        boolean before = JCudaDevice.pipelinedInt4;
+        try {
+            for (int[] c : cases) {
+                KiviLayout layout = new KiviLayout(128, c[0], c[1]);
+                SplittableRandom r = new SplittableRandom(c[4]);
+                int[] vis = new int[c[2] * c[3]];
+                for (int i = 0; i < vis.length; i++) {
+                    vis[i] = i == 1 ? 0 : c[4] - r.nextInt(Math.min(c[4], 300));
+                }
+                KernelHarness.Int4Problem ip =
+                        KernelHarness.randomInt4(layout, c[2], c[3], 4, c[4], vis, 3f, c[4] + 5L);
+                JCudaDevice.pipelinedInt4 = false;
+                KernelHarness.Result plain = KernelHarness.decodeInt4(gpu, ip, c[5]);
+                JCudaDevice.pipelinedInt4 = true;
+                KernelHarness.Result piped = KernelHarness.decodeInt4(gpu, ip, c[5]);
+                KernelHarness.Result emulated = KernelHarness.decodeInt4(cpu, ip, c[5]);
+                int differing = differingBits(piped, plain);
+                out.add(report(
+                        log,
+                        new Outcome(
+                                "kv_decode_int4_g4_d128_p3 " + Arrays.toString(c) + " vs kv_decode_int4: " + differing
+                                        + " differing floats; vs emulation",
+                                differing == 0
+                                        ? KernelHarness.relativeError(piped, emulated, 128)
+                                        : Double.POSITIVE_INFINITY,
+                                KernelHarness.lseError(piped, emulated))));
+            }
+        } finally {
+            JCudaDevice.pipelinedInt4 = before;
         }
         return out;
     }
@@ -307,8 +360,8 @@ public final class DeviceCheck {
      */
     static void bench(Device gpu, int slots, PrintStream log) {
         int kvHeads = 8, group = 4, d = 128;
-        // fixed chunks (the default CHUNK_TOKENS among them), then chunks sized by the visible count
-        int[] chunkSizes = {1024, CudaLayerAttention.CHUNK_TOKENS, 4096, 8192, KernelEmulator.CHUNK_BY_LENGTH};
+        // fixed chunks, then chunks sized by the visible count (the default)
+        int[] chunkSizes = {1024, 2048, 4096, 8192, KernelEmulator.CHUNK_BY_LENGTH};
         int byLength = chunkSizes.length - 1;
         long rowBytes = 2L * d;
         long headBytes = rowBytes * slots;
@@ -390,9 +443,10 @@ public final class DeviceCheck {
                             maxChunks,
                             d);
                 };
-                tAttn[k] = time(gpu, decode);
                 int before = JCudaDevice.pipelineUnits;
                 try {
+                    JCudaDevice.pipelineUnits = 0;
+                    tAttn[k] = time(gpu, decode);
                     for (int u = 0; u < PIPE_UNITS.length; u++) {
                         JCudaDevice.pipelineUnits = PIPE_UNITS[u];
                         tPipe[u][k] = time(gpu, decode);
@@ -412,7 +466,7 @@ public final class DeviceCheck {
             // a whole decode step as CudaLayerAttention runs it (upload queries and visible counts,
             // decode, combine, download the output), without and with the CPU's sparse partial
             // uploaded and merged on the device by kv_combine_hybrid
-            int stepChunk = CudaLayerAttention.CHUNK_TOKENS;
+            int stepChunk = CudaLayerAttention.DEFAULT_CHUNK;
             int stepChunks = KernelEmulator.chunks(slots, stepChunk);
             long partBytes = 4L * rows * (d + 1);
             long extraHostAt = 32L << 20;
@@ -478,7 +532,8 @@ public final class DeviceCheck {
                     tCopy * 1e3, kvBytes / tCopy / 1e9, 2 * kvBytes / tCopy / 1e9);
             for (int k = 0; k < chunkSizes.length; k++) {
                 log.printf(
-                        "  attention (decode+combine) chunk=%s: %.4f ms  -> KV read %.1f GB/s; attention/copy time %.3f%n",
+                        "  plain kernel: attention (decode+combine) chunk=%s: %.4f ms  -> KV read %.1f GB/s;"
+                                + " attention/copy time %.3f%n",
                         chunkName(chunkSizes[k], slots), tAttn[k] * 1e3, kvBytes / tAttn[k] / 1e9, tAttn[k] / tCopy);
             }
             for (int u = 0; u < PIPE_UNITS.length; u++) {
@@ -497,7 +552,7 @@ public final class DeviceCheck {
             if (gpu instanceof JCudaDevice jd) {
                 int before = JCudaDevice.pipelineUnits;
                 try {
-                    for (int units : new int[] {0, 2, 3, 4}) {
+                    for (int units : new int[] {0, 2, 3}) {
                         JCudaDevice.pipelineUnits = units;
                         String kernel = JCudaDevice.decodeKernel(KvDType.F16, group, d);
                         int shared = JCudaDevice.sharedBytes(kernel, group);
@@ -511,15 +566,16 @@ public final class DeviceCheck {
                 }
             }
             log.printf(
-                    "  kernel %s at chunk=%s: %.4f ms; the general (run-time shape) kernel %s: %.4f ms -> %.2fx%n",
-                    gpu instanceof JCudaDevice ? JCudaDevice.decodeKernel(KvDType.F16, group, d) : "emulated",
+                    "  plain kernel %s at chunk=%s: %.4f ms; the general (run-time shape) kernel %s: %.4f ms -> %.2fx%n",
+                    "kv_decode_f16_g" + group + "_d" + d,
                     chunkName(chunkSizes[byLength], slots),
                     tAttn[byLength] * 1e3,
                     "kv_decode_f16",
                     tGeneral * 1e3,
                     tGeneral / tAttn[byLength]);
             log.printf(
-                    "  decode step chunk=%s (upload, decode, combine, download): dense %.4f ms, with the CPU partial"
+                    "  decode step chunk=%s, default kernel (upload, decode, combine, download): dense %.4f ms, with the"
+                            + " CPU partial"
                             + " merged on the device (kv_combine_hybrid) %.4f ms -> hybrid merge adds %.2f%%%n",
                     chunkName(stepChunk, slots), tStep[0] * 1e3, tStep[1] * 1e3, 100 * (tStep[1] / tStep[0] - 1));
             log.flush();
@@ -598,11 +654,13 @@ public final class DeviceCheck {
             long out = gpu.malloc(4L * rows * (d + 1));
             allocs.add(parts);
             allocs.add(out);
-            double[] t = new double[chunkSizes.length];
-            for (int c = 0; c < chunkSizes.length; c++) {
-                int chunk = chunkSizes[c];
+            double[][] times = new double[2][chunkSizes.length];
+            boolean before = JCudaDevice.pipelinedInt4;
+            for (int c = 0; c < chunkSizes.length * 2; c++) {
+                int chunk = chunkSizes[c % chunkSizes.length];
                 int maxChunks = KernelEmulator.chunks(slots, chunk);
-                t[c] = time(gpu, () -> {
+                JCudaDevice.pipelinedInt4 = c >= chunkSizes.length;
+                times[c / chunkSizes.length][c % chunkSizes.length] = time(gpu, () -> {
                     gpu.decodeInt4(
                             tablePtr,
                             kvHeads,
@@ -628,6 +686,7 @@ public final class DeviceCheck {
                             d);
                 });
             }
+            JCudaDevice.pipelinedInt4 = before;
             long dst = gpu.malloc(totalBytes);
             allocs.add(dst);
             double tCopy = time(gpu, () -> {
@@ -643,15 +702,28 @@ public final class DeviceCheck {
             log.printf(
                     "  d2d copy of the same bytes: %.4f ms  -> %.1f GB/s copied (%.1f GB/s read+write)%n",
                     tCopy * 1e3, totalBytes / tCopy / 1e9, 2 * totalBytes / tCopy / 1e9);
-            for (int c = 0; c < chunkSizes.length; c++) {
-                log.printf(
-                        "  int4 attention (decode+combine) chunk=%d: %.4f ms  -> packed read %.1f GB/s, %.1f GB/s of"
-                                + " f16-equivalent KV; attention/copy time %.3f%n",
-                        chunkSizes[c], t[c] * 1e3, totalBytes / t[c] / 1e9, f16Bytes / t[c] / 1e9, t[c] / tCopy);
+            for (int kind = 0; kind < 2; kind++) {
+                for (int c = 0; c < chunkSizes.length; c++) {
+                    double t = times[kind][c];
+                    log.printf(
+                            "  %s int4 attention (decode+combine) chunk=%d: %.4f ms  -> packed read %.1f GB/s, %.1f GB/s"
+                                    + " of f16-equivalent KV; attention/copy time %.3f%s%n",
+                            kind == 0 ? "kv_decode_int4" : "kv_decode_int4_g4_d128_p3",
+                            chunkSizes[c],
+                            t * 1e3,
+                            totalBytes / t / 1e9,
+                            f16Bytes / t / 1e9,
+                            t / tCopy,
+                            kind == 0 ? "" : String.format("; %.2fx faster than kv_decode_int4", times[0][c] / t));
+                }
             }
             if (gpu instanceof JCudaDevice jd) {
                 int[] occ = jd.occupancy("kv_decode_int4", 0);
                 log.printf("  occupancy kv_decode_int4: %d blocks/SM, %d registers/thread%n", occ[0], occ[1]);
+                occ = jd.occupancy("kv_decode_int4_g4_d128_p3", JCudaDevice.INT4_PIPE_SHARED);
+                log.printf(
+                        "  occupancy kv_decode_int4_g4_d128_p3: %d blocks/SM, %d registers/thread, %d B dynamic shared%n",
+                        occ[0], occ[1], JCudaDevice.INT4_PIPE_SHARED);
             }
             log.flush();
         } finally {
@@ -664,7 +736,7 @@ public final class DeviceCheck {
     }
 
     /** Ring depths of the pipelined kernels timed by {@link #bench}. */
-    private static final int[] PIPE_UNITS = {2, 3, 4};
+    private static final int[] PIPE_UNITS = {2, 3};
 
     private static String chunkName(int chunk, int slots) {
         return chunk == KernelEmulator.CHUNK_BY_LENGTH
@@ -698,7 +770,7 @@ public final class DeviceCheck {
         int[] visible = new int[kvHeads];
         Arrays.fill(visible, slots);
         KernelHarness.Problem p = KernelHarness.random(KvDType.F16, 1, kvHeads, group, d, slots, visible, 3f, 2024);
-        KernelHarness.Result g = KernelHarness.decode(gpu, p, CudaLayerAttention.CHUNK_TOKENS, null);
+        KernelHarness.Result g = KernelHarness.decode(gpu, p, CudaLayerAttention.DEFAULT_CHUNK, null);
         java.nio.file.Files.createDirectories(dir);
         try (var k = new java.io.DataOutputStream(new java.io.BufferedOutputStream(
                         java.nio.file.Files.newOutputStream(dir.resolve("k.bin")), 1 << 20));

@@ -319,7 +319,6 @@ public final class JCudaDevice implements Device {
     static final java.util.Set<String> PIPELINED = java.util.Set.of(
             "kv_decode_f16_g4_d128_p2",
             "kv_decode_f16_g4_d128_p3",
-            "kv_decode_f16_g4_d128_p4",
             "kv_decode_bf16_g4_d128_p3",
             "kv_decode_f16_g8_d128_p3",
             "kv_decode_f16_g1_d128_p3");
@@ -328,7 +327,28 @@ public final class JCudaDevice implements Device {
      * Ring depth of the pipelined kernel launched where one is compiled for the shape and type; 0
      * launches the plain fixed-shape kernel. DeviceCheck times and checks each depth.
      */
-    static volatile int pipelineUnits = 0;
+    static volatile int pipelineUnits = 3;
+
+    /**
+     * Whether {@code kv_decode_int4_g4_d128_p3} (the int4 kernel with each tile staged through shared
+     * memory, bit-identical to {@code kv_decode_int4}) runs where the shape allows: group 4, head
+     * dimension 128, at most {@value #INT4_PIPE_MAX_VALUE_GROUPS} value groups per token.
+     */
+    static volatile boolean pipelinedInt4 = true;
+
+    static final int INT4_PIPE_MAX_VALUE_GROUPS = 8;
+
+    /** Dynamic shared memory of {@code kv_decode_int4_g4_d128_p3} (the .cu file's int4_pipe_shared_bytes(3)). */
+    static final int INT4_PIPE_SHARED =
+            4 * 3 * 7200 + 2 * 128 * 4 * 4 + 4 * 128 * 4 * 4 + 4 * 32 * 4 * 4 + 3 * 4 * 4 * 4;
+
+    /** The int4 kernel for this shape: the pipelined one where it applies, else {@code kv_decode_int4}. */
+    static String int4Kernel(KiviLayout layout, int group) {
+        boolean fits = group == 4
+                && layout.headDim() == 128
+                && layout.headDim() / layout.valueGroupChannels() <= INT4_PIPE_MAX_VALUE_GROUPS;
+        return pipelinedInt4 && fits ? "kv_decode_int4_g4_d128_p3" : "kv_decode_int4";
+    }
 
     /** Dynamic shared memory of a pipelined kernel (the .cu file's pipe_shared_bytes), 0 for the others. */
     static int sharedBytes(String kernel, int group) {
@@ -371,8 +391,10 @@ public final class JCudaDevice implements Device {
             int maxChunks,
             float scale) {
         KernelEmulator.checkInt4Chunk(chunk);
-        launch(
-                "kv_decode_int4",
+        String kernel = int4Kernel(layout, group);
+        launchShared(
+                kernel,
+                kernel.equals("kv_decode_int4") ? 0 : INT4_PIPE_SHARED,
                 maxChunks,
                 kvHeads,
                 tokens,

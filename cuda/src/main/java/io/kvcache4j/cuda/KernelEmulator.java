@@ -82,7 +82,7 @@ public final class KernelEmulator {
     public static final int CHUNK_BY_LENGTH = 0;
 
     /** Smallest and largest chunk of {@link #chunkFor}, and the chunk count it aims at. */
-    static final int MIN_CHUNK = 1024, MAX_CHUNK = 8192, TARGET_CHUNKS = 128;
+    static final int MIN_CHUNK = 1024, MAX_CHUNK = 8192, TARGET_CHUNKS = 32;
 
     /**
      * Slots per chunk for a head that sees {@code visible} slots: the smallest power of two from {@value

@@ -19,10 +19,10 @@ class DeviceCheckSmokeTest {
     void correctnessRunsAndPassesOnTheEmulatedDevice() {
         try (EmulatedDevice dev = new EmulatedDevice()) {
             List<DeviceCheck.Outcome> outcomes = DeviceCheck.correctness(dev, System.out, 1500);
-            assertEquals(39, outcomes.size());
+            assertEquals(59, outcomes.size());
             for (DeviceCheck.Outcome o : outcomes) {
                 assertTrue(o.passed(), o.toString());
-                assertEquals(0.0, o.relativeError() * (o.what().startsWith("store path") ? 0 : 1), o.toString());
+                assertEquals(0.0, o.relativeError() * (o.what().contains("store path") ? 0 : 1), o.toString());
             }
             assertEquals(0, dev.bytesAllocated(), "the check frees what it allocates");
         }
@@ -34,13 +34,16 @@ class DeviceCheckSmokeTest {
         try (EmulatedDevice dev = new EmulatedDevice();
                 PrintStream log = new PrintStream(buf, true, StandardCharsets.UTF_8)) {
             DeviceCheck.bench(dev, 2048, log);
+            DeviceCheck.benchInt4(dev, 2048, log);
             assertEquals(0, dev.bytesAllocated());
         }
         String text = buf.toString(StandardCharsets.UTF_8);
         assertTrue(
                 text.contains("attention (decode+combine)")
                         && text.contains("d2d copy")
-                        && text.contains("hybrid merge adds"),
+                        && text.contains("hybrid merge adds")
+                        && text.contains("pipelined(3) attention")
+                        && text.contains("faster than kv_decode_int4"),
                 text);
     }
 

@@ -83,6 +83,8 @@ class KernelBinariesTest {
                 "kv_gather_rows")) {
             assertTrue(text.contains(".entry " + k + "("), "PTX has " + k);
         }
+        int defaultUnits = JCudaDevice.pipelineUnits;
+        JCudaDevice.pipelineUnits = 0;
         for (String shape : JCudaDevice.FIXED_SHAPES) {
             for (KvDType type : List.of(KvDType.F16, KvDType.BF16)) {
                 String k = JCudaDevice.decodeKernel(
@@ -93,7 +95,14 @@ class KernelBinariesTest {
                 assertTrue(text.contains(".entry " + k + "("), "PTX has the fixed-shape kernel " + k);
             }
         }
+        JCudaDevice.pipelineUnits = defaultUnits;
         assertEquals("kv_decode_f16", JCudaDevice.decodeKernel(KvDType.F16, 3, 96), "other shapes: the general kernel");
+        assertTrue(text.contains(".entry kv_decode_int4_g4_d128_p3("), "PTX has the pipelined int4 kernel");
+        assertEquals("kv_decode_int4_g4_d128_p3", JCudaDevice.int4Kernel(new KiviLayout(128, 32, 32), 4));
+        assertEquals("kv_decode_int4_g4_d128_p3", JCudaDevice.int4Kernel(new KiviLayout(128, 64, 16), 4));
+        assertEquals("kv_decode_int4", JCudaDevice.int4Kernel(new KiviLayout(128, 32, 8), 4), "16 value groups");
+        assertEquals("kv_decode_int4", JCudaDevice.int4Kernel(new KiviLayout(64, 32, 32), 4), "d 64");
+        assertEquals("kv_decode_int4", JCudaDevice.int4Kernel(new KiviLayout(128, 32, 32), 8), "group 8");
         for (String k : JCudaDevice.PIPELINED) {
             assertTrue(text.contains(".entry " + k + "("), "PTX has the pipelined kernel " + k);
             // the launch's dynamic shared memory covers the ring and the kernel's state, within an SM

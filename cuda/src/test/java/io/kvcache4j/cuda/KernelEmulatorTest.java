@@ -82,13 +82,14 @@ class KernelEmulatorTest {
     @Test
     void chunksByLengthDependOnTheVisibleCountAlone() {
         assertEquals(1024, KernelEmulator.chunkFor(0));
-        assertEquals(1024, KernelEmulator.chunkFor(128 * 1024));
-        assertEquals(2048, KernelEmulator.chunkFor(128 * 1024 + 1));
-        assertEquals(4096, KernelEmulator.chunkFor(512 * 1024));
-        assertEquals(8192, KernelEmulator.chunkFor(512 * 1024 + 1));
+        assertEquals(1024, KernelEmulator.chunkFor(32 * 1024));
+        assertEquals(2048, KernelEmulator.chunkFor(32 * 1024 + 1));
+        assertEquals(2048, KernelEmulator.chunkFor(64 * 1024));
+        assertEquals(4096, KernelEmulator.chunkFor(128 * 1024));
+        assertEquals(8192, KernelEmulator.chunkFor(128 * 1024 + 1));
         assertEquals(8192, KernelEmulator.chunkFor(Integer.MAX_VALUE));
         assertEquals(128, KernelEmulator.chunks(1 << 20, KernelEmulator.CHUNK_BY_LENGTH));
-        assertEquals(64, KernelEmulator.chunks(1 << 16, KernelEmulator.CHUNK_BY_LENGTH));
+        assertEquals(32, KernelEmulator.chunks(1 << 16, KernelEmulator.CHUNK_BY_LENGTH));
         assertEquals(0, KernelEmulator.chunks(0, KernelEmulator.CHUNK_BY_LENGTH));
         assertEquals(3, KernelEmulator.chunks(5000, 2048));
         for (int v = 1; v < 3_000_000; v += 9_973) {
