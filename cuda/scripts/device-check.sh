@@ -13,13 +13,14 @@
 #                    cache on the GPU (--quant cuda-f16) and on the CPU (--quant none, exact f16), same
 #                    prompts: the command line's output, then cell by cell whether the generated text is
 #                    identical, and the accuracy of each; the report itself (results.csv, results.json,
-#                    report.html) goes to $OUT/niah-threads1 (one cell at a time) and
-#                    $OUT/niah-threadsN (4096-token cells, one per core, sharing the device)
+#                    report.html) goes to $OUT/niah-cuda-f16-threads1 (one cell at a time),
+#                    $OUT/niah-cuda-f16-threadsN (4096-token cells, one per core, sharing the device)
+#                    and $OUT/niah-cuda-int4-threads1 (KIVI int4 on the CPU against cuda-int4)
 # Exit status: 0 when the checks pass (the oracle, the benchmark and the model run are reported, not
 # judged).
 # Environment: OUT, JAVA (default .device/jre/bin/java); MODEL_REHEARSAL_QUANT (default unset) runs
-# the model section with that CPU storage kind in place of cuda-f16 (e.g. int8), to rehearse the
-# comparison on a machine without a GPU.
+# the model section with that CPU storage kind in place of the GPU storages (e.g. int8), to rehearse
+# the comparison on a machine without a GPU.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -64,13 +65,13 @@ if (( rc != 2 && rc != 3 )); then
   timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck bench 2>&1 | tee -a "$OUT/bench.log"
 fi
 # The whole model: a NIAH grid (full cache, 1024 and 4096 tokens, 10 depths, 20 cells a storage) on
-# the CPU's exact f16 cache and on the GPU store, in one run of the command line, then compared cell
-# by cell: first one cell at a time (--threads 1), then the 4096-token cells with one cell per core,
-# every cell's cache on the one shared device from its own thread.
-model_quant="${MODEL_REHEARSAL_QUANT:-cuda-f16}"
-echo "== model: NIAH on the shipped model, KV cache none (CPU f16) and $model_quant" | tee "$OUT/model.log"
+# a CPU storage and its GPU counterpart, in one run of the command line, then compared cell by cell:
+# exact f16 (none) against cuda-f16 one cell at a time (--threads 1), then the 4096-token cells with
+# one cell per core (every cell's cache on the one shared device from its own thread), then KIVI int4
+# with f32 scales on the CPU (int4:scales=f32) against cuda-int4.
+echo "== model: NIAH on the shipped model, CPU storage against its GPU counterpart" | tee "$OUT/model.log"
 if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
-  echo "rehearsal: $model_quant stands in for cuda-f16 (MODEL_REHEARSAL_QUANT)" | tee -a "$OUT/model.log"
+  echo "rehearsal: $MODEL_REHEARSAL_QUANT stands in for the GPU storages (MODEL_REHEARSAL_QUANT)" | tee -a "$OUT/model.log"
 fi
 if [[ ! -f .device/cli/kvcache4j-cli.jar ]]; then
   echo "model on GPU: skipped: no command line in .device/cli (run cuda/scripts/build-device-bundle.sh and carry" \
@@ -79,10 +80,12 @@ elif [[ ! -f model/kvcache4j-niah.gguf ]]; then
   echo "model on GPU: skipped: model/kvcache4j-niah.gguf is missing from the tree" | tee -a "$OUT/model.log"
 else
   cores=$(nproc 2>/dev/null || echo 2)
-  for run in "1 1024,4096 150" "$cores 4096 120"; do
-    read -r threads lengths limit <<< "$run"
-    dir="$OUT/niah-threads$threads"
-    NIAH=(niah --policy full --quant "none,$model_quant" --lengths "$lengths" --depths 10 --samples 1 --seed 1
+  for run in "none cuda-f16 1 1024,4096 150" "none cuda-f16 $cores 4096 120" \
+             "int4:scales=f32 cuda-int4 1 1024,4096 150"; do
+    read -r ref cand threads lengths limit <<< "$run"
+    cand="${MODEL_REHEARSAL_QUANT:-$cand}"
+    dir="$OUT/niah-${cand%%:*}-threads$threads"
+    NIAH=(niah --policy full --quant "$ref,$cand" --lengths "$lengths" --depths 10 --samples 1 --seed 1
           --threads "$threads" --out "$dir")
     echo "command line: ${NIAH[*]}" | tee -a "$OUT/model.log"
     mkdir -p "$dir"
@@ -96,8 +99,8 @@ else
     echo "exit $mrc after $(( $(date +%s) - started )) s$( (( mrc == 124 )) && echo ' (timed out)')" \
       | tee -a "$OUT/model.log"
     if [[ -f "$dir/results.csv" ]]; then
-      echo -n "threads $threads: " | tee -a "$OUT/model.log"
-      awk -v ref=none -v cand="$model_quant" -f cuda/scripts/niah-compare.awk "$dir/results.csv" 2>&1 \
+      echo -n "$cand against $ref, threads $threads: " | tee -a "$OUT/model.log"
+      awk -v ref="$ref" -v cand="$cand" -f cuda/scripts/niah-compare.awk "$dir/results.csv" 2>&1 \
         | tee -a "$OUT/model.log"
     else
       echo "model on GPU: no results: $dir/results.csv missing, the run above stopped (exit $mrc)" \

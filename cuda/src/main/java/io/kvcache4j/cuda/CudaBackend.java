@@ -23,4 +23,12 @@ public record CudaBackend(Device device, String reason) {
     public HeadStoreFactory factory(KvDType type, int pageTokens) {
         return new CudaHeadStoreFactory(device, type, pageTokens, CudaLayerAttention.DEFAULT_CHUNK);
     }
+
+    /**
+     * A factory of {@link CudaKiviHeadStore}s of {@code config} (4 bits, f32 scales) with host pages
+     * of {@code pageTokens}: KIVI groups on the device, attended on the packed codes.
+     */
+    public HeadStoreFactory kiviFactory(io.kvcache4j.quantization.KiviConfig config, int pageTokens) {
+        return new CudaKiviHeadStoreFactory(device, config, pageTokens);
+    }
 }

@@ -112,6 +112,7 @@ public final class DeviceCheck {
                     log,
                     storePath(gpu, KvDType.BF16, Math.max(2000, storeSlots / 4), CudaLayerAttention.CHUNK_BY_LENGTH)));
             out.add(report(log, concurrentStorePaths(gpu, 4, Math.max(2000, storeSlots / 8))));
+            out.add(report(log, kiviStorePath(gpu, Math.max(2000, storeSlots / 4))));
         }
         return out;
     }
@@ -320,6 +321,78 @@ public final class DeviceCheck {
                 }
             }
         }
+    }
+
+    /**
+     * The {@code cuda-int4} path: {@link CudaKiviHeadStore}s (KIVI groups uploaded from the host
+     * store, the f16 residual appended on the device) of 8 KV heads, group 4, d 128, attended by
+     * {@link CudaKiviLayerAttention} (int4 kernel, residual kernel, merge on the device) against the
+     * CPU attention over the host stores of record, after a prefill of {@code slots} tokens and again
+     * after 40 single-token appends.
+     */
+    static Outcome kiviStorePath(Device gpu, int slots) {
+        ModelShape shape = new ModelShape(1, 32, 8, 128);
+        int d = shape.headDim();
+        io.kvcache4j.quantization.KiviConfig config = new CudaProviders.Int4().config();
+        SplittableRandom r = new SplittableRandom(slots + 11L);
+        CudaKiviHeadStore[] stores = new CudaKiviHeadStore[shape.kvHeads()];
+        double rel = 0, lse = 0;
+        try {
+            HeadStore[] hosts = new HeadStore[stores.length];
+            for (int h = 0; h < stores.length; h++) {
+                stores[h] = new CudaKiviHeadStore(gpu, config, d, 256, io.kvcache4j.quantization.CodecKernels.get());
+                hosts[h] = stores[h].host();
+            }
+            try (CudaKiviLayerAttention att =
+                    new CudaKiviLayerAttention(gpu, new LayerContext(shape, 0, stores, null))) {
+                io.kvcache4j.attention.LayerAttention cpu = io.kvcache4j.attention.LayerAttention.cpu(
+                        new LayerContext(shape, 0, hosts, null), io.kvcache4j.attention.AttentionKernels.get());
+                for (int step = 0; step <= 40; step++) {
+                    int n = step == 0 ? slots : 1;
+                    float[] k = new float[n * d];
+                    float[] v = new float[n * d];
+                    for (CudaKiviHeadStore s : stores) {
+                        for (int i = 0; i < k.length; i++) {
+                            k[i] = (float) (r.nextDouble() * 2 - 1);
+                            v[i] = (float) (r.nextDouble() * 2 - 1);
+                        }
+                        s.append(k, 0, v, 0, d, n);
+                    }
+                    if (step != 0 && step != 40) {
+                        continue;
+                    }
+                    int tokens = 2;
+                    float[] q = new float[tokens * shape.queryRowFloats()];
+                    for (int i = 0; i < q.length; i++) {
+                        q[i] = (float) (r.nextDouble() * 6 - 3);
+                    }
+                    float[][] o = new float[2][q.length];
+                    float[][] l = new float[2][tokens * shape.queryHeads()];
+                    for (int which = 0; which < 2; which++) {
+                        LayerBatch b = new LayerBatch(shape, tokens)
+                                .set(0, tokens, q, 0, (float) (1 / Math.sqrt(d)), o[which], 0, l[which], 0, null, null);
+                        for (int t = 0; t < tokens; t++) {
+                            for (int h = 0; h < stores.length; h++) {
+                                b.setVisible(t, h, stores[h].count() - t * 150);
+                            }
+                        }
+                        (which == 0 ? att : cpu).attend(b);
+                    }
+                    KernelHarness.Result g = new KernelHarness.Result(o[0], l[0]);
+                    KernelHarness.Result c = new KernelHarness.Result(o[1], l[1]);
+                    rel = Math.max(rel, KernelHarness.relativeError(g, c, d));
+                    lse = Math.max(lse, KernelHarness.lseError(g, c));
+                }
+            }
+        } finally {
+            for (CudaKiviHeadStore s : stores) {
+                if (s != null) {
+                    s.close();
+                }
+            }
+        }
+        return new Outcome(
+                "cuda-int4 store path, " + slots + "+40 slots, vs kv-api CPU on the host KIVI stores", rel, lse);
     }
 
     /**

@@ -194,6 +194,19 @@ public final class KiviHeadStore extends PackedHeadStore {
         return pageCount * pageBytes + (residual == null ? 0 : residual.byteSize());
     }
 
+    /**
+     * Copies the bytes of quantized group {@code group} ({@link #groupBytes()} of them, in the layout
+     * of the class comment) to {@code dst} at {@code offset}: with f32 scales, the layout a device
+     * kernel reads (the {@code cuda} module's int4 store uploads groups this way).
+     *
+     * @throws IndexOutOfBoundsException unless {@code 0 <= group < quantizedTokens() / G}
+     */
+    public void copyGroup(int group, MemorySegment dst, long offset) {
+        ensureOpen();
+        java.util.Objects.checkIndex(group, quantizedGroups);
+        MemorySegment.copy(page(group), groupOffset(group), dst, offset, groupBytes);
+    }
+
     private MemorySegment page(int group) {
         return pages[group / groupsPerPage];
     }

@@ -11,6 +11,7 @@ import io.kvcache4j.cuda.CudaBackends;
 import io.kvcache4j.eval.llama.GgufLlama;
 import io.kvcache4j.eval.llama.LlamaEngine;
 import io.kvcache4j.eval.tokenizer.Tokenizer;
+import io.kvcache4j.quantization.KiviConfig;
 import io.kvcache4j.store.HeadStoreFactory;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -27,6 +28,20 @@ class CudaStoreModelTest {
     @Test
     void shippedModelDecodesTheSameTokensOnTheEmulatedCudaStore() throws Exception {
         CudaBackend emulated = CudaBackends.emulated();
+        compare(emulated, HeadStoreFactory.exact(KvDType.F16, 16), emulated.factory(KvDType.F16, 16), "f16");
+    }
+
+    /** {@code cuda-int4} (KIVI groups on the device) against the CPU's KIVI store of the same configuration. */
+    @Test
+    void shippedModelDecodesTheSameTokensOnTheEmulatedCudaInt4Store() throws Exception {
+        CudaBackend emulated = CudaBackends.emulated();
+        KiviConfig config = new io.kvcache4j.cuda.CudaProviders.Int4().config();
+        compare(emulated, config.factory(16), emulated.kiviFactory(config, 16), "int4");
+    }
+
+    private static void compare(
+            CudaBackend emulated, HeadStoreFactory cpuStores, HeadStoreFactory cudaStores, String kind)
+            throws Exception {
         try (GgufLlama model = GgufLlama.open(ShippedModel.path());
                 io.kvcache4j.cuda.Device device = emulated.device()) {
             Tokenizer tok = Tokenizer.fromGguf(model.model());
@@ -43,7 +58,7 @@ class CudaStoreModelTest {
             int steps = 24;
             int[][] tokens = new int[2][steps];
             float[][][] logits = new float[2][steps][];
-            HeadStoreFactory[] stores = {HeadStoreFactory.exact(KvDType.F16, 16), emulated.factory(KvDType.F16, 16)};
+            HeadStoreFactory[] stores = {cpuStores, cudaStores};
             LlamaEngine engine = new LlamaEngine(model, 256);
             for (int s = 0; s < 2; s++) {
                 try (KvCache cache = KvCache.builder(model.config().cacheShape())
@@ -59,7 +74,7 @@ class CudaStoreModelTest {
                     }
                 }
             }
-            assertArrayEquals(tokens[0], tokens[1], "greedy tokens, CPU f16 vs emulated cuda-f16");
+            assertArrayEquals(tokens[0], tokens[1], "greedy tokens, CPU " + kind + " vs emulated cuda-" + kind);
             String text = codec.decode(tokens[0], 0, steps);
             assertTrue(text.contains("7365012"), "the model finds the needle: " + text);
             // The two paths sum attention in different orders; a K or V element that lands on the other
@@ -79,8 +94,8 @@ class CudaStoreModelTest {
                 worst = Math.max(worst, rel);
                 assertTrue(rel <= 1e-3, "step " + t + " logits differ by " + rel + " (relative L2)");
             }
-            System.out.println("[cuda-store-model] " + steps + " greedy tokens identical; logits relative L2 at most "
-                    + worst + ": " + text.strip());
+            System.out.println("[cuda-store-model] " + kind + ": " + steps
+                    + " greedy tokens identical; logits relative L2 at most " + worst + ": " + text.strip());
             assertEquals(steps, tokens[1].length);
         }
     }
