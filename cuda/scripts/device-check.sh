@@ -15,7 +15,8 @@
 #                    identical, and the accuracy of each; the report itself (results.csv, results.json,
 #                    report.html) goes to $OUT/niah-cuda-f16-threads1 (one cell at a time),
 #                    $OUT/niah-cuda-f16-threadsN (4096-token cells, one per core, sharing the device)
-#                    and $OUT/niah-cuda-int4-threads1 (KIVI int4 on the CPU against cuda-int4)
+#                    $OUT/niah-cuda-int4-threads1 (KIVI int4 on the CPU against cuda-int4) and
+#                    $OUT/niah-hgca-cuda-threads1 (hgca against hgca-cuda at budget 0.05)
 # Exit status: 0 when the checks pass (the oracle, the benchmark and the model run are reported, not
 # judged).
 # Environment: OUT, JAVA (default .device/jre/bin/java); MODEL_REHEARSAL_QUANT (default unset) runs
@@ -68,7 +69,8 @@ fi
 # a CPU storage and its GPU counterpart, in one run of the command line, then compared cell by cell:
 # exact f16 (none) against cuda-f16 one cell at a time (--threads 1), then the 4096-token cells with
 # one cell per core (every cell's cache on the one shared device from its own thread), then KIVI int4
-# with f32 scales on the CPU (int4:scales=f32) against cuda-int4.
+# with f32 scales on the CPU (int4:scales=f32) against cuda-int4, then HGCA with its fast tier (5 %
+# of the prompt) in host memory against hgca-cuda (fast tier on the GPU, sparse part on the CPU).
 echo "== model: NIAH on the shipped model, CPU storage against its GPU counterpart" | tee "$OUT/model.log"
 if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
   echo "rehearsal: $MODEL_REHEARSAL_QUANT stands in for the GPU storages (MODEL_REHEARSAL_QUANT)" | tee -a "$OUT/model.log"
@@ -80,13 +82,13 @@ elif [[ ! -f model/kvcache4j-niah.gguf ]]; then
   echo "model on GPU: skipped: model/kvcache4j-niah.gguf is missing from the tree" | tee -a "$OUT/model.log"
 else
   cores=$(nproc 2>/dev/null || echo 2)
-  for run in "none cuda-f16 1 1024,4096 150" "none cuda-f16 $cores 4096 120" \
-             "int4:scales=f32 cuda-int4 1 1024,4096 150"; do
-    read -r ref cand threads lengths limit <<< "$run"
+  for run in "none cuda-f16 1 1024,4096 150 0.1" "none cuda-f16 $cores 4096 120 0.1" \
+             "int4:scales=f32 cuda-int4 1 1024,4096 150 0.1" "hgca hgca-cuda 1 1024,4096 150 0.05"; do
+    read -r ref cand threads lengths limit budget <<< "$run"
     cand="${MODEL_REHEARSAL_QUANT:-$cand}"
     dir="$OUT/niah-${cand%%:*}-threads$threads"
-    NIAH=(niah --policy full --quant "$ref,$cand" --lengths "$lengths" --depths 10 --samples 1 --seed 1
-          --threads "$threads" --out "$dir")
+    NIAH=(niah --policy full --quant "$ref,$cand" --budget "$budget" --lengths "$lengths" --depths 10 --samples 1
+          --seed 1 --threads "$threads" --out "$dir")
     echo "command line: ${NIAH[*]}" | tee -a "$OUT/model.log"
     mkdir -p "$dir"
     rm -f "$dir/results.csv"

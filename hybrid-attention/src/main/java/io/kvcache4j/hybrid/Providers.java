@@ -225,6 +225,80 @@ public final class Providers {
     }
 
     /** A provider whose factories are {@link SplitFactory}s. */
+    /**
+     * {@code hgca-cuda} and {@code retrieval-cuda}: the split of {@code hgca} or {@code retrieval} with
+     * the fast tier (sinks and recent window) on the GPU found by {@link
+     * io.kvcache4j.cuda.CudaBackends#available()}, attended there, and the slow tier's sparse part on
+     * CPU threads, merged on the device. Without a usable GPU, asking for a factory throws {@link
+     * IllegalStateException} naming the reason.
+     */
+    abstract static class OnDevice implements HeadStoreProvider, SplitProvider {
+        private final SplitProvider host;
+        private final String hostName;
+
+        OnDevice(SplitProvider host, String hostName) {
+            this.host = host;
+            this.hostName = hostName;
+        }
+
+        @Override
+        public String name() {
+            return hostName + "-cuda";
+        }
+
+        private io.kvcache4j.cuda.Device device() {
+            return io.kvcache4j.cuda.CudaBackends.available()
+                    .orElseThrow(() -> new IllegalStateException("storage '" + name() + "' needs a CUDA GPU: "
+                            + io.kvcache4j.cuda.CudaBackends.reason() + "; use '" + hostName
+                            + "' for a fast tier in host memory"))
+                    .device();
+        }
+
+        @Override
+        public SplitFactory factory(int pageTokens) {
+            return host.factory(pageTokens).onDevice(device());
+        }
+
+        /** The budget is the fast tier on the GPU (sinks plus recent window). */
+        @Override
+        public boolean sizedByBudget() {
+            return true;
+        }
+
+        @Override
+        public SplitFactory factory(int pageTokens, Budget budget, int promptTokens) {
+            return host.factory(pageTokens, budget, promptTokens).onDevice(device());
+        }
+    }
+
+    /** {@code hgca-cuda}: {@code hgca} with the dense recent window on the GPU. */
+    public static final class HgcaCuda extends OnDevice {
+        /** The provider instance {@link java.util.ServiceLoader} creates. */
+        public HgcaCuda() {
+            super(new Hgca(), "hgca");
+        }
+
+        @Override
+        public String description() {
+            return "hgca with sinks and recent window attended on the GPU, per-head salient older tokens on CPU"
+                    + " threads, merged on the device (HGCA)";
+        }
+    }
+
+    /** {@code retrieval-cuda}: {@code retrieval} with sinks and recent window on the GPU. */
+    public static final class RetrievalCuda extends OnDevice {
+        /** The provider instance {@link java.util.ServiceLoader} creates. */
+        public RetrievalCuda() {
+            super(new Retrieval(), "retrieval");
+        }
+
+        @Override
+        public String description() {
+            return "retrieval with sinks and recent window attended on the GPU, the top-k of older tokens on CPU"
+                    + " threads, merged on the device";
+        }
+    }
+
     interface SplitProvider {
         SplitFactory factory(int pageTokens);
 

@@ -32,9 +32,10 @@ public final class SplitFactory implements HeadStoreFactory {
     private final Tier slow;
     private final AttentionKernel kernel;
     private final HeadStoreFactory slowStorage;
+    private final io.kvcache4j.cuda.Device device;
 
     private SplitFactory(String name, RetrievalConfig retrieval, HgcaConfig hgca, Tier fast, Tier slow) {
-        this(name, retrieval, hgca, fast, slow, null);
+        this(name, retrieval, hgca, fast, slow, null, null);
     }
 
     private SplitFactory(
@@ -43,7 +44,8 @@ public final class SplitFactory implements HeadStoreFactory {
             HgcaConfig hgca,
             Tier fast,
             Tier slow,
-            HeadStoreFactory slowStorage) {
+            HeadStoreFactory slowStorage,
+            io.kvcache4j.cuda.Device device) {
         this.name = name;
         this.retrieval = retrieval;
         this.hgca = hgca;
@@ -51,6 +53,28 @@ public final class SplitFactory implements HeadStoreFactory {
         this.slow = Objects.requireNonNull(slow, "slow");
         this.kernel = AttentionKernels.get();
         this.slowStorage = slowStorage;
+        this.device = device;
+    }
+
+    /**
+     * The same split with its fast tier also on {@code device} (the GPU, named {@code NAME-cuda}):
+     * every store keeps its fast rows (sinks and recent window) in a {@link
+     * io.kvcache4j.cuda.CudaHeadStore} as well, in step with the host rows, and the layer's dense part
+     * runs there ({@link CudaSplitLayerAttention}) while CPU threads compute the sparse part over
+     * the slow tier; the two merge on the device. The host fast rows stay the rows of record (they
+     * serve reads, compaction and any non-layer attention pass).
+     */
+    public SplitFactory onDevice(io.kvcache4j.cuda.Device device) {
+        Objects.requireNonNull(device, "device");
+        if (this.device != null) {
+            throw new IllegalStateException("storage '" + name + "' is already on a device");
+        }
+        return new SplitFactory(name + "-cuda", retrieval, hgca, fast, slow, slowStorage, device);
+    }
+
+    /** The device of the fast tier, or null when it is host memory only. */
+    public io.kvcache4j.cuda.Device device() {
+        return device;
     }
 
     /**
@@ -63,7 +87,10 @@ public final class SplitFactory implements HeadStoreFactory {
      */
     public SplitFactory withSlowStorage(HeadStoreFactory storage) {
         Objects.requireNonNull(storage, "storage");
-        return new SplitFactory(name + "+" + storage.name(), retrieval, hgca, fast, slow, storage);
+        if (device != null) {
+            throw new IllegalStateException("choose the slow storage before the device");
+        }
+        return new SplitFactory(name + "+" + storage.name(), retrieval, hgca, fast, slow, storage, null);
     }
 
     /** The storage of the slow side, or null for exact f16 pages in the slow tier. */
@@ -130,19 +157,32 @@ public final class SplitFactory implements HeadStoreFactory {
                 ? new TierPages(slow, KvDType.F16, spec.headDim(), pageTokens, kernel)
                 : new StoreRows(slowStorage.create(spec), spec.headDim());
         int group = spec.shape().groupSize();
+        SplitHeadStore store;
         if (retrieval != null) {
             TokenSelector selector = retrieval.selector().create(spec);
             if (selector == null) {
                 throw new IllegalStateException("selector factory returned no selector for " + spec);
             }
-            return new RetrievalHeadStore(f, s, retrieval, selector, group);
+            store = new RetrievalHeadStore(f, s, retrieval, selector, group);
+        } else {
+            store = new HgcaHeadStore(f, s, hgca, group);
         }
-        return new HgcaHeadStore(f, s, hgca, group);
+        if (device != null) {
+            if (group > io.kvcache4j.cuda.KernelEmulator.MAX_GROUP) {
+                store.close();
+                throw new IllegalArgumentException("the CUDA kernels take GQA groups of at most "
+                        + io.kvcache4j.cuda.KernelEmulator.MAX_GROUP + " query heads, the model has " + group);
+            }
+            store.copyFastTo(new io.kvcache4j.cuda.CudaHeadStore(device, KvDType.F16, spec.headDim(), pageTokens));
+        }
+        return store;
     }
 
     @Override
     public LayerAttention layerAttention(LayerContext context) {
-        return new SplitLayerAttention(context, kernel);
+        return device != null
+                ? new CudaSplitLayerAttention(device, context, kernel)
+                : new SplitLayerAttention(context, kernel);
     }
 
     @Override

@@ -48,6 +48,8 @@ abstract class SplitHeadStore implements HeadStore {
     private float[] keyBuf = new float[0];
     private int[] shiftSources = new int[0];
     private float[] valueBuf = new float[0];
+    /** A copy of the fast rows kept in step (the fast tier on a GPU), or null. */
+    private HeadStore fastCopy;
 
     SplitHeadStore(TierPages fast, SplitRows slow, int sinks, int recent, int group) {
         this.fast = fast;
@@ -92,6 +94,9 @@ abstract class SplitHeadStore implements HeadStore {
         // Sinks first.
         while (t < tokens && sinkRows < sinks) {
             fast.append(keys, keysOffset + t * rowStride, values, valuesOffset + t * rowStride, rowStride, 1);
+            if (fastCopy != null) {
+                fastCopy.append(keys, keysOffset + t * rowStride, values, valuesOffset + t * rowStride, rowStride, 1);
+            }
             sinkRows++;
             count++;
             t++;
@@ -123,11 +128,18 @@ abstract class SplitHeadStore implements HeadStore {
                 shiftSources[j] = sinkRows + oldLeaving + j;
             }
             fast.compact(sinkRows, shiftSources, kept, sinkRows + kept);
+            if (fastCopy != null) {
+                fastCopy.compact(sinkRows, shiftSources, kept, sinkRows + kept);
+            }
         }
         int stay = rest - newLeaving;
         if (stay > 0) {
             int off = t + newLeaving;
             fast.append(keys, keysOffset + off * rowStride, values, valuesOffset + off * rowStride, rowStride, stay);
+            if (fastCopy != null) {
+                fastCopy.append(
+                        keys, keysOffset + off * rowStride, values, valuesOffset + off * rowStride, rowStride, stay);
+            }
         }
         count += rest;
         slowRowsChanged(slow.rows() - leaving);
@@ -159,6 +171,9 @@ abstract class SplitHeadStore implements HeadStore {
             readValue(src, v, i * d);
         }
         fast.truncate(0);
+        if (fastCopy != null) {
+            fastCopy.compact(0, new int[0], 0, 0);
+        }
         slow.truncate(0);
         count = 0;
         sinkRows = 0;
@@ -283,7 +298,53 @@ abstract class SplitHeadStore implements HeadStore {
 
     @Override
     public long bytesHeld() {
-        return fast.bytesHeld() + slow.bytesHeld();
+        return fast.bytesHeld() + slow.bytesHeld() + (fastCopy == null ? 0 : fastCopy.bytesHeld());
+    }
+
+    /**
+     * Keeps {@code copy} (empty, of the same head dimension) holding exactly this store's fast rows,
+     * {@code [sinks…, recent window…]}, from now on: every fast-tier append and compaction is applied
+     * to it too. The copy becomes this store's and is closed with it.
+     *
+     * @throws IllegalStateException if the store already holds slots or has a copy
+     */
+    void copyFastTo(HeadStore copy) {
+        if (count > 0 || fastCopy != null) {
+            throw new IllegalStateException("the fast-tier copy is attached to an empty store once");
+        }
+        fastCopy = java.util.Objects.requireNonNull(copy, "copy");
+    }
+
+    /** The copy of the fast rows, or null. */
+    HeadStore fastCopy() {
+        return fastCopy;
+    }
+
+    /**
+     * Fast rows a token that sees the first {@code visible} slots sees: a prefix of the fast rows
+     * (all sinks before the window, the window in slot order).
+     */
+    int fastRowsSeen(int visible) {
+        int slowStart = count - (fast.rows() - sinkRows);
+        return Math.min(visible, sinkRows) + Math.max(0, visible - slowStart);
+    }
+
+    /**
+     * The slow part of attention for a token that sees the first {@code visible} slots: the sparse
+     * partial over slow rows {@code [0, min(visible, window start) − sinks)} for the scaled queries of
+     * {@code state} (as {@link #attend} merges it), or null when the token sees no slow row.
+     */
+    Partial slowPartial(GroupAttention state, int visible) {
+        if (visible > count) {
+            throw new IllegalArgumentException("visible " + visible + " slots, the store holds " + count);
+        }
+        int slowStart = count - (fast.rows() - sinkRows);
+        int rows = Math.min(visible, slowStart) - sinkRows;
+        if (rows <= 0) {
+            return null;
+        }
+        attendSlow(state, rows);
+        return slowPartial;
     }
 
     /** Bytes in the fast tier. */
@@ -295,6 +356,9 @@ abstract class SplitHeadStore implements HeadStore {
     public void close() {
         fast.close();
         slow.close();
+        if (fastCopy != null) {
+            fastCopy.close();
+        }
         count = 0;
         Arrays.fill(fastList, 0);
     }

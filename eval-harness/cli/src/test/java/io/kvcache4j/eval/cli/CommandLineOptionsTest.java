@@ -245,6 +245,18 @@ class CommandLineOptionsTest {
                 o.err().startsWith("kvcache4j niah: --quant cuda-f16: storage 'cuda-f16' needs a CUDA GPU: "), o.err());
         assertTrue(o.err().contains("use 'f16' for CPU attention"), o.err());
         assertOneCleanLine(o.err());
+        // the tiered and quantized GPU kinds too, before any cell of the kinds listed first runs
+        for (String kind : new String[] {"cuda-int4", "hgca-cuda", "retrieval-cuda"}) {
+            o = run("niah", "--quant", "none,hgca," + kind, "--lengths", "512", "--budget", "0.1");
+            assertEquals(2, o.status(), o.err());
+            assertTrue(
+                    o.err()
+                            .startsWith(
+                                    "kvcache4j niah: --quant " + kind + ": storage '" + kind + "' needs a CUDA GPU: "),
+                    o.err());
+            assertOneCleanLine(o.err());
+            assertEquals("", o.out(), "no cell ran");
+        }
     }
 
     @ParameterizedTest

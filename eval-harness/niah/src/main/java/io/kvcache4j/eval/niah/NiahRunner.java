@@ -239,11 +239,8 @@ public final class NiahRunner {
                     "unknown --quant '" + quant + "'; installed: " + String.join(", ", quantNames()));
         }
         try {
-            var provider = HeadStores.provider(quant);
-            if (!provider.sizedByBudget()) {
-                // a storage that cannot run here (cuda-f16 without a GPU) refuses now, naming why
-                provider.factory(KvCacheBuilder.DEFAULT_PAGE_TOKENS);
-            }
+            // a storage that cannot run here (cuda-f16 or hgca-cuda without a GPU) refuses now, naming why
+            HeadStores.provider(quant).factory(KvCacheBuilder.DEFAULT_PAGE_TOKENS);
         } catch (IllegalArgumentException | IllegalStateException e) {
             throw new IllegalArgumentException("--quant " + quant + ": " + e.getMessage(), e);
         }

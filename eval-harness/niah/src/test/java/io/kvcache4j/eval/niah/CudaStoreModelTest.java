@@ -39,6 +39,21 @@ class CudaStoreModelTest {
         compare(emulated, config.factory(16), emulated.kiviFactory(config, 16), "int4");
     }
 
+    /**
+     * {@code hgca-cuda} (sinks and recent window attended on the device, the per-head sparse part on
+     * the CPU, merged on the device) against {@code hgca} with its fast tier in host memory.
+     */
+    @Test
+    void shippedModelDecodesTheSameTokensWithTheHgcaFastTierOnTheEmulatedDevice() throws Exception {
+        CudaBackend emulated = CudaBackends.emulated();
+        var config = io.kvcache4j.hybrid.HgcaConfig.defaults().withPageTokens(16);
+        compare(
+                emulated,
+                io.kvcache4j.hybrid.SplitFactory.hgca(config),
+                io.kvcache4j.hybrid.SplitFactory.hgca(config).onDevice(emulated.device()),
+                "hgca");
+    }
+
     private static void compare(
             CudaBackend emulated, HeadStoreFactory cpuStores, HeadStoreFactory cudaStores, String kind)
             throws Exception {
