@@ -16,7 +16,7 @@
 #                    report.html) goes to $OUT/niah-cuda-f16-threads1 (one cell at a time),
 #                    $OUT/niah-cuda-f16-threadsN (4096-token cells, one per core, sharing the device)
 #                    $OUT/niah-cuda-int4-threads1 (KIVI int4 on the CPU against cuda-int4) and
-#                    $OUT/niah-hgca-cuda-threads1 (hgca against hgca-cuda at budget 0.05)
+#                    $OUT/niah-hgca-cuda-threadsN (hgca against hgca-cuda at budget 0.05)
 # Exit status: 0 when the checks pass (the oracle, the benchmark and the model run are reported, not
 # judged).
 # Environment: OUT, JAVA (default .device/jre/bin/java); MODEL_REHEARSAL_QUANT (default unset) runs
@@ -70,7 +70,9 @@ fi
 # exact f16 (none) against cuda-f16 one cell at a time (--threads 1), then the 4096-token cells with
 # one cell per core (every cell's cache on the one shared device from its own thread), then KIVI int4
 # with f32 scales on the CPU (int4:scales=f32) against cuda-int4, then HGCA with its fast tier (5 %
-# of the prompt) in host memory against hgca-cuda (fast tier on the GPU, sparse part on the CPU).
+# of the prompt) in host memory against hgca-cuda (fast tier on the GPU, sparse part on the CPU), one
+# cell per core (a 4,096-token hgca cell scores every slow key per token of its prefill on the CPU:
+# about 5 s each on the H200 machine's cores).
 echo "== model: NIAH on the shipped model, CPU storage against its GPU counterpart" | tee "$OUT/model.log"
 if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
   echo "rehearsal: $MODEL_REHEARSAL_QUANT stands in for the GPU storages (MODEL_REHEARSAL_QUANT)" | tee -a "$OUT/model.log"
@@ -83,7 +85,7 @@ elif [[ ! -f model/kvcache4j-niah.gguf ]]; then
 else
   cores=$(nproc 2>/dev/null || echo 2)
   for run in "none cuda-f16 1 1024,4096 150 0.1" "none cuda-f16 $cores 4096 120 0.1" \
-             "int4:scales=f32 cuda-int4 1 1024,4096 150 0.1" "hgca hgca-cuda 1 1024,4096 150 0.05"; do
+             "int4:scales=f32 cuda-int4 1 1024,4096 150 0.1" "hgca hgca-cuda $cores 1024,4096 150 0.05"; do
     read -r ref cand threads lengths limit budget <<< "$run"
     cand="${MODEL_REHEARSAL_QUANT:-$cand}"
     dir="$OUT/niah-${cand%%:*}-threads$threads"

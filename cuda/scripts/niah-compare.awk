@@ -41,7 +41,7 @@ function parse(line,    n, i, c, f, q, len) {
 BEGIN {
     if (ref == "") ref = "none"
     if (cand == "") cand = "cuda-f16"
-    label = (cand ~ /^cuda-/) ? "model on GPU" : "model, " cand " in place of the GPU storage"
+    label = (cand ~ /cuda/) ? "model on GPU" : "model, " cand " in place of the GPU storage"
 }
 
 { sub(/\r$/, "") }
