@@ -518,7 +518,8 @@ KV_DECODE_PIPE(kv_decode_f16_g1_d128_p3, __half, 1, 3, 2)
 // sub-blocks of 16 tokens, 16 bytes per pair of channels][value rows of 16-byte units, 32 channels each].
 // Score of slot t: bias + sum_i fmaf(q_i * ks_i, code_i), bias = sum_i fmaf(q_i, kz_i) (scales and zero
 // points folded into the query); values v = fmaf(vs, code, vz). Same blocking as decode_exact; a
-// tile of 32 slots never crosses a group (groupTokens is a multiple of 32).
+// tile of 32 slots never crosses a group (groupTokens and the chunk are multiples of 32; chunk 0 sizes
+// the chunks by the visible count, as chunk_for).
 // ---------------------------------------------------------------------------------------------
 extern "C" __global__ void __launch_bounds__(THREADS)
 kv_decode_int4(const unsigned long long* groupPtrs, const float* queries, const int* visible, float* partOut,
@@ -529,8 +530,9 @@ kv_decode_int4(const unsigned long long* groupPtrs, const float* queries, const 
     const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int QH = kvHeads * G;
     const int vis = visible[t * kvHeads + h];
-    const int from = c * chunk;
-    const int to = min(vis, from + chunk);
+    const int ch = chunk > 0 ? chunk : chunk_for(vis);
+    const int from = c * ch;
+    const int to = min(vis, from + ch);
     const size_t outStride = (size_t)maxChunks * D;
     float* out = partOut + ((size_t)(t * QH + h * G) * maxChunks + c) * D;
     float* lse = partLse + (size_t)(t * QH + h * G) * maxChunks + c;
@@ -719,8 +721,9 @@ __device__ void decode_int4_pipe(const unsigned long long* __restrict__ groupPtr
     const int c = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int QH = kvHeads * NG;
     const int vis = visible[t * kvHeads + h];
-    const int from = c * chunk;
-    const int to = min(vis, from + chunk);
+    const int ch = chunk > 0 ? chunk : chunk_for(vis);
+    const int from = c * ch;
+    const int to = min(vis, from + ch);
     const size_t outStride = (size_t)maxChunks * D;
     float* out = partOut + ((size_t)(t * QH + h * NG) * maxChunks + c) * D;
     float* lse = partLse + (size_t)(t * QH + h * NG) * maxChunks + c;

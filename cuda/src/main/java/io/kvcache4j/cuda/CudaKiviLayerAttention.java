@@ -12,8 +12,8 @@ import java.lang.foreign.ValueLayout;
 /**
  * A layer's attention over {@link CudaKiviHeadStore}s on the device. For every (token, KV head) that
  * sees {@code v} slots, the quantized part (slots {@code [0, min(v, Q))}) is attended on the packed
- * codes by {@code kv_decode_int4} in fixed chunks of {@value #INT4_CHUNK} slots and merged by {@code
- * kv_combine}; that partial is then the extra partial of the residual's {@link CudaLayerAttention}
+ * codes by the int4 kernel in chunks sized by that count ({@link KernelEmulator#chunkFor}) and merged
+ * by {@code kv_combine}; that partial is then the extra partial of the residual's {@link CudaLayerAttention}
  * (slots {@code [Q, v)}, exact f16), merged with its chunks by {@code kv_combine_hybrid}. Both splits
  * depend on the visible counts alone, so a token's result does not depend on its batch.
  *
@@ -24,8 +24,8 @@ import java.lang.foreign.ValueLayout;
  * than any before.
  */
 public final class CudaKiviLayerAttention implements LayerAttention, AutoCloseable {
-    /** Slots per chunk of the int4 split (a multiple of every supported group size's 32). */
-    public static final int INT4_CHUNK = 2048;
+    /** The int4 split: chunks sized by each head's quantized visible count, as the f16 split's. */
+    static final int INT4_CHUNK = KernelEmulator.CHUNK_BY_LENGTH;
 
     private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
     private static final long MAX_PARTIAL_BYTES = CudaLayerAttention.MAX_PARTIAL_BYTES;

@@ -185,6 +185,9 @@ public final class DeviceCheck {
             {64, 16, 1, 3, 64 * 40, 256},
             {32, 128, 3, 2, 32 * 70, 1024},
             {32, 32, 1, 8, 32 * 2048, 2048},
+            // chunks sized by the visible count (2,048 slots past 32K)
+            {32, 32, 1, 4, 32 * 1500, KernelEmulator.CHUNK_BY_LENGTH},
+            {64, 16, 2, 2, 64 * 40, KernelEmulator.CHUNK_BY_LENGTH},
         };
         boolean before = JCudaDevice.pipelinedInt4;
         try {
@@ -676,7 +679,7 @@ public final class DeviceCheck {
         long headBytes = headGroups * groupBytes;
         long totalBytes = kvHeads * headBytes;
         int rows = group * kvHeads;
-        int[] chunkSizes = {1024, 2048, 4096, 8192};
+        int[] chunkSizes = {1024, 2048, 4096, 8192, KernelEmulator.CHUNK_BY_LENGTH};
         List<Long> allocs = new ArrayList<>();
         Device.HostBuffer host = gpu.allocHost(blockBytes);
         try {
@@ -779,10 +782,10 @@ public final class DeviceCheck {
                 for (int c = 0; c < chunkSizes.length; c++) {
                     double t = times[kind][c];
                     log.printf(
-                            "  %s int4 attention (decode+combine) chunk=%d: %.4f ms  -> packed read %.1f GB/s, %.1f GB/s"
+                            "  %s int4 attention (decode+combine) chunk=%s: %.4f ms  -> packed read %.1f GB/s, %.1f GB/s"
                                     + " of f16-equivalent KV; attention/copy time %.3f%s%n",
                             kind == 0 ? "kv_decode_int4" : "kv_decode_int4_g4_d128_p3",
-                            chunkSizes[c],
+                            chunkName(chunkSizes[c], slots),
                             t * 1e3,
                             totalBytes / t / 1e9,
                             f16Bytes / t / 1e9,

@@ -108,10 +108,14 @@ public final class KernelEmulator {
         }
     }
 
-    /** The int4 kernel's {@code chunk}: a fixed number of slots. */
+    /**
+     * The int4 kernels' {@code chunk}: a positive multiple of 32 slots (a tile never crosses a KIVI
+     * group), or {@link #CHUNK_BY_LENGTH}.
+     */
     static void checkInt4Chunk(int chunk) {
-        if (chunk <= 0) {
-            throw new IllegalArgumentException("the int4 decode kernel takes a fixed chunk of slots, was " + chunk);
+        if (chunk < 0 || chunk % 32 != 0) {
+            throw new IllegalArgumentException("the int4 decode kernels take a positive multiple of 32 slots, or 0 for"
+                    + " chunks sized by each head's visible count, was " + chunk);
         }
     }
 

@@ -198,11 +198,10 @@ public final class KernelHarness {
 
     /** {@code kv_decode_int4} then {@code kv_combine} on {@code dev}. */
     public static Result decodeInt4(Device dev, Int4Problem p, int chunk) {
-        int maxVisible = 0;
+        int maxChunks = 1;
         for (int v : p.visible()) {
-            maxVisible = Math.max(maxVisible, v);
+            maxChunks = Math.max(maxChunks, KernelEmulator.chunks(v, chunk));
         }
-        int maxChunks = Math.max(1, (maxVisible + chunk - 1) / chunk);
         int d = p.layout().headDim();
         int rows = p.tokens() * p.kvHeads() * p.group();
         long hostBytes = 4L * rows * d + 4L * rows + 8L * p.kvHeads() + 4L * p.visible().length;

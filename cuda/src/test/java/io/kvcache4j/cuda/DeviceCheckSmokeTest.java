@@ -19,7 +19,7 @@ class DeviceCheckSmokeTest {
     void correctnessRunsAndPassesOnTheEmulatedDevice() {
         try (EmulatedDevice dev = new EmulatedDevice()) {
             List<DeviceCheck.Outcome> outcomes = DeviceCheck.correctness(dev, System.out, 1500);
-            assertEquals(60, outcomes.size());
+            assertEquals(62, outcomes.size());
             for (DeviceCheck.Outcome o : outcomes) {
                 assertTrue(o.passed(), o.toString());
                 assertEquals(0.0, o.relativeError() * (o.what().contains("store path") ? 0 : 1), o.toString());

@@ -56,6 +56,7 @@ class Int4KernelTest {
         KernelHarness.Int4Problem p = KernelHarness.randomInt4(layout, tokens, kvHeads, group, slots, visible, 3f, 4);
         try (EmulatedDevice dev = new EmulatedDevice()) {
             KernelHarness.Result got = KernelHarness.decodeInt4(dev, p, 256);
+            KernelHarness.Result byLength = KernelHarness.decodeInt4(dev, p, KernelEmulator.CHUNK_BY_LENGTH);
             KernelHarness.Result want = Reference.decode(
                     tokens,
                     kvHeads,
@@ -68,6 +69,12 @@ class Int4KernelTest {
             double rel = KernelHarness.relativeError(got, want, d);
             assertTrue(rel < 2e-5, "relative error " + rel);
             assertTrue(KernelHarness.lseError(got, want) < 2e-5);
+            double relByLength = KernelHarness.relativeError(byLength, want, d);
+            assertTrue(relByLength < 2e-5, "chunks by length: relative error " + relByLength);
+            assertTrue(KernelHarness.lseError(byLength, want) < 2e-5);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, () -> KernelHarness.decodeInt4(dev, p, 100));
+            assertTrue(e.getMessage().contains("multiple of 32"), e.getMessage());
             assertEquals(Float.NEGATIVE_INFINITY, got.lse()[kvHeads * group]); // token 1, KV head 0 sees nothing
         }
     }
