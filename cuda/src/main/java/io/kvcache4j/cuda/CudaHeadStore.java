@@ -10,7 +10,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * Exact f16 or bf16 storage of one (layer, KV head) resident on a {@link Device}, with a host mirror.
+ * Exact f16 or bf16 storage of one (layer, KV head) resident on a {@link Device}, with a host mirror
+ * (or without one: {@link #deviceOnly}).
  *
  * <p><b>Device memory.</b> One allocation of {@code capacity} rows of keys then {@code capacity}
  * rows of values, both row-major {@code [slot][headDim]} (what {@code kv_decode_*} reads), grown by
@@ -37,7 +38,10 @@ public final class CudaHeadStore implements HeadStore {
     private final KvDType type;
     private final int headDim;
     private final long rowBytes;
+    /** The host copy of the rows, or null for a device-only store. */
     private final PagedHeadStore mirror;
+
+    private final int pageTokens;
 
     private long base;
     private int capacity;
@@ -55,6 +59,20 @@ public final class CudaHeadStore implements HeadStore {
 
     /** Creates an empty store; the device memory is allocated on the first append. */
     public CudaHeadStore(Device device, KvDType type, int headDim, int pageTokens) {
+        this(device, type, headDim, pageTokens, true);
+    }
+
+    /**
+     * An empty store whose rows live on the device only, without the host mirror: for a caller that
+     * keeps the same rows on the host itself (a split store's fast tier on the GPU). {@link #attend},
+     * {@link #readKey} and {@link #readValue} then read the rows back from the device, and a layer
+     * source over such stores cannot report per-key scores.
+     */
+    public static CudaHeadStore deviceOnly(Device device, KvDType type, int headDim) {
+        return new CudaHeadStore(device, type, headDim, io.kvcache4j.api.KvCacheBuilder.DEFAULT_PAGE_TOKENS, false);
+    }
+
+    private CudaHeadStore(Device device, KvDType type, int headDim, int pageTokens, boolean hostMirror) {
         if (type == KvDType.F32) {
             throw new IllegalArgumentException("CUDA stores keep f16 or bf16 rows, not f32");
         }
@@ -66,7 +84,8 @@ public final class CudaHeadStore implements HeadStore {
         this.type = type;
         this.headDim = headDim;
         this.rowBytes = (long) headDim * type.bytes();
-        this.mirror = new PagedHeadStore(type, headDim, pageTokens, AttentionKernels.get());
+        this.mirror = hostMirror ? new PagedHeadStore(type, headDim, pageTokens, AttentionKernels.get()) : null;
+        this.pageTokens = pageTokens;
     }
 
     /** The storage type of the rows (f16 or bf16). */
@@ -104,7 +123,7 @@ public final class CudaHeadStore implements HeadStore {
         return (base == 0 ? 0 : 2L * capacity * rowBytes) + stagingBytes + scratchBytes;
     }
 
-    /** The host mirror (same rows, same rounding). */
+    /** The host mirror (same rows, same rounding); null for a {@link #deviceOnly} store. */
     public PagedHeadStore mirror() {
         return mirror;
     }
@@ -121,7 +140,7 @@ public final class CudaHeadStore implements HeadStore {
 
     @Override
     public long bytesHeld() {
-        return mirror.bytesHeld() + deviceBytes() + hostBytes;
+        return (mirror == null ? 0 : mirror.bytesHeld()) + deviceBytes() + hostBytes;
     }
 
     private void ensureCapacity(int rows) {
@@ -168,7 +187,11 @@ public final class CudaHeadStore implements HeadStore {
     @Override
     public void append(float[] keys, int keysOffset, float[] values, int valuesOffset, int rowStride, int tokens) {
         ensureOpen();
-        mirror.append(keys, keysOffset, values, valuesOffset, rowStride, tokens);
+        if (mirror != null) {
+            mirror.append(keys, keysOffset, values, valuesOffset, rowStride, tokens);
+        } else if (tokens < 0) {
+            throw new IllegalArgumentException("tokens must be >= 0, was " + tokens);
+        }
         long n = (long) tokens * headDim;
         ensureCapacity(count + tokens);
         ensureHost(8 * n);
@@ -189,7 +212,11 @@ public final class CudaHeadStore implements HeadStore {
     @Override
     public void compact(int from, int[] sources, int moved, int newCount) {
         ensureOpen();
-        mirror.compact(from, sources, moved, newCount);
+        if (mirror != null) {
+            mirror.compact(from, sources, moved, newCount);
+        } else {
+            checkCompact(from, sources, moved, newCount);
+        }
         if (moved > 0) {
             long rows = moved * rowBytes;
             long need = 4L * moved + rows;
@@ -224,20 +251,83 @@ public final class CudaHeadStore implements HeadStore {
         count = newCount;
     }
 
+    private void checkCompact(int from, int[] sources, int moved, int newCount) {
+        if (from < 0 || moved < 0 || from + moved > newCount || newCount > count) {
+            throw new IllegalArgumentException("compact(from " + from + ", moved " + moved + ", newCount " + newCount
+                    + ") out of range for " + count + " slots");
+        }
+        for (int j = 0; j < moved; j++) {
+            if (sources[j] < 0 || sources[j] >= count) {
+                throw new IllegalArgumentException(
+                        "compact: source " + sources[j] + " out of range [0, " + count + ")");
+            }
+        }
+    }
+
     @Override
     public void attend(GroupAttention state, SlotSelection selection) {
         ensureOpen();
-        mirror.attend(state, selection);
+        if (mirror != null) {
+            mirror.attend(state, selection);
+            return;
+        }
+        // device only: the rows read back into a host store of the same type, then attended there
+        try (PagedHeadStore rows = hostRows()) {
+            rows.attend(state, selection);
+        }
     }
 
     @Override
     public void readKey(int slot, float[] dst, int offset) {
-        mirror.readKey(slot, dst, offset);
+        if (mirror != null) {
+            mirror.readKey(slot, dst, offset);
+        } else {
+            readRow(slot, false, dst, offset);
+        }
     }
 
     @Override
     public void readValue(int slot, float[] dst, int offset) {
-        mirror.readValue(slot, dst, offset);
+        if (mirror != null) {
+            mirror.readValue(slot, dst, offset);
+        } else {
+            readRow(slot, true, dst, offset);
+        }
+    }
+
+    private void readRow(int slot, boolean value, float[] dst, int offset) {
+        ensureOpen();
+        java.util.Objects.checkIndex(slot, count);
+        java.util.Objects.checkFromIndexSize(offset, headDim, dst.length);
+        ensureHost(rowBytes);
+        device.synchronize();
+        device.copyToHost(host, 0, (value ? valuesPointer() : base) + slot * rowBytes, rowBytes);
+        device.synchronize();
+        MemorySegment h = host.segment();
+        for (int i = 0; i < headDim; i++) {
+            dst[offset + i] = toFloat(h.get(KernelEmulator.I16, 2L * i));
+        }
+    }
+
+    private float toFloat(short bits) {
+        return type == KvDType.F16 ? Float.float16ToFloat(bits) : KvDType.bf16BitsToFloat(bits);
+    }
+
+    /** The rows {@code [0, count)} read back from the device into a new host store. */
+    private PagedHeadStore hostRows() {
+        short[] raw = downloadRows();
+        PagedHeadStore rows = new PagedHeadStore(type, headDim, pageTokens, AttentionKernels.get());
+        float[] k = new float[headDim];
+        float[] v = new float[headDim];
+        long n = (long) count * headDim;
+        for (int s = 0; s < count; s++) {
+            for (int i = 0; i < headDim; i++) {
+                k[i] = toFloat(raw[(int) ((long) s * headDim + i)]);
+                v[i] = toFloat(raw[(int) (n + (long) s * headDim + i)]);
+            }
+            rows.append(k, 0, v, 0, headDim, 1);
+        }
+        return rows;
     }
 
     /** Reads rows {@code [0, count)} back from the device: keys then values, raw 16-bit elements (tests). */
@@ -292,6 +382,8 @@ public final class CudaHeadStore implements HeadStore {
         scratchBytes = 0;
         hostBytes = 0;
         count = 0;
-        mirror.close();
+        if (mirror != null) {
+            mirror.close();
+        }
     }
 }

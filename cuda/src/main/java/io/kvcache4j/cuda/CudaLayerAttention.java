@@ -99,8 +99,12 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         }
         this.type = stores[0].type();
         this.chunkTokens = chunkTokens;
-        this.cpu = LayerAttention.cpu(
-                new LayerContext(shape, context.layer(), mirrors(stores), context.pool()), AttentionKernels.get());
+        io.kvcache4j.store.HeadStore[] mirrors = mirrors(stores);
+        // device-only stores (no host mirror): no CPU pass, so no per-key scores
+        this.cpu = java.util.Arrays.asList(mirrors).contains(null)
+                ? null
+                : LayerAttention.cpu(
+                        new LayerContext(shape, context.layer(), mirrors, context.pool()), AttentionKernels.get());
         this.versions = new int[stores.length];
         java.util.Arrays.fill(versions, -1);
     }
@@ -120,12 +124,16 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
 
     @Override
     public boolean reportsScores() {
-        return true;
+        return cpu != null;
     }
 
     @Override
     public void attend(LayerBatch batch) {
         if (batch.scoreAggregation() != null) {
+            if (cpu == null) {
+                throw new IllegalStateException(
+                        "per-key scores need the stores' host mirrors; these stores live on the device only");
+            }
             cpu.attend(batch);
             return;
         }

@@ -74,6 +74,71 @@ class CudaHeadStoreTest {
         }
     }
 
+    /**
+     * A device-only store (no host mirror) holds the same rows as a mirrored one: reads, attention and
+     * compaction read them back from the device; its bytes are the device's and the pinned staging.
+     */
+    @Test
+    void deviceOnlyStoreReadsItsRowsBackFromTheDevice() {
+        int d = 64;
+        SplittableRandom r = new SplittableRandom(31);
+        try (EmulatedDevice dev = new EmulatedDevice()) {
+            CudaHeadStore mirrored = new CudaHeadStore(dev, KvDType.F16, d, 16);
+            CudaHeadStore only = CudaHeadStore.deviceOnly(dev, KvDType.F16, d);
+            assertEquals(null, only.mirror());
+            float[] k = new float[300 * d];
+            float[] v = new float[300 * d];
+            for (int i = 0; i < k.length; i++) {
+                k[i] = (float) r.nextGaussian();
+                v[i] = (float) r.nextGaussian();
+            }
+            for (CudaHeadStore s : new CudaHeadStore[] {mirrored, only}) {
+                s.append(k, 0, v, 0, d, 250);
+                s.append(k, 250 * d, v, 250 * d, d, 50);
+                int[] sources = new int[200];
+                for (int j = 0; j < sources.length; j++) {
+                    sources[j] = 100 + j;
+                }
+                s.compact(50, sources, 200, 250);
+            }
+            assertEquals(250, only.count());
+            float[] a = new float[d];
+            float[] b = new float[d];
+            for (int slot = 0; slot < 250; slot += 7) {
+                mirrored.readKey(slot, a, 0);
+                only.readKey(slot, b, 0);
+                assertEquals(java.util.Arrays.toString(a), java.util.Arrays.toString(b), "key " + slot);
+                mirrored.readValue(slot, a, 0);
+                only.readValue(slot, b, 0);
+                assertEquals(java.util.Arrays.toString(a), java.util.Arrays.toString(b), "value " + slot);
+            }
+            float[] q = new float[2 * d];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (float) r.nextGaussian();
+            }
+            float[][] out = new float[2][2 * d];
+            CudaHeadStore[] both = {mirrored, only};
+            for (int w = 0; w < 2; w++) {
+                io.kvcache4j.attention.GroupAttention st = new io.kvcache4j.attention.GroupAttention(2, d);
+                st.begin(q, 0, 0.125f);
+                both[w].attend(st, new io.kvcache4j.store.SlotSelection().prefix(250));
+                st.finish(out[w], 0);
+            }
+            assertEquals(java.util.Arrays.toString(out[0]), java.util.Arrays.toString(out[1]), "attention");
+            var e = assertThrows(IllegalArgumentException.class, () -> only.compact(0, new int[] {300}, 1, 1));
+            assertTrue(e.getMessage().contains("out of range [0, 250)"), e.getMessage());
+            // beyond the device, only the pinned staging of the largest append (250 f32 key and value rows)
+            assertTrue(only.bytesHeld() - only.deviceBytes() <= 2L * 250 * d * 4, "bytes " + only.bytesHeld());
+            assertEquals(
+                    mirrored.mirror().bytesHeld(),
+                    mirrored.bytesHeld() - only.bytesHeld(),
+                    "the same store but for the mirror");
+            mirrored.close();
+            only.close();
+            assertEquals(0, dev.bytesAllocated());
+        }
+    }
+
     @Test
     void rejectsShapesTheKernelsDoNotTake() {
         try (EmulatedDevice dev = new EmulatedDevice()) {

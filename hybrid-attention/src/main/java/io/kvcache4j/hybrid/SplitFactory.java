@@ -59,7 +59,7 @@ public final class SplitFactory implements HeadStoreFactory {
     /**
      * The same split with its fast tier also on {@code device} (the GPU, named {@code NAME-cuda}):
      * every store keeps its fast rows (sinks and recent window) in a {@link
-     * io.kvcache4j.cuda.CudaHeadStore} as well, in step with the host rows, and the layer's dense part
+     * io.kvcache4j.cuda.CudaHeadStore#deviceOnly device-only store} as well, in step with the host rows, and the layer's dense part
      * runs there ({@link CudaSplitLayerAttention}) while CPU threads compute the sparse part over
      * the slow tier; the two merge on the device. The host fast rows stay the rows of record (they
      * serve reads, compaction and any non-layer attention pass).
@@ -173,7 +173,7 @@ public final class SplitFactory implements HeadStoreFactory {
                 throw new IllegalArgumentException("the CUDA kernels take GQA groups of at most "
                         + io.kvcache4j.cuda.KernelEmulator.MAX_GROUP + " query heads, the model has " + group);
             }
-            store.copyFastTo(new io.kvcache4j.cuda.CudaHeadStore(device, KvDType.F16, spec.headDim(), pageTokens));
+            store.copyFastTo(io.kvcache4j.cuda.CudaHeadStore.deviceOnly(device, KvDType.F16, spec.headDim()));
         }
         return store;
     }
