@@ -46,6 +46,7 @@ public final class CudaKiviHeadStore implements HeadStore {
 
     private Device.HostBuffer staging;
     private long stagingBytes;
+    private int[] shift = new int[0];
     private float[] rowK = new float[0];
     private float[] rowV = new float[0];
     private int version;
@@ -154,12 +155,14 @@ public final class CudaKiviHeadStore implements HeadStore {
         if (drop <= 0) {
             return;
         }
-        int n = residual.count();
-        int[] sources = new int[n - drop];
-        for (int j = 0; j < sources.length; j++) {
-            sources[j] = drop + j;
+        int kept = residual.count() - drop;
+        if (shift.length < kept) {
+            shift = new int[Math.max(kept, 2 * shift.length)];
         }
-        residual.compact(0, sources, sources.length, sources.length);
+        for (int j = 0; j < kept; j++) {
+            shift[j] = drop + j;
+        }
+        residual.compact(0, shift, kept, kept);
     }
 
     /** Uploads the host store's groups {@code [uploaded, Q / G)}. */

@@ -56,6 +56,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     private final CudaHeadStore[] stores;
     private final KvDType type;
     private final int chunkTokens;
+    private boolean closed;
     private final LayerAttention cpu;
     private final int[] versions;
     /** Per token of the batch, its most chunks over the KV heads (grown, never shrunk). */
@@ -129,6 +130,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
 
     @Override
     public void attend(LayerBatch batch) {
+        ensureOpen();
         if (batch.scoreAggregation() != null) {
             if (cpu == null) {
                 throw new IllegalStateException(
@@ -146,6 +148,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
      * extra partial.
      */
     public void attend(LayerBatch b, float[] extraOut, float[] extraLse) {
+        ensureOpen();
         int tokens = b.tokens();
         int kvHeads = shape.kvHeads();
         if (tokenChunks.length < tokens) {
@@ -272,6 +275,12 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         device.copyToDevice(table, hostUp, at, 16L * stores.length);
     }
 
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("layer attention is closed");
+        }
+    }
+
     private void ensureBuffers(long upNeed, long downNeed, long partsNeed) {
         if (table == 0) {
             table = device.malloc(16L * stores.length);
@@ -324,6 +333,10 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
     /** Frees the device and staging buffers. Idempotent. */
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         for (long p : new long[] {table, up, down, parts}) {
             if (p != 0) {
                 device.free(p);

@@ -39,7 +39,9 @@ class CudaKiviHeadStoreTest {
             }
             HeadStore[] hosts = {stores[0].host(), stores[1].host()};
             LayerContext ctx = new LayerContext(shape, 0, stores, null);
+            CudaKiviLayerAttention closedAtt;
             try (CudaKiviLayerAttention att = new CudaKiviLayerAttention(dev, ctx)) {
+                closedAtt = att;
                 LayerAttention cpu =
                         LayerAttention.cpu(new LayerContext(shape, 0, hosts, null), AttentionKernels.get());
                 // a prefill, then single tokens across group completions, then a batch
@@ -64,6 +66,21 @@ class CudaKiviHeadStoreTest {
                     assertTrue(s.bytesHeld() > s.host().bytesHeld());
                 }
             }
+            LayerBatch after = new LayerBatch(shape, 1)
+                    .set(
+                            0,
+                            1,
+                            new float[shape.queryRowFloats()],
+                            0,
+                            1f,
+                            new float[shape.queryRowFloats()],
+                            0,
+                            null,
+                            0,
+                            null,
+                            null);
+            var closedError = assertThrows(IllegalStateException.class, () -> closedAtt.attend(after));
+            assertEquals("layer attention is closed", closedError.getMessage());
             for (CudaKiviHeadStore s : stores) {
                 s.close();
                 s.close();

@@ -66,11 +66,18 @@ class HybridLayerAttentionTest {
                     sparse);
             float[] out = new float[q.length];
             float[] lse = new float[tokens * qh];
+            CudaLayerAttention closed;
             try (CudaLayerAttention att = new CudaLayerAttention(dev, new LayerContext(shape, 0, gpu, null), 256)) {
+                closed = att;
                 att.maxPartialBytes = maxPartialBytes;
                 LayerBatch b = batch(shape, tokens, q, scale, out, lse, dense);
                 att.attend(b, sparseOut, sparseLse);
             }
+            closed.close();
+            var e = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalStateException.class,
+                    () -> closed.attend(batch(shape, tokens, q, scale, new float[q.length], null, dense)));
+            org.junit.jupiter.api.Assertions.assertEquals("layer attention is closed", e.getMessage());
             float[] want = new float[q.length];
             float[] wantLse = new float[tokens * qh];
             run(

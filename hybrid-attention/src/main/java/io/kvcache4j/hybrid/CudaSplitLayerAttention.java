@@ -40,6 +40,7 @@ final class CudaSplitLayerAttention implements LayerAttention, AttentionPool.Tas
     private float[] extraOut = new float[0];
     private float[] extraLse = new float[0];
     private LayerBatch batch;
+    private boolean closed;
 
     CudaSplitLayerAttention(Device device, LayerContext context, AttentionKernel kernel) {
         this.shape = context.shape();
@@ -74,6 +75,9 @@ final class CudaSplitLayerAttention implements LayerAttention, AttentionPool.Tas
 
     @Override
     public void attend(LayerBatch b) {
+        if (closed) {
+            throw new IllegalStateException("layer attention is closed");
+        }
         if (b.scoreAggregation() != null) {
             throw new IllegalStateException("split storage does not report per-key scores");
         }
@@ -151,6 +155,7 @@ final class CudaSplitLayerAttention implements LayerAttention, AttentionPool.Tas
     /** Frees the device source's buffers. Idempotent. */
     @Override
     public void close() {
+        closed = true;
         dense.close();
     }
 }

@@ -72,6 +72,22 @@ class CudaSplitTest {
             }
             compare(host, device, shape, stores[0], r, 2);
             ((AutoCloseable) device).close();
+            ((AutoCloseable) device).close();
+            LayerBatch after = new LayerBatch(shape, 1)
+                    .set(
+                            0,
+                            1,
+                            new float[shape.queryRowFloats()],
+                            0,
+                            1f,
+                            new float[shape.queryRowFloats()],
+                            0,
+                            null,
+                            0,
+                            null,
+                            null);
+            var closedError = assertThrows(IllegalStateException.class, () -> device.attend(after));
+            assertEquals("layer attention is closed", closedError.getMessage());
             for (HeadStore[] side : stores) {
                 for (HeadStore s : side) {
                     s.close();
