@@ -28,16 +28,8 @@ public final class CudaKiviHeadStoreFactory implements HeadStoreFactory {
     public CudaKiviHeadStoreFactory(Device device, KiviConfig config, int pageTokens) {
         this.device = Objects.requireNonNull(device, "device");
         this.config = Objects.requireNonNull(config, "config");
-        // what KiviLayout.of checks, before any store exists (the head dimension is checked per store)
-        if (config.bits() != 4 || config.scaleType() != io.kvcache4j.api.KvDType.F32) {
-            throw new IllegalArgumentException("the int4 kernel reads 4-bit codes with f32 scales and zero points;"
-                    + " configuration has " + config.bits() + " bits and "
-                    + config.scaleType().name().toLowerCase(java.util.Locale.ROOT) + " scales");
-        }
-        if (config.groupTokens() % 32 != 0) {
-            throw new IllegalArgumentException(
-                    "the int4 kernel takes groups of a multiple of 32 tokens, was " + config.groupTokens());
-        }
+        // the head dimension is checked per store (KiviLayout.of)
+        KiviLayout.checkReadable(config);
         config.factory(pageTokens); // checks pageTokens
         this.pageTokens = pageTokens;
     }

@@ -41,6 +41,18 @@ public record KiviLayout(int headDim, int groupTokens, int valueGroupChannels) {
 
     /** The layout of a 4-bit KIVI configuration whose scales and zero points are f32. */
     public static KiviLayout of(KiviConfig config, int headDim) {
+        checkReadable(config);
+        config.check(headDim);
+        return new KiviLayout(headDim, config.groupTokens(), config.valueGroupChannels());
+    }
+
+    /**
+     * Checks what the int4 kernels need of a configuration whatever the head dimension: 4-bit codes,
+     * f32 scales and zero points, groups of a multiple of 32 tokens.
+     *
+     * @throws IllegalArgumentException naming the value the kernels cannot read
+     */
+    public static void checkReadable(KiviConfig config) {
         if (config.bits() != BITS) {
             throw new IllegalArgumentException("the int4 kernel reads 4-bit codes, configuration has " + config.bits());
         }
@@ -48,8 +60,10 @@ public record KiviLayout(int headDim, int groupTokens, int valueGroupChannels) {
             throw new IllegalArgumentException("the int4 kernel reads f32 scales and zero points, configuration has "
                     + config.scaleType().name().toLowerCase(java.util.Locale.ROOT));
         }
-        config.check(headDim);
-        return new KiviLayout(headDim, config.groupTokens(), config.valueGroupChannels());
+        if (config.groupTokens() % 32 != 0) {
+            throw new IllegalArgumentException(
+                    "groupTokens must be a positive multiple of 32 for the int4 kernel, was " + config.groupTokens());
+        }
     }
 
     int valueGroups() {
