@@ -82,4 +82,15 @@ public interface AttentionKernel {
      * massOut[0..slots)}.
      */
     void mass(GroupAttention state, int slots, ScoreAggregation aggregation, float[] massOut);
+
+    /**
+     * Tokens per prefill tile for rows of {@code type} and {@code headDim} and a GQA group of {@code
+     * group}: a {@link #scan} over a {@link GroupAttention} of {@code tiles · group} rows with unit
+     * {@code group} gives every token's rows the bits of its own pass over the same keys while
+     * loading and widening each key and value once for all of them. 1 where this kernel has no such
+     * path (the caller then runs one pass per token).
+     */
+    default int prefillTileTokens(KvDType type, int headDim, int group) {
+        return 1;
+    }
 }

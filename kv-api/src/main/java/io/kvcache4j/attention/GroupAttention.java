@@ -29,6 +29,14 @@ public final class GroupAttention {
 
     final int headDim;
     final int group;
+    /**
+     * The GQA group whose single-token pass each run of {@code unit} rows reproduces: a state of
+     * {@code group = tokens × unit} rows attends several tokens' query heads at once (prefill
+     * tiles), and the kernels then keep each row's arithmetic exactly as in a pass of {@code unit}
+     * rows, so a row's bits do not depend on the tile it ran in.
+     */
+    final int unit;
+
     final float[] q;
     final float[] m;
     /**
@@ -55,10 +63,23 @@ public final class GroupAttention {
 
     /** Creates state whose online-softmax steps run on {@code kernel}. */
     public GroupAttention(int group, int headDim, AttentionKernel kernel) {
+        this(group, headDim, kernel, group);
+    }
+
+    /**
+     * Creates state for {@code group} rows made of {@code group / unit} tokens' query heads, each
+     * token's {@code unit} rows computed exactly as a state of {@code unit} rows computes them (see
+     * {@link #beginTokens} and {@link #copyTokenTo}).
+     */
+    public GroupAttention(int group, int headDim, AttentionKernel kernel, int unit) {
         this.kernel = java.util.Objects.requireNonNull(kernel, "kernel");
         if (group <= 0 || headDim <= 0) {
             throw new IllegalArgumentException("group and headDim must be >= 1, were " + group + " and " + headDim);
         }
+        if (unit <= 0 || group % unit != 0) {
+            throw new IllegalArgumentException("unit must divide group " + group + ", was " + unit);
+        }
+        this.unit = unit;
         this.group = group;
         this.headDim = headDim;
         this.q = new float[group * headDim];
@@ -78,6 +99,52 @@ public final class GroupAttention {
 
     public int headDim() {
         return headDim;
+    }
+
+    /** Rows per token: the GQA group each token's rows are computed as (see the constructor). */
+    public int unit() {
+        return unit;
+    }
+
+    /**
+     * Starts a pass over {@code group / unit} tokens: token {@code i}'s {@code unit · headDim} query
+     * floats are read from {@code queries[offset + i·stride ..]}, multiplied by {@code scale}; the
+     * running state is reset and logit recording is off.
+     */
+    public void beginTokens(float[] queries, int offset, int stride, float scale) {
+        int rowFloats = unit * headDim;
+        for (int t = 0, tokens = group / unit; t < tokens; t++) {
+            int src = offset + t * stride;
+            int dst = t * rowFloats;
+            for (int i = 0; i < rowFloats; i++) {
+                q[dst + i] = queries[src + i] * scale;
+            }
+        }
+        Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        Arrays.fill(l, 0f);
+        Arrays.fill(acc, 0f);
+        recording = false;
+    }
+
+    /**
+     * Copies token {@code token}'s rows of this pass (scaled queries and running state) into {@code
+     * dst}, a state of {@code unit} rows and the same head size, which can then scan further keys
+     * and {@link #finish} as if it had run the whole pass itself.
+     */
+    public void copyTokenTo(int token, GroupAttention dst) {
+        if (dst.group != unit || dst.headDim != headDim) {
+            throw new IllegalArgumentException(
+                    "destination has " + dst.group + " rows of " + dst.headDim + "; needs " + unit + " of " + headDim);
+        }
+        if (token < 0 || token >= group / unit) {
+            throw new IndexOutOfBoundsException("token " + token + " out of range [0, " + group / unit + ")");
+        }
+        int rowFloats = unit * headDim;
+        System.arraycopy(q, token * rowFloats, dst.q, 0, rowFloats);
+        System.arraycopy(acc, token * rowFloats, dst.acc, 0, rowFloats);
+        System.arraycopy(m, token * unit, dst.m, 0, unit);
+        System.arraycopy(l, token * unit * BLOCK, dst.l, 0, unit * BLOCK);
+        dst.recording = false;
     }
 
     /**

@@ -65,6 +65,19 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         return "panama";
     }
 
+    /**
+     * Two four-head tokens or four two-head tokens: the direct f16 path then widens each key and
+     * value vector once for eight rows ({@link #scoresF16x8}, {@link #scoresF16x8Paired}, {@link
+     * #accumulateF16x8}), with each head's arithmetic that of its own token's pass.
+     */
+    @Override
+    public int prefillTileTokens(KvDType type, int headDim, int group) {
+        if (type != KvDType.F16 || LANES != GroupAttention.BLOCK || headDim % LANES != 0) {
+            return 1;
+        }
+        return group == 2 ? 4 : group == 4 ? 2 : 1;
+    }
+
     @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         int i = 0;
@@ -315,13 +328,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
         boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
         if (directF16) {
-            if (g == 2) {
-                accumulateF16x2(st, page, valueOffset, nb);
-            } else {
-                for (int h = 0; h < g; h += 4) {
-                    accumulateF16x4(st, page, valueOffset, nb, h);
-                }
-            }
+            accumulateF16(st, page, valueOffset, nb);
             return;
         }
         decode(page, valueOffset, type, st.vBuf, 0, nb * d);
@@ -384,21 +391,29 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             }
         }
         softmaxBlock(st, nb, slot);
-        if (g == 2) {
-            accumulateF16x2(st, page, vBase, nb);
-        } else {
-            for (int h = 0; h < g; h += 4) {
-                accumulateF16x4(st, page, vBase, nb, h);
-            }
-        }
+        accumulateF16(st, page, vBase, nb);
     }
 
     /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
     private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
-        if (st.group == 2) {
-            scoresF16x2(st, page, kBase, dimStride);
+        final int g = st.group;
+        if (g == 2) {
+            scoresF16x2(st, page, kBase, dimStride, 0);
+        } else if (st.unit == 2) {
+            // rows of two-head tokens keep scoresF16x2's two chains per head
+            int h = 0;
+            for (; h + 8 <= g; h += 8) {
+                scoresF16x8Paired(st, page, kBase, dimStride, h);
+            }
+            for (; h < g; h += 2) {
+                scoresF16x2(st, page, kBase, dimStride, h);
+            }
         } else {
-            for (int h = 0; h < st.group; h += 4) {
+            int h = 0;
+            for (; h + 8 <= g; h += 8) {
+                scoresF16x8(st, page, kBase, dimStride, h);
+            }
+            for (; h < g; h += 4) {
                 scoresF16x4(st, page, kBase, dimStride, h);
             }
         }
@@ -464,9 +479,12 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         a3.intoArray(st.blockLogits, base + 3 * GroupAttention.BLOCK);
     }
 
-    private static void scoresF16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+    /** Heads {@code h} and {@code h + 1}: two chains per head (even and odd dimensions), added at the end. */
+    private static void scoresF16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final float[] q = st.q;
+        final int qa = h * d;
+        final int qb = qa + d;
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector b0 = FloatVector.zero(F);
@@ -476,18 +494,182 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (; i + 1 < d; i += 2, off += 2 * dimStride) {
             FloatVector k0 = f16(page, off);
             FloatVector k1 = f16(page, off + dimStride);
-            a0 = k0.fma(FloatVector.broadcast(F, q[i]), a0);
-            b0 = k0.fma(FloatVector.broadcast(F, q[d + i]), b0);
-            a1 = k1.fma(FloatVector.broadcast(F, q[i + 1]), a1);
-            b1 = k1.fma(FloatVector.broadcast(F, q[d + i + 1]), b1);
+            a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
+            a1 = k1.fma(FloatVector.broadcast(F, q[qa + i + 1]), a1);
+            b1 = k1.fma(FloatVector.broadcast(F, q[qb + i + 1]), b1);
         }
         if (i < d) {
             FloatVector k0 = f16(page, off);
-            a0 = k0.fma(FloatVector.broadcast(F, q[i]), a0);
-            b0 = k0.fma(FloatVector.broadcast(F, q[d + i]), b0);
+            a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
         }
-        a0.add(a1).intoArray(st.blockLogits, 0);
-        b0.add(b1).intoArray(st.blockLogits, GroupAttention.BLOCK);
+        a0.add(a1).intoArray(st.blockLogits, h * GroupAttention.BLOCK);
+        b0.add(b1).intoArray(st.blockLogits, (h + 1) * GroupAttention.BLOCK);
+    }
+
+    /**
+     * Heads {@code h .. h+8} with one chain each, as {@link #scoresF16x4} computes them: each key
+     * vector is widened once for eight heads (a prefill tile of two four-head tokens, or one token
+     * of a group of eight).
+     */
+    private static void scoresF16x8(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F);
+        FloatVector a5 = FloatVector.zero(F);
+        FloatVector a6 = FloatVector.zero(F);
+        FloatVector a7 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            int qi = q0 + i;
+            a0 = k.fma(FloatVector.broadcast(F, q[qi]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[qi + d]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[qi + 2 * d]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[qi + 3 * d]), a3);
+            a4 = k.fma(FloatVector.broadcast(F, q[qi + 4 * d]), a4);
+            a5 = k.fma(FloatVector.broadcast(F, q[qi + 5 * d]), a5);
+            a6 = k.fma(FloatVector.broadcast(F, q[qi + 6 * d]), a6);
+            a7 = k.fma(FloatVector.broadcast(F, q[qi + 7 * d]), a7);
+        }
+        final int block = GroupAttention.BLOCK;
+        int base = h * block;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + block);
+        a2.intoArray(st.blockLogits, base + 2 * block);
+        a3.intoArray(st.blockLogits, base + 3 * block);
+        a4.intoArray(st.blockLogits, base + 4 * block);
+        a5.intoArray(st.blockLogits, base + 5 * block);
+        a6.intoArray(st.blockLogits, base + 6 * block);
+        a7.intoArray(st.blockLogits, base + 7 * block);
+    }
+
+    /**
+     * Heads {@code h .. h+8} of two-head tokens (a prefill tile of four), with {@link
+     * #scoresF16x2}'s two chains per head, so each head's logits have the bits of a two-head pass;
+     * each pair of key vectors is widened once for the eight heads.
+     */
+    private static void scoresF16x8Paired(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F), b4 = FloatVector.zero(F);
+        FloatVector a5 = FloatVector.zero(F), b5 = FloatVector.zero(F);
+        FloatVector a6 = FloatVector.zero(F), b6 = FloatVector.zero(F);
+        FloatVector a7 = FloatVector.zero(F), b7 = FloatVector.zero(F);
+        long off = kBase;
+        int i = 0;
+        for (; i + 1 < d; i += 2, off += 2 * dimStride) {
+            FloatVector k0 = f16(page, off);
+            FloatVector k1 = f16(page, off + dimStride);
+            int qi = q0 + i;
+            a0 = k0.fma(FloatVector.broadcast(F, q[qi]), a0);
+            b0 = k1.fma(FloatVector.broadcast(F, q[qi + 1]), b0);
+            a1 = k0.fma(FloatVector.broadcast(F, q[qi + d]), a1);
+            b1 = k1.fma(FloatVector.broadcast(F, q[qi + d + 1]), b1);
+            a2 = k0.fma(FloatVector.broadcast(F, q[qi + 2 * d]), a2);
+            b2 = k1.fma(FloatVector.broadcast(F, q[qi + 2 * d + 1]), b2);
+            a3 = k0.fma(FloatVector.broadcast(F, q[qi + 3 * d]), a3);
+            b3 = k1.fma(FloatVector.broadcast(F, q[qi + 3 * d + 1]), b3);
+            a4 = k0.fma(FloatVector.broadcast(F, q[qi + 4 * d]), a4);
+            b4 = k1.fma(FloatVector.broadcast(F, q[qi + 4 * d + 1]), b4);
+            a5 = k0.fma(FloatVector.broadcast(F, q[qi + 5 * d]), a5);
+            b5 = k1.fma(FloatVector.broadcast(F, q[qi + 5 * d + 1]), b5);
+            a6 = k0.fma(FloatVector.broadcast(F, q[qi + 6 * d]), a6);
+            b6 = k1.fma(FloatVector.broadcast(F, q[qi + 6 * d + 1]), b6);
+            a7 = k0.fma(FloatVector.broadcast(F, q[qi + 7 * d]), a7);
+            b7 = k1.fma(FloatVector.broadcast(F, q[qi + 7 * d + 1]), b7);
+        }
+        if (i < d) {
+            FloatVector k0 = f16(page, off);
+            int qi = q0 + i;
+            a0 = k0.fma(FloatVector.broadcast(F, q[qi]), a0);
+            a1 = k0.fma(FloatVector.broadcast(F, q[qi + d]), a1);
+            a2 = k0.fma(FloatVector.broadcast(F, q[qi + 2 * d]), a2);
+            a3 = k0.fma(FloatVector.broadcast(F, q[qi + 3 * d]), a3);
+            a4 = k0.fma(FloatVector.broadcast(F, q[qi + 4 * d]), a4);
+            a5 = k0.fma(FloatVector.broadcast(F, q[qi + 5 * d]), a5);
+            a6 = k0.fma(FloatVector.broadcast(F, q[qi + 6 * d]), a6);
+            a7 = k0.fma(FloatVector.broadcast(F, q[qi + 7 * d]), a7);
+        }
+        final int block = GroupAttention.BLOCK;
+        int base = h * block;
+        a0.add(b0).intoArray(st.blockLogits, base);
+        a1.add(b1).intoArray(st.blockLogits, base + block);
+        a2.add(b2).intoArray(st.blockLogits, base + 2 * block);
+        a3.add(b3).intoArray(st.blockLogits, base + 3 * block);
+        a4.add(b4).intoArray(st.blockLogits, base + 4 * block);
+        a5.add(b5).intoArray(st.blockLogits, base + 5 * block);
+        a6.add(b6).intoArray(st.blockLogits, base + 6 * block);
+        a7.add(b7).intoArray(st.blockLogits, base + 7 * block);
+    }
+
+    /** {@link #accumulateF16x4} for heads {@code h .. h+8}: each value vector widened once for eight heads. */
+    private static void accumulateF16x8(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        final long rowBytes = 2L * d;
+        final int p0 = h * block;
+        for (int i = 0; i < d; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            FloatVector a4 = FloatVector.fromArray(F, acc, o0 + 4 * d);
+            FloatVector a5 = FloatVector.fromArray(F, acc, o0 + 5 * d);
+            FloatVector a6 = FloatVector.fromArray(F, acc, o0 + 6 * d);
+            FloatVector a7 = FloatVector.fromArray(F, acc, o0 + 7 * d);
+            long off = vBase + 2L * i;
+            for (int j = 0; j < nb; j++, off += rowBytes) {
+                FloatVector x = f16(page, off);
+                int pj = p0 + j;
+                a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[pj + block]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[pj + 2 * block]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[pj + 3 * block]), a3);
+                a4 = x.fma(FloatVector.broadcast(F, p[pj + 4 * block]), a4);
+                a5 = x.fma(FloatVector.broadcast(F, p[pj + 5 * block]), a5);
+                a6 = x.fma(FloatVector.broadcast(F, p[pj + 6 * block]), a6);
+                a7 = x.fma(FloatVector.broadcast(F, p[pj + 7 * block]), a7);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+            a4.intoArray(acc, o0 + 4 * d);
+            a5.intoArray(acc, o0 + 5 * d);
+            a6.intoArray(acc, o0 + 6 * d);
+            a7.intoArray(acc, o0 + 7 * d);
+        }
+    }
+
+    /** The direct f16 value step for heads of any group the direct path takes (2 or a multiple of 4). */
+    private static void accumulateF16(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int g = st.group;
+        if (g == 2) {
+            accumulateF16x2(st, page, vBase, nb);
+            return;
+        }
+        int h = 0;
+        for (; h + 8 <= g; h += 8) {
+            accumulateF16x8(st, page, vBase, nb, h);
+        }
+        for (; h < g; h += 4) {
+            accumulateF16x4(st, page, vBase, nb, h);
+        }
     }
 
     private static void accumulateF16x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {

@@ -1,6 +1,7 @@
 package io.kvcache4j.cache;
 
 import io.kvcache4j.api.AttentionPool;
+import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.api.ScoreAggregation;
 import io.kvcache4j.attention.AttentionKernel;
@@ -9,6 +10,7 @@ import io.kvcache4j.attention.LayerAttention;
 import io.kvcache4j.attention.LayerBatch;
 import io.kvcache4j.attention.LayerContext;
 import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.PagedHeadStore;
 import io.kvcache4j.store.SlotSelection;
 
 /**
@@ -21,6 +23,14 @@ import io.kvcache4j.store.SlotSelection;
  * counts alone, and each item is computed by one thread, so outputs are bit-identical whatever the
  * pool's size (or without a pool). The items run on the context's {@link AttentionPool} when there
  * are two or more and enough work to pay for waking the pool; otherwise on the caller's thread.
+ *
+ * <p><b>Prefill tiles.</b> Where the kernel offers it ({@link AttentionKernel#prefillTileTokens}) and
+ * the heads live in f16 {@link PagedHeadStore}s, a batch's consecutive tokens are attended in tiles
+ * of that many tokens per KV head and chunk: one pass over the slots every token of the tile sees,
+ * with all their query heads as rows (each key and value loaded and widened once for the tile),
+ * then each token alone over the rest of its slots. The split falls on a block boundary of the
+ * token's own pass and the kernel keeps each row's arithmetic, so every output has the bits of the
+ * untiled pass (tested), with or without tiles, whatever the batch.
  *
  * <p><b>Scores.</b> When the eviction policy wants per-key mass the heads are not chunked (the mass
  * of a key needs the head's total log-sum-exp); the heads still run in parallel, and the mass is
@@ -44,6 +54,10 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
     private final SlotSelection[] selections;
     private final int groupFloats;
     private final int chunkTokens;
+    /** Tokens per prefill tile, 1: no tiles. */
+    private final int tileTokens;
+    /** Per worker, a state of {@code tileTokens} tokens' rows (null without tiles). */
+    private final GroupAttention[] tileStates;
 
     // The batch in flight and its items.
     private LayerBatch batch;
@@ -53,6 +67,15 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
     private int[] itemTo = new int[0];
     /** Per item: index of its partial in {@link #partOut}, or -1 when it writes straight to the output. */
     private int[] itemPart = new int[0];
+    /** Per (token, KV head): its first item and its number of chunks. */
+    private int[] headFirst = new int[0];
+
+    private int[] headChunks = new int[0];
+    /** Work for the pool: work {@code w} runs items {@code workItems[workFirst[w] ..][0, workCount[w])}. */
+    private int[] workFirst = new int[0];
+
+    private int[] workCount = new int[0];
+    private int[] workItems = new int[0];
 
     private float[] partOut = new float[0];
     private float[] partLse = new float[0];
@@ -68,6 +91,14 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
      * exercise the merge on short contexts).
      */
     public CpuLayerAttention(LayerContext context, AttentionKernel kernel, int chunkTokens) {
+        this(context, kernel, chunkTokens, true);
+    }
+
+    /**
+     * A source as {@link #CpuLayerAttention(LayerContext, AttentionKernel, int)}, with prefill tiles
+     * switched off when {@code tiles} is false (tests compare the two).
+     */
+    public CpuLayerAttention(LayerContext context, AttentionKernel kernel, int chunkTokens, boolean tiles) {
         if (chunkTokens < 1) {
             throw new IllegalArgumentException("chunkTokens must be >= 1, was " + chunkTokens);
         }
@@ -87,6 +118,20 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
             selections[w] = new SlotSelection();
         }
         this.groupFloats = shape.groupSize() * shape.headDim();
+        int tile = tiles ? Integer.MAX_VALUE : 1;
+        for (HeadStore store : stores) {
+            tile = Math.min(
+                    tile,
+                    store instanceof PagedHeadStore p && p.dtype() == KvDType.F16
+                            ? p.prefillTileTokens(shape.groupSize())
+                            : 1);
+        }
+        this.tileTokens = Math.max(1, tile);
+        this.tileStates = tileTokens > 1 ? new GroupAttention[workers] : null;
+        for (int w = 0; tileStates != null && w < workers; w++) {
+            tileStates[w] =
+                    new GroupAttention(tileTokens * shape.groupSize(), shape.headDim(), kernel, shape.groupSize());
+        }
     }
 
     @Override
@@ -101,12 +146,15 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
         int items = 0;
         int parts = 0;
         long slots = 0;
+        ensureHeads(b.tokens() * kvHeads);
         for (int t = 0; t < b.tokens(); t++) {
             for (int h = 0; h < kvHeads; h++) {
                 int visible = b.visible(t, h);
                 slots += visible;
                 int chunks = scores || visible <= chunkTokens ? 1 : (visible + chunkTokens - 1) / chunkTokens;
                 ensureItems(items + chunks);
+                headFirst[t * kvHeads + h] = items;
+                headChunks[t * kvHeads + h] = chunks;
                 for (int c = 0; c < chunks; c++) {
                     itemToken[items] = t;
                     itemHead[items] = h;
@@ -121,13 +169,14 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
         if (scores) {
             ensureMass(items, b);
         }
+        int works = planWork(b, items, scores);
         this.batch = b;
         try {
-            if (pool != null && items > 1 && slots >= PARALLEL_MIN_SLOTS) {
-                pool.run(this, items);
+            if (pool != null && works > 1 && slots >= PARALLEL_MIN_SLOTS) {
+                pool.run(this, works);
             } else {
-                for (int i = 0; i < items; i++) {
-                    run(i, 0);
+                for (int w = 0; w < works; w++) {
+                    run(w, 0);
                 }
             }
         } finally {
@@ -143,9 +192,100 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
         }
     }
 
-    /** One item: a (token, KV head) pass or one chunk of it. */
+    /**
+     * Groups the items into work: tiles of {@code tileTokens} consecutive tokens' items of the same KV
+     * head and chunk where tiles apply, single items otherwise. Returns the number of works.
+     */
+    private int planWork(LayerBatch b, int items, boolean scores) {
+        ensureWork(items);
+        int kvHeads = shape.kvHeads();
+        int works = 0;
+        int refs = 0;
+        int tile = scores ? 1 : tileTokens;
+        int tiled = tile > 1 ? b.tokens() / tile * tile : 0;
+        for (int t0 = 0; t0 < tiled; t0 += tile) {
+            for (int h = 0; h < kvHeads; h++) {
+                int common = Integer.MAX_VALUE;
+                int most = 0;
+                for (int r = 0; r < tile; r++) {
+                    int chunks = headChunks[(t0 + r) * kvHeads + h];
+                    common = Math.min(common, chunks);
+                    most = Math.max(most, chunks);
+                }
+                for (int c = 0; c < most; c++) {
+                    if (c < common) {
+                        workFirst[works] = refs;
+                        workCount[works++] = tile;
+                        for (int r = 0; r < tile; r++) {
+                            workItems[refs++] = headFirst[(t0 + r) * kvHeads + h] + c;
+                        }
+                        continue;
+                    }
+                    for (int r = 0; r < tile; r++) {
+                        if (c < headChunks[(t0 + r) * kvHeads + h]) {
+                            workFirst[works] = refs;
+                            workCount[works++] = 1;
+                            workItems[refs++] = headFirst[(t0 + r) * kvHeads + h] + c;
+                        }
+                    }
+                }
+            }
+        }
+        for (int i = tiled == 0 ? 0 : headFirst[tiled * kvHeads - 1] + headChunks[tiled * kvHeads - 1];
+                i < items;
+                i++) {
+            workFirst[works] = refs;
+            workCount[works++] = 1;
+            workItems[refs++] = i;
+        }
+        return works;
+    }
+
+    /** One work: an item (a (token, KV head) pass or one chunk of it) or a tile of items. */
     @Override
-    public void run(int item, int worker) {
+    public void run(int work, int worker) {
+        if (workCount[work] == 1) {
+            runItem(workItems[workFirst[work]], worker);
+        } else {
+            runTile(workFirst[work], workCount[work], worker);
+        }
+    }
+
+    /**
+     * Items {@code workItems[first ..][0, tokens)}: consecutive tokens, one KV head, one chunk start.
+     * The slots all of them see up to a block boundary in one pass with every token's rows, then
+     * each token alone from there.
+     */
+    private void runTile(int first, int tokens, int worker) {
+        LayerBatch b = batch;
+        GroupAttention tile = tileStates[worker];
+        GroupAttention st = states[worker];
+        int item0 = workItems[first];
+        int h = itemHead[item0];
+        int from = itemFrom[item0];
+        int minTo = Integer.MAX_VALUE;
+        for (int r = 0; r < tokens; r++) {
+            minTo = Math.min(minTo, itemTo[workItems[first + r]]);
+        }
+        PagedHeadStore store = (PagedHeadStore) stores[h];
+        int shared = store.blockBoundary(from, minTo);
+        int qRow = shape.queryRowFloats();
+        tile.beginTokens(b.queries(), b.queriesOffset() + itemToken[item0] * qRow + h * groupFloats, qRow, b.scale());
+        if (shared > from) {
+            store.attend(tile, selections[worker].range(from, shared));
+        }
+        for (int r = 0; r < tokens; r++) {
+            int item = workItems[first + r];
+            tile.copyTokenTo(r, st);
+            if (itemTo[item] > shared) {
+                store.attend(st, selections[worker].range(shared, itemTo[item]));
+            }
+            finishItem(item, st, b);
+        }
+    }
+
+    /** One item: a (token, KV head) pass or one chunk of it. */
+    private void runItem(int item, int worker) {
         LayerBatch b = batch;
         GroupAttention st = states[worker];
         int t = itemToken[item];
@@ -160,6 +300,18 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
             st.recordLogits(to);
         }
         stores[h].attend(st, selections[worker].range(from, to));
+        finishItem(item, st, b);
+        if (agg != null) {
+            kernel.mass(st, to, agg, mass[item]);
+        }
+    }
+
+    /** Writes a finished item's output and log-sum-exp (or its chunk's partial). */
+    private void finishItem(int item, GroupAttention st, LayerBatch b) {
+        int t = itemToken[item];
+        int h = itemHead[item];
+        int qRow = shape.queryRowFloats();
+        int headOff = h * groupFloats;
         int part = itemPart[item];
         if (part < 0) {
             st.finish(b.out(), b.outOffset() + t * qRow + headOff);
@@ -175,9 +327,6 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
             for (int j = 0; j < shape.groupSize(); j++) {
                 partLse[part * shape.groupSize() + j] = st.lse(j);
             }
-        }
-        if (agg != null) {
-            kernel.mass(st, to, agg, mass[item]);
         }
     }
 
@@ -257,6 +406,23 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
             itemFrom = java.util.Arrays.copyOf(itemFrom, cap);
             itemTo = java.util.Arrays.copyOf(itemTo, cap);
             itemPart = java.util.Arrays.copyOf(itemPart, cap);
+        }
+    }
+
+    private void ensureHeads(int n) {
+        if (headFirst.length < n) {
+            int cap = Math.max(n, headFirst.length * 2);
+            headFirst = new int[cap];
+            headChunks = new int[cap];
+        }
+    }
+
+    private void ensureWork(int items) {
+        if (workFirst.length < items) {
+            int cap = Math.max(items, Math.max(8, workFirst.length * 2));
+            workFirst = new int[cap];
+            workCount = new int[cap];
+            workItems = new int[cap];
         }
     }
 

@@ -69,6 +69,35 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         this.pageBytes = pageBytes(type, headDim, pageTokens);
     }
 
+    /** The storage type of the rows. */
+    public KvDType dtype() {
+        return type;
+    }
+
+    /**
+     * Tokens per prefill tile the kernel offers for this store's rows and a GQA group of {@code
+     * group} ({@link AttentionKernel#prefillTileTokens}); 1: none.
+     */
+    public int prefillTileTokens(int group) {
+        return kernel.prefillTileTokens(type, headDim, group);
+    }
+
+    /**
+     * The largest slot {@code p <= to} at which an {@link #attend} over {@code [from, to)} starts a
+     * block: attending {@code [from, p)} and then {@code [p, to)} runs the same blocks, so a tile can
+     * share the first part and finish each token's own part alone, with the bits of one pass.
+     */
+    public int blockBoundary(int from, int to) {
+        if (from < 0 || to < from) {
+            throw new IllegalArgumentException("range [" + from + ", " + to + ") is not valid");
+        }
+        int firstPageEnd = (from / pageTokens + 1) * pageTokens;
+        if (to <= firstPageEnd) {
+            return from + (to - from) / GroupAttention.BLOCK * GroupAttention.BLOCK;
+        }
+        return to / GroupAttention.BLOCK * GroupAttention.BLOCK;
+    }
+
     /** Throws unless {@code pageTokens} is a positive multiple of {@link GroupAttention#BLOCK} up to 65536. */
     public static void checkPageTokens(int pageTokens) {
         if (pageTokens < GroupAttention.BLOCK || pageTokens > 1 << 16 || pageTokens % GroupAttention.BLOCK != 0) {

@@ -12,6 +12,13 @@ final class MappedWeightMatrix implements WeightMatrix {
     /** Below this many multiply-adds a product runs on the calling thread. */
     static final long PARALLEL_THRESHOLD = 1L << 18;
 
+    /**
+     * Weight rows per pass of a matmul: the kernel widens this many rows once and runs every token
+     * against them, so the tokens' inputs are read from memory once per block instead of once per
+     * row (16 rows of 4,096 f32 columns are 256 KiB, within a core's L2).
+     */
+    static final int ROW_BLOCK = 16;
+
     private final String name;
     private final GgmlType type;
     private final int rows;
@@ -115,10 +122,12 @@ final class MappedWeightMatrix implements WeightMatrix {
         checkVector("x", x, 0, (long) tokens * cols);
         checkVector("y", y, 0, (long) tokens * rows);
         forRows(tokens, (r0, r1) -> {
-            float[] scratch = new float[cols];
-            long at = offset + r0 * rowBytes;
-            for (int r = r0; r < r1; r++, at += rowBytes) {
-                kernel.dotTokens(type, segment, at, x, tokens, cols, y, r, rows, scratch);
+            int block = Math.min(ROW_BLOCK, r1 - r0);
+            float[] scratch = new float[block * cols];
+            for (int r = r0; r < r1; r += block) {
+                int nr = Math.min(block, r1 - r);
+                kernel.dotRowsTokens(
+                        type, segment, offset + r * rowBytes, rowBytes, nr, x, tokens, cols, y, r, rows, scratch);
             }
         });
     }

@@ -229,6 +229,152 @@ final class PanamaWeightKernel implements WeightKernel {
         }
     }
 
+    /**
+     * F16 and BF16 rows whose length is a multiple of {@code 2L}, two or more tokens: the rows are
+     * widened once into {@code scratch}, then tiles of two rows × four tokens run with sixteen
+     * accumulators, so each input vector loaded feeds two rows and each weight vector four tokens.
+     * Every (row, token) keeps {@link #dotF16}'s two accumulators, chunk order and final sum, so the
+     * results are bitwise those of {@link #dot}.
+     */
+    @Override
+    public void dotRowsTokens(
+            GgmlType type,
+            MemorySegment w,
+            long offset,
+            long rowBytes,
+            int rows,
+            float[] x,
+            int tokens,
+            int n,
+            float[] y,
+            int yOff,
+            int yStride,
+            float[] scratch) {
+        boolean half = type == GgmlType.F16;
+        if ((!half && type != GgmlType.BF16) || n % (2 * L) != 0 || tokens < 2 || rows < 2) {
+            WeightKernel.super.dotRowsTokens(type, w, offset, rowBytes, rows, x, tokens, n, y, yOff, yStride, scratch);
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            long at = offset + r * rowBytes;
+            int base = r * n;
+            for (int i = 0; i < n; i += L) {
+                (half ? half(w, at + 2L * i) : bf16(w, at + 2L * i)).intoArray(scratch, base + i);
+            }
+        }
+        int t = 0;
+        for (; t + 4 <= tokens; t += 4) {
+            int r = 0;
+            for (; r + 2 <= rows; r += 2) {
+                tile2x4(scratch, r * n, x, t * n, n, y, yOff + r + t * yStride, yStride);
+            }
+            if (r < rows) {
+                tile1x4(scratch, r * n, x, t * n, n, y, yOff + r + t * yStride, yStride);
+            }
+        }
+        for (; t < tokens; t++) {
+            for (int r = 0; r < rows; r++) {
+                y[yOff + r + t * yStride] = dotWidened(scratch, r * n, x, t * n, n);
+            }
+        }
+    }
+
+    /** Rows {@code wa} and {@code wa + n} of the widened block against four consecutive tokens. */
+    private static void tile2x4(float[] w, int wa, float[] x, int x0, int n, float[] y, int yAt, int yStride) {
+        int wb = wa + n;
+        int x1 = x0 + n;
+        int x2 = x1 + n;
+        int x3 = x2 + n;
+        FloatVector a0e = FloatVector.zero(F), a0o = FloatVector.zero(F);
+        FloatVector a1e = FloatVector.zero(F), a1o = FloatVector.zero(F);
+        FloatVector a2e = FloatVector.zero(F), a2o = FloatVector.zero(F);
+        FloatVector a3e = FloatVector.zero(F), a3o = FloatVector.zero(F);
+        FloatVector b0e = FloatVector.zero(F), b0o = FloatVector.zero(F);
+        FloatVector b1e = FloatVector.zero(F), b1o = FloatVector.zero(F);
+        FloatVector b2e = FloatVector.zero(F), b2o = FloatVector.zero(F);
+        FloatVector b3e = FloatVector.zero(F), b3o = FloatVector.zero(F);
+        for (int i = 0; i < n; i += 2 * L) {
+            FloatVector wa0 = FloatVector.fromArray(F, w, wa + i);
+            FloatVector wa1 = FloatVector.fromArray(F, w, wa + i + L);
+            FloatVector wb0 = FloatVector.fromArray(F, w, wb + i);
+            FloatVector wb1 = FloatVector.fromArray(F, w, wb + i + L);
+            FloatVector v0 = FloatVector.fromArray(F, x, x0 + i);
+            FloatVector v1 = FloatVector.fromArray(F, x, x0 + i + L);
+            a0e = wa0.fma(v0, a0e);
+            a0o = wa1.fma(v1, a0o);
+            b0e = wb0.fma(v0, b0e);
+            b0o = wb1.fma(v1, b0o);
+            v0 = FloatVector.fromArray(F, x, x1 + i);
+            v1 = FloatVector.fromArray(F, x, x1 + i + L);
+            a1e = wa0.fma(v0, a1e);
+            a1o = wa1.fma(v1, a1o);
+            b1e = wb0.fma(v0, b1e);
+            b1o = wb1.fma(v1, b1o);
+            v0 = FloatVector.fromArray(F, x, x2 + i);
+            v1 = FloatVector.fromArray(F, x, x2 + i + L);
+            a2e = wa0.fma(v0, a2e);
+            a2o = wa1.fma(v1, a2o);
+            b2e = wb0.fma(v0, b2e);
+            b2o = wb1.fma(v1, b2o);
+            v0 = FloatVector.fromArray(F, x, x3 + i);
+            v1 = FloatVector.fromArray(F, x, x3 + i + L);
+            a3e = wa0.fma(v0, a3e);
+            a3o = wa1.fma(v1, a3o);
+            b3e = wb0.fma(v0, b3e);
+            b3o = wb1.fma(v1, b3o);
+        }
+        y[yAt] = sum(a0e.add(a0o));
+        y[yAt + 1] = sum(b0e.add(b0o));
+        y[yAt + yStride] = sum(a1e.add(a1o));
+        y[yAt + yStride + 1] = sum(b1e.add(b1o));
+        y[yAt + 2 * yStride] = sum(a2e.add(a2o));
+        y[yAt + 2 * yStride + 1] = sum(b2e.add(b2o));
+        y[yAt + 3 * yStride] = sum(a3e.add(a3o));
+        y[yAt + 3 * yStride + 1] = sum(b3e.add(b3o));
+    }
+
+    /** Row {@code wa} of the widened block against four consecutive tokens. */
+    private static void tile1x4(float[] w, int wa, float[] x, int x0, int n, float[] y, int yAt, int yStride) {
+        int x1 = x0 + n;
+        int x2 = x1 + n;
+        int x3 = x2 + n;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector c0 = FloatVector.zero(F);
+        FloatVector d0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        FloatVector c1 = FloatVector.zero(F);
+        FloatVector d1 = FloatVector.zero(F);
+        for (int i = 0; i < n; i += 2 * L) {
+            FloatVector w0 = FloatVector.fromArray(F, w, wa + i);
+            FloatVector w1 = FloatVector.fromArray(F, w, wa + i + L);
+            a0 = w0.fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = w1.fma(FloatVector.fromArray(F, x, x0 + i + L), a1);
+            b0 = w0.fma(FloatVector.fromArray(F, x, x1 + i), b0);
+            b1 = w1.fma(FloatVector.fromArray(F, x, x1 + i + L), b1);
+            c0 = w0.fma(FloatVector.fromArray(F, x, x2 + i), c0);
+            c1 = w1.fma(FloatVector.fromArray(F, x, x2 + i + L), c1);
+            d0 = w0.fma(FloatVector.fromArray(F, x, x3 + i), d0);
+            d1 = w1.fma(FloatVector.fromArray(F, x, x3 + i + L), d1);
+        }
+        y[yAt] = sum(a0.add(a1));
+        y[yAt + yStride] = sum(b0.add(b1));
+        y[yAt + 2 * yStride] = sum(c0.add(c1));
+        y[yAt + 3 * yStride] = sum(d0.add(d1));
+    }
+
+    /** One widened row against one token, as {@link #dotF16} accumulates it. */
+    private static float dotWidened(float[] w, int wa, float[] x, int x0, int n) {
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        for (int i = 0; i < n; i += 2 * L) {
+            a0 = FloatVector.fromArray(F, w, wa + i).fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = FloatVector.fromArray(F, w, wa + i + L).fma(FloatVector.fromArray(F, x, x0 + i + L), a1);
+        }
+        return sum(a0.add(a1));
+    }
+
     private static FloatVector bf16(MemorySegment w, long at) {
         return ((IntVector) ShortVector.fromMemorySegment(S, w, at, LE).convertShape(VectorOperators.S2I, I, 0))
                 .lanewise(VectorOperators.LSHL, 16)

@@ -40,4 +40,30 @@ interface WeightKernel {
             y[yOff + t * yStride] = dot(type, w, offset, x, t * n, n);
         }
     }
+
+    /**
+     * {@code rows} stored rows, {@code rowBytes} apart from {@code offset}, against {@code tokens}
+     * input rows: {@code y[yOff + r + t·yStride] = dot(type, w, offset + r·rowBytes, x, t·n, n)}, bit
+     * for bit. {@code scratch} holds at least {@code rows·n} floats. Implementations may widen the
+     * rows once and compute a tile of rows × tokens per pass, so that each input row loaded from
+     * memory serves several weight rows (the input of a long prompt does not fit in a core's
+     * caches; read once per weight row, it makes a prefill matmul bound by the cache bandwidth).
+     */
+    default void dotRowsTokens(
+            GgmlType type,
+            MemorySegment w,
+            long offset,
+            long rowBytes,
+            int rows,
+            float[] x,
+            int tokens,
+            int n,
+            float[] y,
+            int yOff,
+            int yStride,
+            float[] scratch) {
+        for (int r = 0; r < rows; r++) {
+            dotTokens(type, w, offset + r * rowBytes, x, tokens, n, y, yOff + r, yStride, scratch);
+        }
+    }
 }

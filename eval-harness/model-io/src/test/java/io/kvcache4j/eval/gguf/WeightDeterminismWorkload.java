@@ -15,7 +15,8 @@ import java.util.concurrent.Future;
 /**
  * A fixed set of weight-matrix products whose results must have the same bits in every JVM, JIT
  * tier and thread: for every supported weight type and row lengths that straddle vector widths and
- * block sizes, a matvec and a three-token matmul (the {@code dotTokens} path of F16/BF16), plus two
+ * block sizes, a matvec and a five-token matmul (the {@code dotRowsTokens} tiles of F16/BF16: a four-token tile
+ * and one token more), plus two
  * matrices large enough for the row-parallel path.
  *
  * <p>Each case draws its bytes and inputs from its own seed, so cases can run in any order and on
@@ -25,7 +26,7 @@ import java.util.concurrent.Future;
  */
 final class WeightDeterminismWorkload {
     static final int ROWS = 5;
-    static final int TOKENS = 3;
+    static final int TOKENS = 5;
     static final int TASKS = 16;
     static final int THREADS = 4;
 

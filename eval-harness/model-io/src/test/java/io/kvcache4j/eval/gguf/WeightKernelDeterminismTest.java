@@ -87,7 +87,7 @@ class WeightKernelDeterminismTest {
     /**
      * Computes the products here round after round, each round also {@value #HOT_CALLS} row
      * products per weight type (so that every type's code gets hot, not only the one with the
-     * largest matrices), until C2 has compiled the kernels' {@code dot} and {@code dotTokens} and
+     * largest matrices), until C2 has compiled the kernels' {@code dot} and {@code dotRowsTokens} and
      * the workload's per-case method, then {@value #ROUNDS_AFTER_C2} rounds more, by which time any
      * per-type method not inlined into {@code dot} has passed C2's invocation threshold too. Every
      * round, the early ones included, must have the child's bits, and every hot row product the
@@ -157,8 +157,19 @@ class WeightKernelDeterminismTest {
 
     private static boolean compiledByC2(WeightKernel k) {
         return FreshJvm.compiledByC2(declaringClass(k, "dot") + ".dot(")
-                && FreshJvm.compiledByC2(declaringClass(k, "dotTokens") + ".dotTokens(")
+                && FreshJvm.compiledByC2(matmulMethod(k))
                 && FreshJvm.compiledByC2(WeightDeterminismWorkload.class.getName() + ".run(");
+    }
+
+    /**
+     * The method doing a matmul's work: the kernel's own {@code dotRowsTokens}, or, where it keeps
+     * the interface's (a loop that C2 inlines into its caller), the {@code dotTokens} it calls.
+     */
+    private static String matmulMethod(WeightKernel k) {
+        String rows = declaringClass(k, "dotRowsTokens");
+        return rows.equals(WeightKernel.class.getName())
+                ? declaringClass(k, "dotTokens") + ".dotTokens("
+                : rows + ".dotRowsTokens(";
     }
 
     /** The class whose code runs for {@code k.method(...)}: the kernel's own, or the interface's default. */

@@ -206,24 +206,30 @@ class WeightMatrixTest {
         long seed = TestSeeds.seed("matmul-" + kernel.name());
         SplittableRandom r = TestSeeds.random(seed);
         try (Arena arena = Arena.ofConfined()) {
-            for (GgmlType type : TYPES) {
-                int cols = colsFor(type)[1];
-                int rows = 37;
-                int tokens = 5;
-                MappedWeightMatrix w = matrix(arena, type, randomRows(r, type, rows, cols), rows, cols, kernel);
-                float[] x = TestSeeds.floats(r, tokens * cols, 1f);
-                float[] y = new float[tokens * rows];
-                w.matmul(x, y, tokens);
-                for (int t = 0; t < tokens; t++) {
-                    float[] xt = java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols);
-                    float[] yt = new float[rows + 2];
-                    w.matvec(xt, 0, yt, 2);
-                    for (int row = 0; row < rows; row++) {
-                        assertEquals(w.dotRow(row, x, t * cols), y[t * rows + row], type + " seed=" + seed);
-                        assertEquals(y[t * rows + row], yt[2 + row], type + " seed=" + seed);
+            // odd and even row counts around the kernel's row pairs and row blocks, token counts
+            // around its four-token tiles
+            int[][] shapes = {{37, 5}, {40, 9}, {2, 2}, {3, 4}, {17, 3}};
+            for (GgmlType type : TYPES)
+                for (int[] shape : shapes)
+                    for (int cols : new int[] {colsFor(type)[1], 1024}) {
+                        int rows = shape[0];
+                        int tokens = shape[1];
+                        MappedWeightMatrix w = matrix(arena, type, randomRows(r, type, rows, cols), rows, cols, kernel);
+                        float[] x = TestSeeds.floats(r, tokens * cols, 1f);
+                        float[] y = new float[tokens * rows];
+                        w.matmul(x, y, tokens);
+                        for (int t = 0; t < tokens; t++) {
+                            float[] xt = java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols);
+                            float[] yt = new float[rows + 2];
+                            w.matvec(xt, 0, yt, 2);
+                            for (int row = 0; row < rows; row++) {
+                                String what = type + " " + rows + "x" + cols + " token " + t + " row " + row + " seed="
+                                        + seed;
+                                assertEquals(w.dotRow(row, x, t * cols), y[t * rows + row], what);
+                                assertEquals(y[t * rows + row], yt[2 + row], what);
+                            }
+                        }
                     }
-                }
-            }
         }
     }
 
