@@ -66,16 +66,17 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Two four-head tokens or four two-head tokens: the direct f16 path then widens each key and
-     * value vector once for eight rows ({@link #scoresF16x8}, {@link #scoresF16x8Paired}, {@link
-     * #accumulateF16x8}), with each head's arithmetic that of its own token's pass.
+     * Four tokens of two or four heads: the direct f16 path then widens each key and value vector
+     * once for eight rows ({@link #scoresF16x8Paired}, {@link #accumulateF16x8}) or sixteen ({@link
+     * #scoresF16x16}, {@link #accumulateF16x16}), with each head's arithmetic that of its own
+     * token's pass.
      */
     @Override
     public int prefillTileTokens(KvDType type, int headDim, int group) {
         if (type != KvDType.F16 || LANES != GroupAttention.BLOCK || headDim % LANES != 0) {
             return 1;
         }
-        return group == 2 ? 4 : group == 4 ? 2 : 1;
+        return group == 2 || group == 4 ? 4 : 1;
     }
 
     @Override
@@ -410,6 +411,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             }
         } else {
             int h = 0;
+            for (; h + 16 <= g; h += 16) {
+                scoresF16x16(st, page, kBase, dimStride, h);
+            }
             for (; h + 8 <= g; h += 8) {
                 scoresF16x8(st, page, kBase, dimStride, h);
             }
@@ -614,6 +618,137 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         a7.add(b7).intoArray(st.blockLogits, base + 7 * block);
     }
 
+    /**
+     * Heads {@code h .. h+16} with one chain each, as {@link #scoresF16x4} computes them: each key
+     * vector is widened once for sixteen heads (a prefill tile of four four-head tokens).
+     */
+    private static void scoresF16x16(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F);
+        FloatVector a5 = FloatVector.zero(F);
+        FloatVector a6 = FloatVector.zero(F);
+        FloatVector a7 = FloatVector.zero(F);
+        FloatVector a8 = FloatVector.zero(F);
+        FloatVector a9 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F);
+        FloatVector a11 = FloatVector.zero(F);
+        FloatVector a12 = FloatVector.zero(F);
+        FloatVector a13 = FloatVector.zero(F);
+        FloatVector a14 = FloatVector.zero(F);
+        FloatVector a15 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            int qi = q0 + i;
+            a0 = k.fma(FloatVector.broadcast(F, q[qi]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[qi + d]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[qi + 2 * d]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[qi + 3 * d]), a3);
+            a4 = k.fma(FloatVector.broadcast(F, q[qi + 4 * d]), a4);
+            a5 = k.fma(FloatVector.broadcast(F, q[qi + 5 * d]), a5);
+            a6 = k.fma(FloatVector.broadcast(F, q[qi + 6 * d]), a6);
+            a7 = k.fma(FloatVector.broadcast(F, q[qi + 7 * d]), a7);
+            a8 = k.fma(FloatVector.broadcast(F, q[qi + 8 * d]), a8);
+            a9 = k.fma(FloatVector.broadcast(F, q[qi + 9 * d]), a9);
+            a10 = k.fma(FloatVector.broadcast(F, q[qi + 10 * d]), a10);
+            a11 = k.fma(FloatVector.broadcast(F, q[qi + 11 * d]), a11);
+            a12 = k.fma(FloatVector.broadcast(F, q[qi + 12 * d]), a12);
+            a13 = k.fma(FloatVector.broadcast(F, q[qi + 13 * d]), a13);
+            a14 = k.fma(FloatVector.broadcast(F, q[qi + 14 * d]), a14);
+            a15 = k.fma(FloatVector.broadcast(F, q[qi + 15 * d]), a15);
+        }
+        final int block = GroupAttention.BLOCK;
+        int base = h * block;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + block);
+        a2.intoArray(st.blockLogits, base + 2 * block);
+        a3.intoArray(st.blockLogits, base + 3 * block);
+        a4.intoArray(st.blockLogits, base + 4 * block);
+        a5.intoArray(st.blockLogits, base + 5 * block);
+        a6.intoArray(st.blockLogits, base + 6 * block);
+        a7.intoArray(st.blockLogits, base + 7 * block);
+        a8.intoArray(st.blockLogits, base + 8 * block);
+        a9.intoArray(st.blockLogits, base + 9 * block);
+        a10.intoArray(st.blockLogits, base + 10 * block);
+        a11.intoArray(st.blockLogits, base + 11 * block);
+        a12.intoArray(st.blockLogits, base + 12 * block);
+        a13.intoArray(st.blockLogits, base + 13 * block);
+        a14.intoArray(st.blockLogits, base + 14 * block);
+        a15.intoArray(st.blockLogits, base + 15 * block);
+    }
+
+    /** {@link #accumulateF16x4} for heads {@code h .. h+16}: each value vector widened once for sixteen heads. */
+    private static void accumulateF16x16(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        final long rowBytes = 2L * d;
+        final int p0 = h * block;
+        for (int i = 0; i < d; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            FloatVector a4 = FloatVector.fromArray(F, acc, o0 + 4 * d);
+            FloatVector a5 = FloatVector.fromArray(F, acc, o0 + 5 * d);
+            FloatVector a6 = FloatVector.fromArray(F, acc, o0 + 6 * d);
+            FloatVector a7 = FloatVector.fromArray(F, acc, o0 + 7 * d);
+            FloatVector a8 = FloatVector.fromArray(F, acc, o0 + 8 * d);
+            FloatVector a9 = FloatVector.fromArray(F, acc, o0 + 9 * d);
+            FloatVector a10 = FloatVector.fromArray(F, acc, o0 + 10 * d);
+            FloatVector a11 = FloatVector.fromArray(F, acc, o0 + 11 * d);
+            FloatVector a12 = FloatVector.fromArray(F, acc, o0 + 12 * d);
+            FloatVector a13 = FloatVector.fromArray(F, acc, o0 + 13 * d);
+            FloatVector a14 = FloatVector.fromArray(F, acc, o0 + 14 * d);
+            FloatVector a15 = FloatVector.fromArray(F, acc, o0 + 15 * d);
+            long off = vBase + 2L * i;
+            for (int j = 0; j < nb; j++, off += rowBytes) {
+                FloatVector x = f16(page, off);
+                int pj = p0 + j;
+                a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[pj + block]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[pj + 2 * block]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[pj + 3 * block]), a3);
+                a4 = x.fma(FloatVector.broadcast(F, p[pj + 4 * block]), a4);
+                a5 = x.fma(FloatVector.broadcast(F, p[pj + 5 * block]), a5);
+                a6 = x.fma(FloatVector.broadcast(F, p[pj + 6 * block]), a6);
+                a7 = x.fma(FloatVector.broadcast(F, p[pj + 7 * block]), a7);
+                a8 = x.fma(FloatVector.broadcast(F, p[pj + 8 * block]), a8);
+                a9 = x.fma(FloatVector.broadcast(F, p[pj + 9 * block]), a9);
+                a10 = x.fma(FloatVector.broadcast(F, p[pj + 10 * block]), a10);
+                a11 = x.fma(FloatVector.broadcast(F, p[pj + 11 * block]), a11);
+                a12 = x.fma(FloatVector.broadcast(F, p[pj + 12 * block]), a12);
+                a13 = x.fma(FloatVector.broadcast(F, p[pj + 13 * block]), a13);
+                a14 = x.fma(FloatVector.broadcast(F, p[pj + 14 * block]), a14);
+                a15 = x.fma(FloatVector.broadcast(F, p[pj + 15 * block]), a15);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+            a4.intoArray(acc, o0 + 4 * d);
+            a5.intoArray(acc, o0 + 5 * d);
+            a6.intoArray(acc, o0 + 6 * d);
+            a7.intoArray(acc, o0 + 7 * d);
+            a8.intoArray(acc, o0 + 8 * d);
+            a9.intoArray(acc, o0 + 9 * d);
+            a10.intoArray(acc, o0 + 10 * d);
+            a11.intoArray(acc, o0 + 11 * d);
+            a12.intoArray(acc, o0 + 12 * d);
+            a13.intoArray(acc, o0 + 13 * d);
+            a14.intoArray(acc, o0 + 14 * d);
+            a15.intoArray(acc, o0 + 15 * d);
+        }
+    }
+
     /** {@link #accumulateF16x4} for heads {@code h .. h+8}: each value vector widened once for eight heads. */
     private static void accumulateF16x8(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
         final int d = st.headDim;
@@ -664,6 +799,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             return;
         }
         int h = 0;
+        for (; h + 16 <= g; h += 16) {
+            accumulateF16x16(st, page, vBase, nb, h);
+        }
         for (; h + 8 <= g; h += 8) {
             accumulateF16x8(st, page, vBase, nb, h);
         }
