@@ -70,6 +70,11 @@ public final class LlamaEngine {
         this.logits = new float[c.vocabSize()];
         this.last = new float[c.dim()];
         this.lastNormed = new float[c.dim()];
+        this.attentionNormStep = this::attentionNorm;
+        this.ropeStep = this::rope;
+        this.ffnNormStep = this::ffnNorm;
+        this.siluStep = this::silu;
+        this.residualStep = this::residual;
     }
 
     public LlamaConfig config() {
@@ -104,10 +109,6 @@ public final class LlamaEngine {
 
     private void chunk(int[] tokens, int from, int n, KvCache cache) {
         final int dim = c.dim();
-        final int hd = c.headDim();
-        final int qDim = c.heads() * hd;
-        final int kvDim = c.kvHeads() * hd;
-        final int ffn = c.ffnDim();
         Matrix emb = weights.tokenEmbedding();
         for (int t = 0; t < n; t++) {
             int id = tokens[from + t];
@@ -118,34 +119,67 @@ public final class LlamaEngine {
             emb.row(id, x, t * dim);
         }
         for (int l = 0; l < c.layers(); l++) {
-            int pos0 = cache.nextPosition(l);
-            rmsNorm(x, xb, weights.attentionNorm(l), n, dim);
+            layer = l;
+            position0 = cache.nextPosition(l);
+            Parallel.forRange(n, attentionNormStep);
             weights.wq(l).matmul(xb, n, q);
             weights.wk(l).matmul(xb, n, k);
             weights.wv(l).matmul(xb, n, v);
-            for (int t = 0; t < n; t++) {
-                rope(q, t * qDim, c.heads(), pos0 + t);
-                rope(k, t * kvDim, c.kvHeads(), pos0 + t);
-            }
+            Parallel.forRange(n, ropeStep);
             cache.append(l, k, 0, v, 0, n);
             cache.attend(l, q, 0, n, att, 0);
             weights.wo(l).matmul(att, n, xb);
-            for (int i = 0, e = n * dim; i < e; i++) {
-                x[i] += xb[i];
-            }
-            rmsNorm(x, xb, weights.ffnNorm(l), n, dim);
+            Parallel.forRange(n, ffnNormStep);
             weights.wGate(l).matmul(xb, n, gate);
             weights.wUp(l).matmul(xb, n, up);
-            for (int i = 0, e = n * ffn; i < e; i++) {
-                float g = gate[i];
-                gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
-            }
+            Parallel.forRange(n, siluStep);
             weights.wDown(l).matmul(gate, n, xb);
-            for (int i = 0, e = n * dim; i < e; i++) {
-                x[i] += xb[i];
-            }
+            Parallel.forRange(n, residualStep);
         }
         System.arraycopy(x, (n - 1) * dim, last, 0, dim);
+    }
+
+    // The per-token steps of a chunk between its matmuls, over token ranges [t0, t1): each token's
+    // elements are computed as one loop over the chunk computes them, so the split never changes a
+    // bit. The step objects are created once, so that a decode step allocates nothing for them; they
+    // read the layer and first position of the chunk from these fields.
+    private int layer;
+    private int position0;
+    private final Parallel.RangeBody attentionNormStep;
+    private final Parallel.RangeBody ropeStep;
+    private final Parallel.RangeBody ffnNormStep;
+    private final Parallel.RangeBody siluStep;
+    private final Parallel.RangeBody residualStep;
+
+    private void attentionNorm(int t0, int t1) {
+        rmsNorm(x, xb, weights.attentionNorm(layer), t0, t1, c.dim());
+    }
+
+    private void rope(int t0, int t1) {
+        int qRow = c.heads() * c.headDim();
+        int kRow = c.kvHeads() * c.headDim();
+        for (int t = t0; t < t1; t++) {
+            rope(q, t * qRow, c.heads(), k, t * kRow, c.kvHeads(), position0 + t);
+        }
+    }
+
+    /** The attention's residual add, then the norm of the sum. */
+    private void ffnNorm(int t0, int t1) {
+        residual(t0, t1);
+        rmsNorm(x, xb, weights.ffnNorm(layer), t0, t1, c.dim());
+    }
+
+    private void silu(int t0, int t1) {
+        for (int i = t0 * c.ffnDim(), e = t1 * c.ffnDim(); i < e; i++) {
+            float g = gate[i];
+            gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
+        }
+    }
+
+    private void residual(int t0, int t1) {
+        for (int i = t0 * c.dim(), e = t1 * c.dim(); i < e; i++) {
+            x[i] += xb[i];
+        }
     }
 
     private float[] logitsOfLast() {
@@ -155,7 +189,12 @@ public final class LlamaEngine {
     }
 
     private void rmsNorm(float[] in, float[] out, float[] w, int n, int dim) {
-        for (int t = 0; t < n; t++) {
+        rmsNorm(in, out, w, 0, n, dim);
+    }
+
+    /** {@link #rmsNorm(float[], float[], float[], int, int)} of tokens {@code [t0, t1)}. */
+    private void rmsNorm(float[] in, float[] out, float[] w, int t0, int t1, int dim) {
+        for (int t = t0; t < t1; t++) {
             int b = t * dim;
             double ss = 0;
             for (int i = 0; i < dim; i++) {
@@ -168,20 +207,26 @@ public final class LlamaEngine {
         }
     }
 
-    private void rope(float[] a, int off, int heads, int position) {
+    /** Rotates one token's query heads and key heads at {@code position}; each angle's cos and sin once for both. */
+    private void rope(float[] q, int qOff, int heads, float[] k, int kOff, int kvHeads, int position) {
         float p = position / c.ropeLinearFactor();
         int hd = c.headDim();
         for (int i = 0; i < hd / 2; i++) {
             double angle = p * (double) invFreq[i];
             float cos = (float) Math.cos(angle);
             float sin = (float) Math.sin(angle);
-            for (int h = 0; h < heads; h++) {
-                int j = off + h * hd + 2 * i;
-                float a0 = a[j];
-                float a1 = a[j + 1];
-                a[j] = a0 * cos - a1 * sin;
-                a[j + 1] = a0 * sin + a1 * cos;
-            }
+            rotate(q, qOff + 2 * i, heads, hd, cos, sin);
+            rotate(k, kOff + 2 * i, kvHeads, hd, cos, sin);
+        }
+    }
+
+    private static void rotate(float[] a, int at, int heads, int hd, float cos, float sin) {
+        for (int h = 0; h < heads; h++) {
+            int j = at + h * hd;
+            float a0 = a[j];
+            float a1 = a[j + 1];
+            a[j] = a0 * cos - a1 * sin;
+            a[j + 1] = a0 * sin + a1 * cos;
         }
     }
 
