@@ -161,10 +161,9 @@ final class PanamaWeightKernel implements WeightKernel {
     }
 
     /**
-     * F16 and BF16 rows whose length is a multiple of {@code 2L}: the row is widened once (exactly)
-     * and four tokens share each weight vector, with per token the same two accumulators, the same
-     * chunk order and the same final sum as {@link #dotF16}/{@link #dotBf16}, so results are
-     * bitwise those of {@link #dot}.
+     * F16 and BF16 rows whose length is a multiple of {@code 2L}: the one-row case of {@link
+     * #dotRowsTokens} (the row widened once, four tokens sharing each weight vector), bitwise the
+     * results of {@link #dot}.
      */
     @Override
     public void dotTokens(
@@ -178,60 +177,21 @@ final class PanamaWeightKernel implements WeightKernel {
             int yOff,
             int yStride,
             float[] scratch) {
-        boolean half = type == GgmlType.F16;
-        if ((!half && type != GgmlType.BF16) || n % (2 * L) != 0 || tokens < 2) {
+        if (!tiles(type, n, tokens)) {
             WeightKernel.super.dotTokens(type, w, offset, x, tokens, n, y, yOff, yStride, scratch);
             return;
         }
-        for (int i = 0; i < n; i += L) {
-            (half ? half(w, offset + 2L * i) : bf16(w, offset + 2L * i)).intoArray(scratch, i);
-        }
-        int t = 0;
-        for (; t + 4 <= tokens; t += 4) {
-            int x0 = t * n;
-            int x1 = x0 + n;
-            int x2 = x1 + n;
-            int x3 = x2 + n;
-            FloatVector a0 = FloatVector.zero(F);
-            FloatVector b0 = FloatVector.zero(F);
-            FloatVector c0 = FloatVector.zero(F);
-            FloatVector d0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F);
-            FloatVector b1 = FloatVector.zero(F);
-            FloatVector c1 = FloatVector.zero(F);
-            FloatVector d1 = FloatVector.zero(F);
-            for (int i = 0; i < n; i += 2 * L) {
-                FloatVector w0 = FloatVector.fromArray(F, scratch, i);
-                FloatVector w1 = FloatVector.fromArray(F, scratch, i + L);
-                a0 = w0.fma(FloatVector.fromArray(F, x, x0 + i), a0);
-                a1 = w1.fma(FloatVector.fromArray(F, x, x0 + i + L), a1);
-                b0 = w0.fma(FloatVector.fromArray(F, x, x1 + i), b0);
-                b1 = w1.fma(FloatVector.fromArray(F, x, x1 + i + L), b1);
-                c0 = w0.fma(FloatVector.fromArray(F, x, x2 + i), c0);
-                c1 = w1.fma(FloatVector.fromArray(F, x, x2 + i + L), c1);
-                d0 = w0.fma(FloatVector.fromArray(F, x, x3 + i), d0);
-                d1 = w1.fma(FloatVector.fromArray(F, x, x3 + i + L), d1);
-            }
-            y[yOff + t * yStride] = sum(a0.add(a1));
-            y[yOff + (t + 1) * yStride] = sum(b0.add(b1));
-            y[yOff + (t + 2) * yStride] = sum(c0.add(c1));
-            y[yOff + (t + 3) * yStride] = sum(d0.add(d1));
-        }
-        for (; t < tokens; t++) {
-            int x0 = t * n;
-            FloatVector a0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F);
-            for (int i = 0; i < n; i += 2 * L) {
-                a0 = FloatVector.fromArray(F, scratch, i).fma(FloatVector.fromArray(F, x, x0 + i), a0);
-                a1 = FloatVector.fromArray(F, scratch, i + L).fma(FloatVector.fromArray(F, x, x0 + i + L), a1);
-            }
-            y[yOff + t * yStride] = sum(a0.add(a1));
-        }
+        dotRowsTokens(type, w, offset, 0, 1, x, tokens, n, y, yOff, yStride, scratch);
+    }
+
+    /** Whether {@link #dotRowsTokens} has its tiled path for these rows and tokens. */
+    private static boolean tiles(GgmlType type, int n, int tokens) {
+        return (type == GgmlType.F16 || type == GgmlType.BF16) && n % (2 * L) == 0 && tokens >= 2;
     }
 
     /**
      * F16 and BF16 rows whose length is a multiple of {@code 2L}, two or more tokens: the rows are
-     * widened once into {@code scratch}, then tiles of two rows × four tokens run with sixteen
+     * widened once into {@code scratch} (exactly), then tiles of two rows × four tokens run with sixteen
      * accumulators, so each input vector loaded feeds two rows and each weight vector four tokens.
      * Every (row, token) keeps {@link #dotF16}'s two accumulators, chunk order and final sum, so the
      * results are bitwise those of {@link #dot}.
@@ -250,11 +210,12 @@ final class PanamaWeightKernel implements WeightKernel {
             int yOff,
             int yStride,
             float[] scratch) {
-        boolean half = type == GgmlType.F16;
-        if ((!half && type != GgmlType.BF16) || n % (2 * L) != 0 || tokens < 2 || rows < 2) {
+        if (!tiles(type, n, tokens)) {
+            // one row at a time, through dotTokens, which takes the same decision
             WeightKernel.super.dotRowsTokens(type, w, offset, rowBytes, rows, x, tokens, n, y, yOff, yStride, scratch);
             return;
         }
+        boolean half = type == GgmlType.F16;
         for (int r = 0; r < rows; r++) {
             long at = offset + r * rowBytes;
             int base = r * n;

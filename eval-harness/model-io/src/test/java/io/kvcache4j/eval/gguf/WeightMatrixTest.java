@@ -233,6 +233,32 @@ class WeightMatrixTest {
         }
     }
 
+    /** One stored row against several tokens, the kernel's {@code dotTokens} called directly. */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void dotTokensIsBitwiseDot(WeightKernel kernel) {
+        long seed = TestSeeds.seed("dot-tokens-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        try (Arena arena = Arena.ofConfined()) {
+            for (GgmlType type : TYPES)
+                for (int cols : new int[] {colsFor(type)[1], 1024})
+                    for (int tokens = 1; tokens <= 6; tokens++) {
+                        byte[] bytes = randomRows(r, type, 1, cols);
+                        MemorySegment seg = arena.allocate(bytes.length + 3L, 64);
+                        MemorySegment.copy(bytes, 0, seg, ValueLayout.JAVA_BYTE, 3, bytes.length);
+                        float[] x = TestSeeds.floats(r, tokens * cols, 1f);
+                        float[] y = new float[2 + 3 * tokens];
+                        kernel.dotTokens(type, seg, 3, x, tokens, cols, y, 2, 3, new float[cols]);
+                        for (int t = 0; t < tokens; t++) {
+                            assertEquals(
+                                    kernel.dot(type, seg, 3, x, t * cols, cols),
+                                    y[2 + 3 * t],
+                                    type + " " + cols + " cols, token " + t + " of " + tokens + ", seed=" + seed);
+                        }
+                    }
+        }
+    }
+
     @Test
     void parallelProductsAreDeterministic() {
         long seed = TestSeeds.seed("parallel");
