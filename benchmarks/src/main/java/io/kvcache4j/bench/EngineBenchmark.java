@@ -28,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Speed of the reference engine with the full cache on a random-weight Llama of a fixed shape (4
- * layers, d 512, 8 query heads, 2 KV heads, FFN 1408, vocab 4096, F16 matrices by default): one
+ * layers, d 512, 8 query heads, {@code kvHeads} KV heads (2 by default), FFN 1408, vocab 4096, F16
+ * matrices by default): one
  * prefill of {@code promptTokens} (ops = prompts; tokens/s = promptTokens / time) and one decode step
  * after a prompt of {@code promptTokens}. {@code attentionPool}: whether the caches attend on the
  * engine's {@link io.kvcache4j.eval.llama.Parallel#attentionPool()} (every core) or on the calling
@@ -45,6 +46,12 @@ import org.openjdk.jmh.annotations.Warmup;
         })
 public class EngineBenchmark {
     static final LlamaConfig SHAPE = new LlamaConfig(4096, 512, 4, 8, 2, 64, 1408, 1e-5f, 10000f, 1f, 4096);
+
+    /** KV heads of the 8 query heads: 2 (GQA groups of 4, the default), 8 (multi-head attention) or 4, 1. */
+    @Param({"2"})
+    public int kvHeads;
+
+    LlamaConfig shape;
 
     @Param({"512"})
     public int promptTokens;
@@ -65,13 +72,25 @@ public class EngineBenchmark {
     @Setup(Level.Trial)
     public void setup() throws IOException {
         file = Files.createTempFile("kvcache4j-engine-bench", ".gguf");
-        RandomLlamaGguf.write(file, SHAPE, GgmlType.valueOf(weights), 11);
+        shape = new LlamaConfig(
+                SHAPE.vocabSize(),
+                SHAPE.dim(),
+                SHAPE.layers(),
+                SHAPE.heads(),
+                kvHeads,
+                SHAPE.headDim(),
+                SHAPE.ffnDim(),
+                SHAPE.rmsEps(),
+                SHAPE.ropeTheta(),
+                SHAPE.ropeLinearFactor(),
+                SHAPE.contextLength());
+        RandomLlamaGguf.write(file, shape, GgmlType.valueOf(weights), 11);
         model = GgufLlama.open(file);
         engine = new LlamaEngine(model, 256);
         SplittableRandom r = new SplittableRandom(5);
         prompt = new int[promptTokens];
         for (int i = 0; i < promptTokens; i++) {
-            prompt[i] = r.nextInt(SHAPE.vocabSize());
+            prompt[i] = r.nextInt(shape.vocabSize());
         }
     }
 
@@ -92,7 +111,7 @@ public class EngineBenchmark {
     }
 
     private KvCache newCache() {
-        var b = KvCache.builder(SHAPE.cacheShape()).dtype(KvDType.F16);
+        var b = KvCache.builder(shape.cacheShape()).dtype(KvDType.F16);
         if (attentionPool) {
             b.attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool());
         }
@@ -101,7 +120,7 @@ public class EngineBenchmark {
 
     @Benchmark
     public float decode() {
-        next[0] = (next[0] + 7) % SHAPE.vocabSize();
+        next[0] = (next[0] + 7) % shape.vocabSize();
         return engine.forward(next, 0, 1, decodeCache)[0];
     }
 

@@ -66,17 +66,18 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Four tokens of two or four heads: the direct f16 path then widens each key and value vector
-     * once for eight rows ({@link #scoresF16x8Paired}, {@link #accumulateF16x8}) or sixteen ({@link
-     * #scoresF16x16}, {@link #accumulateF16x16}), with each head's arithmetic that of its own
-     * token's pass.
+     * Eight one-head tokens, four tokens of two or four heads, two of eight: the direct f16 path then
+     * widens each key and value vector once for eight rows ({@link #scoresF16x8Paired}, {@link
+     * #accumulateF16x8}) or sixteen ({@link #scoresF16x16}, {@link #accumulateF16x16}), with each
+     * head's arithmetic that of its own token's pass (a one-head pass takes the widen-first path,
+     * whose {@code scores1} sums even and odd dimensions in two chains, as the paired kernel does).
      */
     @Override
     public int prefillTileTokens(KvDType type, int headDim, int group) {
         if (type != KvDType.F16 || LANES != GroupAttention.BLOCK || headDim % LANES != 0) {
             return 1;
         }
-        return group == 2 || group == 4 ? 4 : 1;
+        return group == 1 ? 8 : group == 2 || group == 4 ? 4 : group == 8 ? 2 : 1;
     }
 
     @Override
@@ -400,8 +401,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int g = st.group;
         if (g == 2) {
             scoresF16x2(st, page, kBase, dimStride, 0);
-        } else if (st.unit == 2) {
-            // rows of two-head tokens keep scoresF16x2's two chains per head
+        } else if (st.unit <= 2) {
+            // rows of one- or two-head tokens keep the two chains per head (even and odd
+            // dimensions) of scoresF16x2 and of scores1, which a one-head pass runs
             int h = 0;
             for (; h + 8 <= g; h += 8) {
                 scoresF16x8Paired(st, page, kBase, dimStride, h);
