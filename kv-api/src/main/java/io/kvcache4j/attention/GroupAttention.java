@@ -153,13 +153,7 @@ public final class GroupAttention {
      * Logit recording is switched off; call {@link #recordLogits(int)} after this to switch it on.
      */
     public void begin(float[] queries, int offset, float scale) {
-        for (int i = 0; i < q.length; i++) {
-            q[i] = queries[offset + i] * scale;
-        }
-        Arrays.fill(m, Float.NEGATIVE_INFINITY);
-        Arrays.fill(l, 0f);
-        Arrays.fill(acc, 0f);
-        recording = false;
+        beginTokens(queries, offset, unit * headDim, scale);
     }
 
     /**

@@ -231,9 +231,9 @@ public final class CpuLayerAttention implements LayerAttention, AttentionPool.Ta
                 }
             }
         }
-        for (int i = tiled == 0 ? 0 : headFirst[tiled * kvHeads - 1] + headChunks[tiled * kvHeads - 1];
-                i < items;
-                i++) {
+        // the items of the tokens past the last whole tile, one work each
+        int untiled = tiled == 0 ? 0 : headFirst[tiled * kvHeads - 1] + headChunks[tiled * kvHeads - 1];
+        for (int i = untiled; i < items; i++) {
             workFirst[works] = refs;
             workCount[works++] = 1;
             workItems[refs++] = i;

@@ -1,6 +1,8 @@
 package io.kvcache4j.attention;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache4j.TestSeeds;
@@ -14,6 +16,7 @@ import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.HeadStoreFactory;
 import io.kvcache4j.store.PagedHeadStore;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -56,6 +59,41 @@ class PrefillTileTest {
         try (AttentionPool pool = AttentionPool.create(2)) {
             assertBitwise(untiled, run(shape, seed, chunk, true, pool, batches), "tiles on a pool, seed=" + seed);
         }
+    }
+
+    @Test
+    void tileStateArgumentsOutOfRangeAreRefused() {
+        AttentionKernel kernel = AttentionKernels.get();
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> new GroupAttention(6, 32, kernel, 4));
+        assertEquals("unit must divide group 6, was 4", e.getMessage());
+        GroupAttention tile = new GroupAttention(8, 32, kernel, 2);
+        assertEquals(2, tile.unit());
+        e = assertThrows(IllegalArgumentException.class, () -> tile.copyTokenTo(0, new GroupAttention(4, 32, kernel)));
+        assertEquals("destination has 4 rows of 32; needs 2 of 32", e.getMessage());
+        IndexOutOfBoundsException oob = assertThrows(
+                IndexOutOfBoundsException.class, () -> tile.copyTokenTo(4, new GroupAttention(2, 32, kernel)));
+        assertEquals("token 4 out of range [0, 4)", oob.getMessage());
+        try (PagedHeadStore store = new PagedHeadStore(KvDType.F16, 32, 64, kernel)) {
+            e = assertThrows(IllegalArgumentException.class, () -> store.blockBoundary(10, 5));
+            assertEquals("range [10, 5) is not valid", e.getMessage());
+            // within the first page blocks start at `from`; past it, at multiples of 16
+            assertEquals(10 + 48, store.blockBoundary(10, 60));
+            assertEquals(96, store.blockBoundary(10, 100));
+            assertEquals(0, store.blockBoundary(0, 15));
+        }
+    }
+
+    @Test
+    void beginTokensReadsEachTokensQueriesAtItsStride() {
+        AttentionKernel kernel = AttentionKernels.get();
+        GroupAttention tile = new GroupAttention(4, 2, kernel, 2);
+        float[] queries = {1, 2, 3, 4, 99, 99, 5, 6, 7, 8};
+        tile.beginTokens(queries, 0, 6, 0.5f);
+        assertArrayEquals(new float[] {0.5f, 1, 1.5f, 2, 2.5f, 3, 3.5f, 4}, tile.queries());
+        GroupAttention one = new GroupAttention(2, 2, kernel);
+        tile.copyTokenTo(1, one);
+        assertArrayEquals(new float[] {2.5f, 3, 3.5f, 4}, one.queries());
     }
 
     private static void assertBitwise(float[] want, float[] got, String what) {
