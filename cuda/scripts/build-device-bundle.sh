@@ -6,11 +6,11 @@
 #                    jdk.incubator.vector, jdk.unsupported)
 #   .device/lib      the kv-api, quantization and cuda jars and JCuda's Java classes
 #   .device/native   libJCudaDriver only (it needs nothing but the driver's libcuda.so.1)
-#   .device/cli      the command line (kvcache4j-cli.jar) and the jars of its niah command with the
-#                    full policy that .device/lib lacks (model-io, llama-engine, niah-harness, picocli,
-#                    jackson, and hybrid-attention, retrieval-index, RoaringBitmap and hnswlib for the
-#                    tiered kinds); run with ".device/cli/*:.device/lib/*". Left out: eclipse-collections
-#                    (10 MB; only the hnsw index needs it at run time), eviction-policies and
+#   .device/cli      the command line (kvcache4j-cli.jar) and the jars of its niah command that
+#                    .device/lib lacks (model-io, llama-engine, niah-harness, picocli, jackson,
+#                    eviction-policies, and hybrid-attention, retrieval-index, RoaringBitmap and hnswlib
+#                    for the tiered kinds); run with ".device/cli/*:.device/lib/*". Left out:
+#                    eclipse-collections (10 MB; only the hnsw index needs it at run time) and
 #                    jcuda-natives (libJCudaDriver is in .device/native). No java.desktop in the
 #                    runtime, so niah writes results.csv/json and report.html without its charts.
 # Builds the jars with the Maven wrapper (package, no install, tests skipped) and checks that the
@@ -43,7 +43,7 @@ cp "$M2/org/jcuda/jcuda/$JCUDA_VERSION/jcuda-$JCUDA_VERSION.jar" "$dest/lib/"
 cli=eval-harness/cli/target
 cp "$cli/kvcache4j-cli.jar" "$dest/cli/"
 for a in model-io llama-engine niah-harness picocli jackson-annotations jackson-core jackson-databind \
-    hybrid-attention retrieval-index RoaringBitmap hnswlib-core; do
+    hybrid-attention retrieval-index RoaringBitmap hnswlib-core eviction-policies; do
   jars=("$cli"/lib/"$a"-[0-9]*.jar)
   if [[ ${#jars[@]} -ne 1 || ! -f ${jars[0]} ]]; then
     echo "expected one $a jar in $cli/lib, found: ${jars[*]}" >&2

@@ -7,16 +7,17 @@
 #                    error per kernel, PASS within 1e-3 (DeviceCheck check, the GpuKernelTest checks)
 #   oracle.log       an independent oracle where python3 with torch and CUDA exists:
 #                    scaled_dot_product_attention on the same f16 rows against the GPU's output
+#   headinfer.log    headinfer-cuda (heads in pinned host memory, prefetched per layer on the transfer
+#                    stream, attended on the device) against the all-resident cuda-f16 stores bit for bit,
+#                    and its decode step against theirs next to the pinned copy bandwidth
+#                    (io.kvcache4j.hybrid.HeadInferDeviceCheck)
 #   bench.log        decode attention at 64K and 1M tokens next to a device-to-device copy of the
 #                    same KV bytes, in the same process
 #   model.log        the shipped model (model/kvcache4j-niah.gguf) decoding a NIAH grid with its KV
 #                    cache on the GPU (--quant cuda-f16) and on the CPU (--quant none, exact f16), same
 #                    prompts: the command line's output, then cell by cell whether the generated text is
 #                    identical, and the accuracy of each; the report itself (results.csv, results.json,
-#                    report.html) goes to $OUT/niah-cuda-f16-threads1 (one cell at a time),
-#                    $OUT/niah-cuda-f16-threadsN (4096-token cells, one per core, sharing the device)
-#                    $OUT/niah-cuda-int4-threads1 (KIVI int4 on the CPU against cuda-int4) and
-#                    $OUT/niah-hgca-cuda-threadsN (hgca against hgca-cuda at budget 0.05)
+#                    report.html) goes to $OUT/niah-KIND-POLICY-threadsT for each comparison below
 # Exit status: 0 when the checks pass (the oracle, the benchmark and the model run are reported, not
 # judged).
 # Environment: OUT, JAVA (default .device/jre/bin/java); MODEL_REHEARSAL_QUANT (default unset) runs
@@ -62,17 +63,26 @@ else
 fi
 
 if (( rc != 2 && rc != 3 )); then
+  echo "== headinfer-cuda: heads offloaded to pinned host memory, prefetched on the transfer stream" | tee "$OUT/headinfer.log"
+  timeout 240 "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+    -Djava.library.path=.device/native -Xmx32g -cp ".device/cli/*:.device/lib/*" \
+    io.kvcache4j.hybrid.HeadInferDeviceCheck 2>&1 | tee -a "$OUT/headinfer.log"
+  hrc=${PIPESTATUS[0]}
+  echo "exit $hrc" | tee -a "$OUT/headinfer.log"
+  (( hrc != 0 )) && status=$hrc
   echo "== benchmark: decode attention against a device copy of the same bytes" | tee "$OUT/bench.log"
   timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck bench 2>&1 | tee -a "$OUT/bench.log"
 fi
-# The whole model: a NIAH grid (full cache, 1024 and 4096 tokens, 10 depths, 20 cells a storage) on
-# a CPU storage and its GPU counterpart, in one run of the command line, then compared cell by cell:
-# exact f16 (none) against cuda-f16 one cell at a time (--threads 1), then the 4096-token cells with
-# one cell per core (every cell's cache on the one shared device from its own thread), then KIVI int4
-# with f32 scales on the CPU (int4:scales=f32) against cuda-int4, then HGCA with its fast tier (5 %
-# of the prompt) in host memory against hgca-cuda (fast tier on the GPU, sparse part on the CPU), one
-# cell per core (a 4,096-token hgca cell scores every slow key per token of its prefill on the CPU:
-# about 5 s each on the H200 machine's cores).
+# The whole model: a NIAH grid (1024 and 4096 tokens, 10 depths, 20 cells a storage) on a reference
+# storage and a GPU storage, in one run of the command line, then compared cell by cell: exact f16
+# (none) against cuda-f16 one cell at a time (--threads 1), then the 4096-token cells with one cell per
+# core (every cell's cache on the one shared device from its own thread); cuda-f16 against
+# headinfer-cuda (every head in pinned host memory, staged per layer), with the full cache and with
+# streaming eviction (a compaction at every step); KIVI int4 with f32 scales on the CPU
+# (int4:scales=f32) against cuda-int4; HGCA with its fast tier (5 % of the prompt) in host memory
+# against hgca-cuda (fast tier on the GPU, sparse part on the CPU), one cell per core (a 4,096-token
+# hgca cell scores every slow key per token of its prefill on the CPU: about 5 s each on the H200
+# machine's cores).
 echo "== model: NIAH on the shipped model, CPU storage against its GPU counterpart" | tee "$OUT/model.log"
 if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
   echo "rehearsal: $MODEL_REHEARSAL_QUANT stands in for the GPU storages (MODEL_REHEARSAL_QUANT)" | tee -a "$OUT/model.log"
@@ -84,12 +94,16 @@ elif [[ ! -f model/kvcache4j-niah.gguf ]]; then
   echo "model on GPU: skipped: model/kvcache4j-niah.gguf is missing from the tree" | tee -a "$OUT/model.log"
 else
   cores=$(nproc 2>/dev/null || echo 2)
-  for run in "none cuda-f16 1 1024,4096 150 0.1" "none cuda-f16 $cores 4096 120 0.1" \
-             "int4:scales=f32 cuda-int4 1 1024,4096 150 0.1" "hgca hgca-cuda $cores 1024,4096 150 0.05"; do
-    read -r ref cand threads lengths limit budget <<< "$run"
-    cand="${MODEL_REHEARSAL_QUANT:-$cand}"
-    dir="$OUT/niah-${cand%%:*}-threads$threads"
-    NIAH=(niah --policy full --quant "$ref,$cand" --budget "$budget" --lengths "$lengths" --depths 10 --samples 1
+  for run in "full none cuda-f16 1 1024,4096 150 0.1" "full none cuda-f16 $cores 4096 120 0.1" \
+             "full cuda-f16 headinfer-cuda 1 1024,4096 150 0.1" "streaming cuda-f16 headinfer-cuda $cores 1024,4096 150 0.1" \
+             "full int4:scales=f32 cuda-int4 1 1024,4096 150 0.1" "full hgca hgca-cuda $cores 1024,4096 150 0.05"; do
+    read -r policy ref cand threads lengths limit budget <<< "$run"
+    if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
+      cand="$MODEL_REHEARSAL_QUANT"
+      [[ "$ref" == *cuda* ]] && ref=none
+    fi
+    dir="$OUT/niah-${cand%%:*}-$policy-threads$threads"
+    NIAH=(niah --policy "$policy" --quant "$ref,$cand" --budget "$budget" --lengths "$lengths" --depths 10 --samples 1
           --seed 1 --threads "$threads" --out "$dir")
     echo "command line: ${NIAH[*]}" | tee -a "$OUT/model.log"
     mkdir -p "$dir"

@@ -3,7 +3,7 @@
 #   awk -v ref=none -v cand=cuda-f16 -f niah-compare.awk results.csv
 # A cell is (policy, budget, mode, length, depth, sample); its output is identical when both kinds
 # generated the same text for the same prompt (same KEY and VALUE). Prints the differing cells, then:
-#   model on GPU: N/M cells identical output to the CPU's none cache; accuracy none X/M, cuda-f16 Y/M
+#   model on GPU: N/M cells identical output to the none cache; accuracy none X/M, cuda-f16 Y/M
 # Reports only: the exit status is 0 whenever the file could be read.
 
 # Splits one CSV line into F[1..n]; returns n.
@@ -103,7 +103,7 @@ END {
     if (missing > 0) printf "%d %s cells have no %s counterpart\n", missing, ref, cand
     if (extra > 0) printf "%d %s cells have no %s counterpart\n", extra, cand, ref
     if (dup > 0) printf "%d repeated cells ignored\n", dup
-    printf "%s: %d/%d cells identical output to the CPU's %s cache; accuracy %s %d/%d, %s %d/%d\n", label, same, \
+    printf "%s: %d/%d cells identical output to the %s cache; accuracy %s %d/%d, %s %d/%d\n", label, same, \
         both, ref, ref, acc[ref], cells[ref], cand, acc[cand], cells[cand]
     if (cells[ref] > 0 && cells[cand] > 0) {
         printf "mean time per cell: %s %.0f ms, %s %.0f ms\n", ref, millis[ref] / cells[ref], \

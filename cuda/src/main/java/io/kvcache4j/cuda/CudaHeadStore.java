@@ -31,7 +31,7 @@ import java.lang.foreign.ValueLayout;
  *
  * <p>Driven by one thread at a time, like every store.
  */
-public final class CudaHeadStore implements HeadStore {
+public final class CudaHeadStore implements HeadStore, DeviceRows {
     private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
 
     private final Device device;
@@ -89,6 +89,7 @@ public final class CudaHeadStore implements HeadStore {
     }
 
     /** The storage type of the rows (f16 or bf16). */
+    @Override
     public KvDType type() {
         return type;
     }
@@ -99,16 +100,19 @@ public final class CudaHeadStore implements HeadStore {
     }
 
     /** Device address of key row 0 (0 before the first append). */
+    @Override
     public long keysPointer() {
         return base;
     }
 
     /** Device address of value row 0 (0 before the first append). */
+    @Override
     public long valuesPointer() {
         return base == 0 ? 0 : base + capacity * rowBytes;
     }
 
     /** Changes whenever {@link #keysPointer()} or {@link #valuesPointer()} change. */
+    @Override
     public int version() {
         return version;
     }

@@ -12,7 +12,9 @@ import java.lang.foreign.ValueLayout;
 /**
  * A layer's attention over {@link CudaKiviHeadStore}s on the device. For every (token, KV head) that
  * sees {@code v} slots, the quantized part (slots {@code [0, min(v, Q))}) is attended on the packed
- * codes by the int4 kernel in chunks of {@value #INT4_CHUNK} slots and merged by {@code kv_combine}; that partial is then the extra partial of the residual's {@link CudaLayerAttention}
+ * codes by the int4 kernel in chunks sized by that count ({@link KernelEmulator#chunkFor}) and merged
+ * by {@code kv_combine}; that partial is then the extra partial of the residual's {@link
+ * CudaLayerAttention}
  * (slots {@code [Q, v)}, exact f16), merged with its chunks by {@code kv_combine_hybrid}. Both splits
  * depend on the visible counts alone, so a token's result does not depend on its batch.
  *
@@ -24,12 +26,12 @@ import java.lang.foreign.ValueLayout;
  */
 public final class CudaKiviLayerAttention implements LayerAttention, AutoCloseable {
     /**
-     * Slots per chunk of the int4 split: 2,048, the split the H200 runs checked. The int4 kernels
-     * also take chunks sized by the visible count ({@link KernelEmulator#CHUNK_BY_LENGTH}, checked on
-     * the CPU twin; on an H200 fixed 8,192-slot chunks were 13 % faster at 1M tokens), which becomes
-     * the default once a GPU run of {@code cuda/scripts/device-check.sh} has checked it.
+     * The int4 split: chunks sized by each (token, KV head)'s quantized count ({@link
+     * KernelEmulator#CHUNK_BY_LENGTH}), as the f16 kernels' default. On an H200 the pipelined int4
+     * kernel's best fixed chunks were 2,048 slots at 64K tokens and 8,192 at 1M (13 % faster there than
+     * 2,048), which is what the sizing picks.
      */
-    static final int INT4_CHUNK = 2048;
+    static final int INT4_CHUNK = KernelEmulator.CHUNK_BY_LENGTH;
 
     private static final ValueLayout.OfFloat F32 = KernelEmulator.F32;
     private static final long MAX_PARTIAL_BYTES = CudaLayerAttention.MAX_PARTIAL_BYTES;

@@ -53,7 +53,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
 
     private final Device device;
     private final ModelShape shape;
-    private final CudaHeadStore[] stores;
+    private final DeviceRows[] stores;
     private final KvDType type;
     private final int chunkTokens;
     private boolean closed;
@@ -78,44 +78,69 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
 
     /** Attention over {@code context}'s stores, which must all be {@link CudaHeadStore}s on {@code device}. */
     public CudaLayerAttention(Device device, LayerContext context, int chunkTokens) {
+        this(device, context.shape(), context.layer(), cudaStores(context), chunkTokens, cpuOverMirrors(context));
+    }
+
+    /**
+     * Attention over rows on {@code device}, one {@link DeviceRows} per KV head, all of one type; {@code
+     * cpu} serves the batches that want per-key scores (null: such batches are refused).
+     */
+    public CudaLayerAttention(
+            Device device, ModelShape shape, int layer, DeviceRows[] rows, int chunkTokens, LayerAttention cpu) {
         if (chunkTokens != KernelEmulator.CHUNK_BY_LENGTH && (chunkTokens < 128 || chunkTokens % 128 != 0)) {
             throw new IllegalArgumentException(
                     "chunkTokens must be a positive multiple of 128, or 0 for chunks sized by each head's visible count,"
                             + " was " + chunkTokens);
         }
-        this.device = device;
-        this.shape = context.shape();
         if (shape.groupSize() > KernelEmulator.MAX_GROUP) {
             throw new IllegalArgumentException("the CUDA kernels take GQA groups of at most " + KernelEmulator.MAX_GROUP
                     + " query heads, the model has " + shape.groupSize());
         }
-        this.stores = new CudaHeadStore[shape.kvHeads()];
-        for (int h = 0; h < stores.length; h++) {
+        if (rows.length != shape.kvHeads()) {
+            throw new IllegalArgumentException(
+                    "rows must hold one entry per KV head (" + shape.kvHeads() + "), had " + rows.length);
+        }
+        for (int h = 0; h < rows.length; h++) {
+            if (rows[h].type() != rows[0].type()) {
+                throw new IllegalArgumentException("KV head " + h + " of layer " + layer + " holds " + rows[h].type()
+                        + " rows, KV head 0 " + rows[0].type() + ": one layer takes one type");
+            }
+        }
+        this.device = device;
+        this.shape = shape;
+        this.stores = rows.clone();
+        this.type = rows[0].type();
+        this.chunkTokens = chunkTokens;
+        this.cpu = cpu;
+        this.versions = new int[stores.length];
+        java.util.Arrays.fill(versions, -1);
+    }
+
+    private static DeviceRows[] cudaStores(LayerContext context) {
+        DeviceRows[] rows = new DeviceRows[context.shape().kvHeads()];
+        for (int h = 0; h < rows.length; h++) {
             if (!(context.store(h) instanceof CudaHeadStore s)) {
                 throw new IllegalArgumentException(
                         "KV head " + h + " of layer " + context.layer() + " is not a CudaHeadStore: "
                                 + context.store(h).getClass().getName());
             }
-            stores[h] = s;
+            rows[h] = s;
         }
-        this.type = stores[0].type();
-        this.chunkTokens = chunkTokens;
-        io.kvcache4j.store.HeadStore[] mirrors = mirrors(stores);
-        // device-only stores (no host mirror): no CPU pass, so no per-key scores
-        this.cpu = java.util.Arrays.asList(mirrors).contains(null)
-                ? null
-                : LayerAttention.cpu(
-                        new LayerContext(shape, context.layer(), mirrors, context.pool()), AttentionKernels.get());
-        this.versions = new int[stores.length];
-        java.util.Arrays.fill(versions, -1);
+        return rows;
     }
 
-    private static io.kvcache4j.store.HeadStore[] mirrors(CudaHeadStore[] stores) {
-        io.kvcache4j.store.HeadStore[] m = new io.kvcache4j.store.HeadStore[stores.length];
-        for (int h = 0; h < stores.length; h++) {
-            m[h] = stores[h].mirror();
+    /** kv-api's CPU source over the stores' host mirrors; null when a store lives on the device only. */
+    private static LayerAttention cpuOverMirrors(LayerContext context) {
+        io.kvcache4j.store.HeadStore[] m =
+                new io.kvcache4j.store.HeadStore[context.shape().kvHeads()];
+        for (int h = 0; h < m.length; h++) {
+            if (!(context.store(h) instanceof CudaHeadStore s) || s.mirror() == null) {
+                return null;
+            }
+            m[h] = s.mirror();
         }
-        return m;
+        return LayerAttention.cpu(
+                new LayerContext(context.shape(), context.layer(), m, context.pool()), AttentionKernels.get());
     }
 
     /** Slots per chunk of the split; {@link KernelEmulator#CHUNK_BY_LENGTH}: sized per head by its visible count. */
@@ -134,7 +159,7 @@ public final class CudaLayerAttention implements LayerAttention, AutoCloseable {
         if (batch.scoreAggregation() != null) {
             if (cpu == null) {
                 throw new IllegalStateException(
-                        "per-key scores need the stores' host mirrors; these stores live on the device only");
+                        "per-key scores need a CPU pass over host rows; these rows live on the device only");
             }
             cpu.attend(batch);
             return;

@@ -5,8 +5,9 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * One accelerator as the CUDA stores and layer attention see it: device memory addressed by 64-bit
- * pointers, pinned host staging buffers, copies and kernel launches queued in order on one stream,
- * and the kernels of {@code kv_attention.cu}. {@link JCudaDevice} implements it on the CUDA driver
+ * pointers, pinned host staging buffers, copies and kernel launches queued in order on one launch
+ * stream, host-to-device transfers on a second stream ordered against it by {@link Event}s, and the
+ * kernels of {@code kv_attention.cu}. {@link JCudaDevice} implements it on the CUDA driver
  * API; {@link EmulatedDevice} in host memory with {@link KernelEmulator}, so the whole Java side runs
  * and is tested without a GPU.
  *
@@ -33,7 +34,7 @@ public interface Device extends AutoCloseable {
     /** Allocates {@code bytes} of device memory (256-byte aligned). */
     long malloc(long bytes);
 
-    /** Frees an allocation of {@link #malloc}. */
+    /** Frees an allocation of {@link #malloc}, after the work queued on both streams completed. */
     void free(long ptr);
 
     /** Device bytes allocated now and not freed. */
@@ -42,7 +43,7 @@ public interface Device extends AutoCloseable {
     /** Allocates pinned host memory. */
     HostBuffer allocHost(long bytes);
 
-    /** Frees pinned host memory. */
+    /** Frees pinned host memory, after the work queued on both streams completed. */
     void freeHost(HostBuffer buffer);
 
     /** Queues a copy of {@code bytes} from {@code src[srcOffset..]} to device address {@code dst}. */
@@ -54,8 +55,41 @@ public interface Device extends AutoCloseable {
     /** Queues a device-to-device copy. */
     void copyOnDevice(long dst, long src, long bytes);
 
-    /** Waits until everything queued has completed. */
+    /**
+     * Waits until everything queued on the launch stream (copies of the methods above and launches)
+     * has completed. Work on the transfer stream completes through its {@link Event}s.
+     */
     void synchronize();
+
+    /**
+     * A marker on the transfer stream (a CUDA event), reusable: each {@link #recordTransfer} moves it
+     * to the end of what the transfer stream holds then.
+     */
+    interface Event {}
+
+    /** Creates an event, complete until first recorded. */
+    Event newEvent();
+
+    /** Destroys an event of {@link #newEvent} (after waiting for it). */
+    void freeEvent(Event event);
+
+    /**
+     * Queues a copy of {@code bytes} from pinned {@code src[srcOffset..]} to device address {@code dst} on
+     * the transfer stream, a second stream that runs concurrently with the launch stream: neither the
+     * launch stream nor {@link #synchronize()} waits for it; {@link #awaitOnStream} and {@link
+     * #awaitOnHost} on an event recorded after it do. The source must stay untouched, and the
+     * destination unread, until then.
+     */
+    void transferToDevice(long dst, HostBuffer src, long srcOffset, long bytes);
+
+    /** Records {@code event} on the transfer stream, after every transfer queued so far. */
+    void recordTransfer(Event event);
+
+    /** Makes every later copy and launch on the launch stream wait until {@code event} completed. */
+    void awaitOnStream(Event event);
+
+    /** Blocks the caller until {@code event} completed. */
+    void awaitOnHost(Event event);
 
     /** Queues {@code kv_decode_f16} or {@code kv_decode_bf16}; see {@link KernelEmulator#decodeExact}. */
     void decodeExact(

@@ -8,9 +8,15 @@ import java.util.TreeMap;
 
 /**
  * A {@link Device} in host memory: allocations are native segments behind synthetic 64-bit
- * addresses, copies happen at once, and each launch runs its {@link KernelEmulator} twin. What the
- * CPU build tests the stores and the layer attention against; byte accounting matches the device's
- * (allocation sizes, not rounded).
+ * addresses, copies on the launch stream happen at once, and each launch runs its {@link
+ * KernelEmulator} twin. What the CPU build tests the stores and the layer attention against; byte
+ * accounting matches the device's (allocation sizes, not rounded).
+ *
+ * <p>Transfers ({@link #transferToDevice}) are held back as late as the device may run them: each
+ * runs, reading its source then, only when an event recorded after it is awaited ({@link
+ * #awaitOnStream}, {@link #awaitOnHost}) or when memory is freed. So a caller that reads a
+ * destination before awaiting its transfer, or rewrites a source while a transfer still reads it,
+ * sees wrong rows here too, and its tests fail.
  */
 public final class EmulatedDevice implements Device {
     private static final long BASE = 0x7f00_0000_0000L;
@@ -20,6 +26,21 @@ public final class EmulatedDevice implements Device {
     private final Arena arena = Arena.ofShared();
 
     private record Host(MemorySegment segment) implements HostBuffer {}
+
+    private record Pending(long dst, HostBuffer src, long srcOffset, long bytes) {}
+
+    /** Transfers queued and not yet run, in order; {@link #ran} of them ran before the first. */
+    private final java.util.ArrayDeque<Pending> transfers = new java.util.ArrayDeque<>();
+
+    private long queued;
+    private long ran;
+
+    private static final class Ev implements Event {
+        /** Transfers queued before the last record; the event is complete once that many ran. */
+        long mark;
+    }
+
+    private final java.util.Set<Ev> events = new java.util.HashSet<>();
 
     @Override
     public String name() {
@@ -40,6 +61,7 @@ public final class EmulatedDevice implements Device {
 
     @Override
     public synchronized void free(long ptr) {
+        runTransfers(queued);
         MemorySegment seg = allocations.remove(ptr);
         if (seg == null) {
             throw new IllegalArgumentException("not an allocation: 0x" + Long.toHexString(ptr));
@@ -67,8 +89,68 @@ public final class EmulatedDevice implements Device {
     }
 
     @Override
-    public void freeHost(HostBuffer buffer) {
+    public synchronized void freeHost(HostBuffer buffer) {
+        runTransfers(queued);
         // Arena memory is released with the device.
+    }
+
+    @Override
+    public synchronized Event newEvent() {
+        Ev e = new Ev();
+        events.add(e);
+        return e;
+    }
+
+    @Override
+    public synchronized void freeEvent(Event event) {
+        runTransfers(ev(event).mark);
+        events.remove(event);
+    }
+
+    private Ev ev(Event event) {
+        if (!(event instanceof Ev e) || !events.contains(e)) {
+            throw new IllegalArgumentException("not a live event of this device: " + event);
+        }
+        return e;
+    }
+
+    @Override
+    public synchronized void transferToDevice(long dst, HostBuffer src, long srcOffset, long bytes) {
+        at(dst); // checks the address now, as the driver does
+        if (srcOffset < 0 || bytes < 0 || srcOffset + bytes > src.segment().byteSize()) {
+            throw new IndexOutOfBoundsException("transfer of " + bytes + " bytes from offset " + srcOffset + " of a "
+                    + src.segment().byteSize() + "-byte host buffer");
+        }
+        transfers.add(new Pending(dst, src, srcOffset, bytes));
+        queued++;
+    }
+
+    @Override
+    public synchronized void recordTransfer(Event event) {
+        ev(event).mark = queued;
+    }
+
+    @Override
+    public synchronized void awaitOnStream(Event event) {
+        runTransfers(ev(event).mark);
+    }
+
+    @Override
+    public synchronized void awaitOnHost(Event event) {
+        runTransfers(ev(event).mark);
+    }
+
+    /** Transfers queued and not yet run (tests). */
+    public synchronized int pendingTransfers() {
+        return transfers.size();
+    }
+
+    private void runTransfers(long through) {
+        while (ran < through) {
+            Pending p = transfers.poll();
+            MemorySegment.copy(p.src().segment(), p.srcOffset(), at(p.dst()), 0, p.bytes());
+            ran++;
+        }
     }
 
     @Override
@@ -194,6 +276,8 @@ public final class EmulatedDevice implements Device {
 
     @Override
     public synchronized void close() {
+        transfers.clear();
+        events.clear();
         allocations.clear();
         allocated = 0;
         arena.close();

@@ -1,11 +1,16 @@
 package io.kvcache4j.cuda;
 
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuFuncGetAttribute;
 import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
@@ -23,6 +28,7 @@ import static jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocess
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 
 import io.kvcache4j.api.KvDType;
 import java.io.IOException;
@@ -38,6 +44,8 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
@@ -61,6 +69,10 @@ public final class JCudaDevice implements Device {
     private final CUcontext context = new CUcontext();
     private final CUmodule module = new CUmodule();
     private final CUstream stream = new CUstream();
+    /** The transfer stream: host-to-device copies that overlap the launch stream's work. */
+    private final CUstream transfers = new CUstream();
+
+    private final java.util.Set<Ev> events = new java.util.HashSet<>();
     private final String name;
     private final String image;
     private final Map<String, CUfunction> functions = new java.util.HashMap<>();
@@ -82,6 +94,10 @@ public final class JCudaDevice implements Device {
     }
 
     private record Host(Pointer pointer, MemorySegment segment) implements HostBuffer {}
+
+    private static final class Ev implements Event {
+        final CUevent event = new CUevent();
+    }
 
     /**
      * Opens device {@code ordinal} (after {@code cuInit}, see {@link CudaBackends}) and loads the kernels.
@@ -108,6 +124,7 @@ public final class JCudaDevice implements Device {
         cuModuleLoadData(module, bytes);
         this.image = cubin ? "sm_90 cubin" : "PTX compute_90";
         cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING);
+        cuStreamCreate(transfers, CUstream_flags.CU_STREAM_NON_BLOCKING);
         this.name =
                 new String(raw, 0, len, StandardCharsets.UTF_8) + " (sm_" + major[0] + minor[0] + ", " + image + ")";
     }
@@ -171,7 +188,7 @@ public final class JCudaDevice implements Device {
         if (a == null) {
             throw new IllegalArgumentException("not an allocation: 0x" + Long.toHexString(ptr));
         }
-        cuStreamSynchronize(stream);
+        cuCtxSynchronize();
         cuMemFree(a);
         allocated -= a.bytes;
     }
@@ -193,7 +210,7 @@ public final class JCudaDevice implements Device {
     @Override
     public synchronized void freeHost(HostBuffer buffer) {
         current();
-        cuStreamSynchronize(stream);
+        cuCtxSynchronize();
         cuMemFreeHost(((Host) buffer).pointer());
     }
 
@@ -219,6 +236,60 @@ public final class JCudaDevice implements Device {
     public synchronized void synchronize() {
         current();
         cuStreamSynchronize(stream);
+    }
+
+    @Override
+    public synchronized Event newEvent() {
+        current();
+        Ev e = new Ev();
+        cuEventCreate(e.event, CUevent_flags.CU_EVENT_DISABLE_TIMING);
+        events.add(e);
+        return e;
+    }
+
+    @Override
+    public synchronized void freeEvent(Event event) {
+        current();
+        Ev e = ev(event);
+        cuEventSynchronize(e.event);
+        cuEventDestroy(e.event);
+        events.remove(e);
+    }
+
+    private Ev ev(Event event) {
+        if (!(event instanceof Ev e) || !events.contains(e)) {
+            throw new IllegalArgumentException("not a live event of this device: " + event);
+        }
+        return e;
+    }
+
+    @Override
+    public synchronized void transferToDevice(long dst, HostBuffer src, long srcOffset, long bytes) {
+        current();
+        cuMemcpyHtoDAsync(ptr(dst), ((Host) src).pointer().withByteOffset(srcOffset), bytes, transfers);
+    }
+
+    @Override
+    public synchronized void recordTransfer(Event event) {
+        current();
+        cuEventRecord(ev(event).event, transfers);
+    }
+
+    @Override
+    public synchronized void awaitOnStream(Event event) {
+        current();
+        cuStreamWaitEvent(stream, ev(event).event, 0);
+    }
+
+    @Override
+    public void awaitOnHost(Event event) {
+        CUevent e;
+        synchronized (this) {
+            current();
+            e = ev(event).event;
+        }
+        // outside the monitor: other threads keep queueing while this one waits
+        cuEventSynchronize(e);
     }
 
     private static Pointer p(long v) {
@@ -487,13 +558,18 @@ public final class JCudaDevice implements Device {
             return;
         }
         current();
-        cuStreamSynchronize(stream);
+        cuCtxSynchronize();
+        for (Ev e : events) {
+            cuEventDestroy(e.event);
+        }
+        events.clear();
         for (Alloc a : allocations.values()) {
             cuMemFree(a);
         }
         allocations.clear();
         allocated = 0;
         cuStreamDestroy(stream);
+        cuStreamDestroy(transfers);
         cuModuleUnload(module);
         cuDevicePrimaryCtxRelease(device);
         closed = true;

@@ -32,6 +32,36 @@ public final class Providers {
         }
     }
 
+    /**
+     * {@code headinfer-cuda}: HeadInfer with the GPU found by {@link
+     * io.kvcache4j.cuda.CudaBackends#available()} as the fast tier and pinned host memory as the slow
+     * tier, every head offloaded and staged per layer with the next layer's prefetch on a second stream
+     * ({@link CudaHeadInferFactory}). Without a usable GPU, asking for a factory throws {@link
+     * IllegalStateException} naming the reason.
+     */
+    public static final class HeadInferCuda implements HeadStoreProvider {
+        @Override
+        public String name() {
+            return "headinfer-cuda";
+        }
+
+        @Override
+        public String description() {
+            return "exact binary16 rows, heads offloaded to pinned host memory and prefetched per layer to the GPU,"
+                    + " attended there (HeadInfer)";
+        }
+
+        @Override
+        public HeadStoreFactory factory(int pageTokens) {
+            io.kvcache4j.cuda.Device device = io.kvcache4j.cuda.CudaBackends.available()
+                    .orElseThrow(() -> new IllegalStateException("storage 'headinfer-cuda' needs a CUDA GPU: "
+                            + io.kvcache4j.cuda.CudaBackends.reason()
+                            + "; use 'headinfer' for a fast tier in host memory"))
+                    .device();
+            return new CudaHeadInferFactory(device, new HeadInferConfig(0, 0, pageTokens));
+        }
+    }
+
     /** {@code retrieval}: sinks and recent window exact, top-k of the rest by an exact flat scan. */
     public static final class Retrieval implements HeadStoreProvider, SplitProvider {
         @Override

@@ -420,6 +420,21 @@ public final class DefaultKvCache implements KvCache {
                 }
             }
         }
+        // Layer sources that hold memory of their own (device buffers, staging) free it after the stores.
+        for (LayerAttention source : sources) {
+            if (source instanceof AutoCloseable c) {
+                try {
+                    c.close();
+                } catch (Exception e) {
+                    RuntimeException r = e instanceof RuntimeException re ? re : new IllegalStateException(e);
+                    if (failure == null) {
+                        failure = r;
+                    } else {
+                        failure.addSuppressed(r);
+                    }
+                }
+            }
+        }
         if (failure != null) {
             throw failure;
         }

@@ -246,7 +246,7 @@ class CommandLineOptionsTest {
         assertTrue(o.err().contains("use 'f16' for CPU attention"), o.err());
         assertOneCleanLine(o.err());
         // the tiered and quantized GPU kinds too, before any cell of the kinds listed first runs
-        for (String kind : new String[] {"cuda-int4", "hgca-cuda", "retrieval-cuda"}) {
+        for (String kind : new String[] {"cuda-int4", "hgca-cuda", "retrieval-cuda", "headinfer-cuda"}) {
             o = run("niah", "--quant", "none,hgca," + kind, "--lengths", "512", "--budget", "0.1");
             assertEquals(2, o.status(), o.err());
             assertTrue(

@@ -54,6 +54,55 @@ class CudaStoreModelTest {
                 "hgca");
     }
 
+    /**
+     * {@code headinfer-cuda} (every head in pinned host memory, staged per layer with the next layer's
+     * prefetch on the transfer stream, attended by the {@code cuda-f16} kernels) against the
+     * all-resident {@code cuda-f16} store on the same emulated device: the same logits bit for bit at
+     * every step.
+     */
+    @Test
+    void shippedModelDecodesBitIdenticallyWithEveryHeadOffloaded() throws Exception {
+        CudaBackend emulated = CudaBackends.emulated();
+        try (GgufLlama model = GgufLlama.open(ShippedModel.path());
+                io.kvcache4j.cuda.Device device = emulated.device()) {
+            Tokenizer tok = Tokenizer.fromGguf(model.model());
+            TextCodec codec = NiahEndToEndTest.codec(tok);
+            long seed = 20261205L;
+            System.out.println("[seed] cuda-headinfer-model seed=" + seed);
+            NiahPrompt prompt = NiahPrompt.build(
+                    Haystack.builtIn(codec),
+                    codec,
+                    Needle.standard("Quiet Harbor", "7365012"),
+                    512,
+                    0.5,
+                    new SplittableRandom(seed));
+            HeadStoreFactory[] stores = {
+                new io.kvcache4j.cuda.CudaHeadStoreFactory(
+                        device, KvDType.F16, 16, io.kvcache4j.cuda.CudaLayerAttention.DEFAULT_CHUNK),
+                new io.kvcache4j.hybrid.CudaHeadInferFactory(device, new io.kvcache4j.hybrid.HeadInferConfig(0, 0, 16))
+            };
+            int steps = 12;
+            float[][][] logits = new float[2][steps][];
+            LlamaEngine engine = new LlamaEngine(model, 256);
+            for (int s = 0; s < 2; s++) {
+                try (KvCache cache = KvCache.builder(model.config().cacheShape())
+                        .store(stores[s])
+                        .build()) {
+                    int[] all = prompt.all();
+                    float[] l = engine.forward(all, 0, all.length, cache);
+                    for (int t = 0; t < steps; t++) {
+                        logits[s][t] = l.clone();
+                        l = engine.forward(new int[] {LlamaEngine.argmax(l)}, 0, 1, cache);
+                    }
+                }
+            }
+            for (int t = 0; t < steps; t++) {
+                assertArrayEquals(logits[0][t], logits[1][t], "step " + t + ": headinfer-cuda vs cuda-f16 logits");
+            }
+            assertEquals(0, device.bytesAllocated(), "both caches returned their device memory");
+        }
+    }
+
     private static void compare(
             CudaBackend emulated, HeadStoreFactory cpuStores, HeadStoreFactory cudaStores, String kind)
             throws Exception {
