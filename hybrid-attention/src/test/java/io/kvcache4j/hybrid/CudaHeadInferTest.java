@@ -161,6 +161,13 @@ class CudaHeadInferTest {
                 PinnedHeadStore s = new PinnedHeadStore(device, KvDType.F16, 32, 16)) {
             float[] row = new float[32];
             s.append(row, 0, row, 0, 32, 1);
+            assertEquals(2L * 256 * 64, s.bytesHeld(), "256 rows of keys and of values, 64 bytes each");
+            float[] many = new float[32 * 1000];
+            s.append(many, 0, many, 0, 32, 1000);
+            // 1001 rows + an eighth, in 256-row steps: 1280 rows
+            assertEquals(2L * 1280 * 64, s.bytesHeld());
+            s.compact(1, new int[0], 0, 1);
+            assertEquals(1, s.count());
             var e = assertThrows(IllegalArgumentException.class, () -> s.transfer(0, 0, 0, 2, device.newEvent()));
             assertEquals("transfer of rows [0, 2) out of range for 1 rows", e.getMessage());
             var c = assertThrows(IllegalArgumentException.class, () -> s.compact(0, new int[] {3}, 1, 1));
