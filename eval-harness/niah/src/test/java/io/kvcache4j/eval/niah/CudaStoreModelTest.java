@@ -65,37 +65,14 @@ class CudaStoreModelTest {
         CudaBackend emulated = CudaBackends.emulated();
         try (GgufLlama model = GgufLlama.open(ShippedModel.path());
                 io.kvcache4j.cuda.Device device = emulated.device()) {
-            Tokenizer tok = Tokenizer.fromGguf(model.model());
-            TextCodec codec = NiahEndToEndTest.codec(tok);
-            long seed = 20261205L;
-            System.out.println("[seed] cuda-headinfer-model seed=" + seed);
-            NiahPrompt prompt = NiahPrompt.build(
-                    Haystack.builtIn(codec),
-                    codec,
-                    Needle.standard("Quiet Harbor", "7365012"),
-                    512,
-                    0.5,
-                    new SplittableRandom(seed));
+            NiahPrompt prompt = prompt(model, 512, 0.5, 20261205L, "cuda-headinfer-model");
             HeadStoreFactory[] stores = {
                 new io.kvcache4j.cuda.CudaHeadStoreFactory(
                         device, KvDType.F16, 16, io.kvcache4j.cuda.CudaLayerAttention.DEFAULT_CHUNK),
                 new io.kvcache4j.hybrid.CudaHeadInferFactory(device, new io.kvcache4j.hybrid.HeadInferConfig(0, 0, 16))
             };
             int steps = 12;
-            float[][][] logits = new float[2][steps][];
-            LlamaEngine engine = new LlamaEngine(model, 256);
-            for (int s = 0; s < 2; s++) {
-                try (KvCache cache = KvCache.builder(model.config().cacheShape())
-                        .store(stores[s])
-                        .build()) {
-                    int[] all = prompt.all();
-                    float[] l = engine.forward(all, 0, all.length, cache);
-                    for (int t = 0; t < steps; t++) {
-                        logits[s][t] = l.clone();
-                        l = engine.forward(new int[] {LlamaEngine.argmax(l)}, 0, 1, cache);
-                    }
-                }
-            }
+            float[][][] logits = decode(model, prompt, stores, steps);
             for (int t = 0; t < steps; t++) {
                 assertArrayEquals(logits[0][t], logits[1][t], "step " + t + ": headinfer-cuda vs cuda-f16 logits");
             }
@@ -103,39 +80,51 @@ class CudaStoreModelTest {
         }
     }
 
+    private static NiahPrompt prompt(GgufLlama model, int length, double depth, long seed, String label)
+            throws Exception {
+        TextCodec codec = NiahEndToEndTest.codec(Tokenizer.fromGguf(model.model()));
+        System.out.println("[seed] " + label + " seed=" + seed);
+        return NiahPrompt.build(
+                Haystack.builtIn(codec),
+                codec,
+                Needle.standard("Quiet Harbor", "7365012"),
+                length,
+                depth,
+                new SplittableRandom(seed));
+    }
+
+    /** The logits before each of {@code steps} greedy tokens, per storage. */
+    private static float[][][] decode(GgufLlama model, NiahPrompt prompt, HeadStoreFactory[] stores, int steps) {
+        float[][][] logits = new float[stores.length][steps][];
+        LlamaEngine engine = new LlamaEngine(model, 256);
+        for (int s = 0; s < stores.length; s++) {
+            try (KvCache cache = KvCache.builder(model.config().cacheShape())
+                    .store(stores[s])
+                    .build()) {
+                int[] all = prompt.all();
+                float[] l = engine.forward(all, 0, all.length, cache);
+                for (int t = 0; t < steps; t++) {
+                    logits[s][t] = l.clone();
+                    l = engine.forward(new int[] {LlamaEngine.argmax(l)}, 0, 1, cache);
+                }
+            }
+        }
+        return logits;
+    }
+
     private static void compare(
             CudaBackend emulated, HeadStoreFactory cpuStores, HeadStoreFactory cudaStores, String kind)
             throws Exception {
         try (GgufLlama model = GgufLlama.open(ShippedModel.path());
                 io.kvcache4j.cuda.Device device = emulated.device()) {
-            Tokenizer tok = Tokenizer.fromGguf(model.model());
-            TextCodec codec = NiahEndToEndTest.codec(tok);
-            long seed = 20261204L;
-            System.out.println("[seed] cuda-store-model seed=" + seed);
-            NiahPrompt prompt = NiahPrompt.build(
-                    Haystack.builtIn(codec),
-                    codec,
-                    Needle.standard("Quiet Harbor", "7365012"),
-                    1024,
-                    0.4,
-                    new SplittableRandom(seed));
+            TextCodec codec = NiahEndToEndTest.codec(Tokenizer.fromGguf(model.model()));
+            NiahPrompt prompt = prompt(model, 1024, 0.4, 20261204L, "cuda-store-model");
             int steps = 24;
+            float[][][] logits = decode(model, prompt, new HeadStoreFactory[] {cpuStores, cudaStores}, steps);
             int[][] tokens = new int[2][steps];
-            float[][][] logits = new float[2][steps][];
-            HeadStoreFactory[] stores = {cpuStores, cudaStores};
-            LlamaEngine engine = new LlamaEngine(model, 256);
             for (int s = 0; s < 2; s++) {
-                try (KvCache cache = KvCache.builder(model.config().cacheShape())
-                        .store(stores[s])
-                        .build()) {
-                    int[] all = prompt.all();
-                    float[] l = engine.forward(all, 0, all.length, cache);
-                    for (int t = 0; t < steps; t++) {
-                        logits[s][t] = l.clone();
-                        int next = LlamaEngine.argmax(l);
-                        tokens[s][t] = next;
-                        l = engine.forward(new int[] {next}, 0, 1, cache);
-                    }
+                for (int t = 0; t < steps; t++) {
+                    tokens[s][t] = LlamaEngine.argmax(logits[s][t]);
                 }
             }
             assertArrayEquals(tokens[0], tokens[1], "greedy tokens, CPU " + kind + " vs emulated cuda-" + kind);
