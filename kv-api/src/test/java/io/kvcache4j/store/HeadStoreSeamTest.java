@@ -60,6 +60,65 @@ class HeadStoreSeamTest {
         }
     }
 
+    /** A layer source that holds memory of its own (AutoCloseable) is closed once, after the stores, with its cache. */
+    @Test
+    void layerSourcesThatOwnMemoryCloseWithTheirCache() {
+        ModelShape shape = new ModelShape(3, 4, 2, 16);
+        HeadStoreFactory exact = HeadStoreFactory.exact(KvDType.F16, 16);
+        java.util.List<String> events = new java.util.ArrayList<>();
+        HeadStoreFactory watched = new HeadStoreFactory() {
+            @Override
+            public HeadStore create(Spec spec) {
+                return exact.create(spec);
+            }
+
+            @Override
+            public io.kvcache4j.attention.LayerAttention layerAttention(io.kvcache4j.attention.LayerContext context) {
+                io.kvcache4j.attention.LayerAttention cpu = exact.layerAttention(context);
+                final class Owning implements io.kvcache4j.attention.LayerAttention, AutoCloseable {
+                    @Override
+                    public void attend(io.kvcache4j.attention.LayerBatch batch) {
+                        cpu.attend(batch);
+                    }
+
+                    @Override
+                    public boolean reportsScores() {
+                        return cpu.reportsScores();
+                    }
+
+                    @Override
+                    public void close() {
+                        events.add("closed layer " + context.layer() + ", its stores held "
+                                + context.store(0).count() + " tokens then");
+                    }
+                }
+                return new Owning();
+            }
+
+            @Override
+            public String name() {
+                return "watched";
+            }
+        };
+        KvCache cache = KvCache.builder(shape).store(watched).build();
+        float[] row = new float[shape.kvRowFloats()];
+        float[] q = new float[shape.queryRowFloats()];
+        for (int l = 0; l < shape.layers(); l++) {
+            cache.append(l, row, 0, row, 0, 1);
+            cache.attend(l, q, 0, 1, new float[q.length], 0);
+        }
+        assertTrue(events.isEmpty(), events.toString());
+        cache.close();
+        cache.close();
+        // the stores are closed first (a closed paged store reports no rows)
+        assertEquals(
+                java.util.List.of(
+                        "closed layer 0, its stores held 0 tokens then",
+                        "closed layer 1, its stores held 0 tokens then",
+                        "closed layer 2, its stores held 0 tokens then"),
+                events);
+    }
+
     @Test
     void storageKindsAreRegisteredByName() {
         assertEquals(java.util.List.of("f16", "bf16", "f32", "onheap"), HeadStores.names());
