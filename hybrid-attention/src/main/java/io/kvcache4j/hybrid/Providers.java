@@ -14,52 +14,119 @@ import io.kvcache4j.store.HeadStores;
 public final class Providers {
     private Providers() {}
 
-    /** {@code headinfer}: every head offloaded to the slow tier, staged per layer ({@link HeadInferFactory}). */
+    /**
+     * {@code headinfer}: every head offloaded to the slow tier, staged per layer ({@link
+     * HeadInferFactory}); {@code headinfer:resident=N} keeps heads {@code 0 .. N-1} of every layer in
+     * the fast tier.
+     */
     public static final class HeadInfer implements HeadStoreProvider {
+        private final String name;
+        private final int residentHeads;
+
+        /** The provider instance {@link java.util.ServiceLoader} creates: every head offloaded. */
+        public HeadInfer() {
+            this("headinfer", 0);
+        }
+
+        private HeadInfer(String name, int residentHeads) {
+            this.name = name;
+            this.residentHeads = residentHeads;
+        }
+
         @Override
         public String name() {
-            return "headinfer";
+            return name;
         }
 
         @Override
         public String description() {
-            return "exact binary16 rows, heads offloaded to host memory and staged per layer (HeadInfer)";
+            return "exact binary16 rows, heads offloaded to host memory and staged per layer (HeadInfer)"
+                    + residentNote(residentHeads);
         }
 
         @Override
         public HeadStoreFactory factory(int pageTokens) {
-            return new HeadInferFactory(new HeadInferConfig(0, 0, pageTokens));
+            return new HeadInferFactory(new HeadInferConfig(residentHeads, 0, pageTokens));
+        }
+
+        @Override
+        public HeadStoreProvider withOptions(String name, java.util.Map<String, String> options) {
+            return new HeadInfer(name, residentOption(name, options));
         }
     }
 
     /**
      * {@code headinfer-cuda}: HeadInfer with the GPU found by {@link
      * io.kvcache4j.cuda.CudaBackends#available()} as the fast tier and pinned host memory as the slow
-     * tier, every head offloaded and staged per layer with the next layer's prefetch on a second stream
-     * ({@link CudaHeadInferFactory}). Without a usable GPU, asking for a factory throws {@link
-     * IllegalStateException} naming the reason.
+     * tier, every head offloaded (or all but {@code resident=N} per layer) and staged per layer with the
+     * next layer's prefetch on a second stream ({@link CudaHeadInferFactory}). Without a usable GPU,
+     * asking for a factory throws {@link IllegalStateException} naming the reason.
      */
     public static final class HeadInferCuda implements HeadStoreProvider {
+        private final String name;
+        private final int residentHeads;
+
+        /** The provider instance {@link java.util.ServiceLoader} creates: every head offloaded. */
+        public HeadInferCuda() {
+            this("headinfer-cuda", 0);
+        }
+
+        private HeadInferCuda(String name, int residentHeads) {
+            this.name = name;
+            this.residentHeads = residentHeads;
+        }
+
         @Override
         public String name() {
-            return "headinfer-cuda";
+            return name;
         }
 
         @Override
         public String description() {
             return "exact binary16 rows, heads offloaded to pinned host memory and prefetched per layer to the GPU,"
-                    + " attended there (HeadInfer)";
+                    + " attended there (HeadInfer)" + residentNote(residentHeads);
         }
 
         @Override
         public HeadStoreFactory factory(int pageTokens) {
             io.kvcache4j.cuda.Device device = io.kvcache4j.cuda.CudaBackends.available()
-                    .orElseThrow(() -> new IllegalStateException("storage 'headinfer-cuda' needs a CUDA GPU: "
+                    .orElseThrow(() -> new IllegalStateException("storage '" + name + "' needs a CUDA GPU: "
                             + io.kvcache4j.cuda.CudaBackends.reason()
                             + "; use 'headinfer' for a fast tier in host memory"))
                     .device();
-            return new CudaHeadInferFactory(device, new HeadInferConfig(0, 0, pageTokens));
+            return new CudaHeadInferFactory(device, new HeadInferConfig(residentHeads, 0, pageTokens));
         }
+
+        @Override
+        public HeadStoreProvider withOptions(String name, java.util.Map<String, String> options) {
+            return new HeadInferCuda(name, residentOption(name, options));
+        }
+    }
+
+    private static String residentNote(int residentHeads) {
+        return residentHeads == 0 ? "" : "; KV heads 0.." + (residentHeads - 1) + " of every layer resident";
+    }
+
+    /** The {@code resident} option of the HeadInfer kinds: KV heads per layer kept in the fast tier. */
+    private static int residentOption(String name, java.util.Map<String, String> options) {
+        int resident = 0;
+        for (java.util.Map.Entry<String, String> e : options.entrySet()) {
+            if (!e.getKey().equals("resident")) {
+                throw new IllegalArgumentException(
+                        "storage '" + name + "': unknown option '" + e.getKey() + "'; options: resident");
+            }
+            try {
+                resident = Integer.parseInt(e.getValue());
+            } catch (NumberFormatException ex) {
+                throw new IllegalArgumentException("storage '" + name
+                        + "': option resident must be an integer in [0, kvHeads], was '" + e.getValue() + "'");
+            }
+            if (resident < 0) {
+                throw new IllegalArgumentException(
+                        "storage '" + name + "': option resident must be in [0, kvHeads], was " + resident);
+            }
+        }
+        return resident;
     }
 
     /** {@code retrieval}: sinks and recent window exact, top-k of the rest by an exact flat scan. */

@@ -212,6 +212,33 @@ class HeadInferTest {
     }
 
     @Test
+    void theResidentOptionKeepsThatManyHeadsInTheFastTier() {
+        var p = HeadStores.provider("headinfer:resident=2");
+        assertEquals("headinfer:resident=2", p.name());
+        assertTrue(p.description().endsWith("KV heads 0..1 of every layer resident"), p.description());
+        HeadInferFactory f = (HeadInferFactory) p.factory(16);
+        assertEquals(2, f.config().residentHeads());
+        try (KvCache cache = KvCache.builder(SHAPE).store(f).build()) {
+            float[] row = new float[SHAPE.kvRowFloats()];
+            cache.append(0, row, 0, row, 0, 1);
+            // two resident heads' first pages in the fast tier, two offloaded heads' in the slow tier
+            assertEquals(f.fastTier().bytesHeld(), f.slowTier().bytesHeld());
+        }
+        var unknown = assertThrows(IllegalArgumentException.class, () -> HeadStores.provider("headinfer:r=2"));
+        assertEquals("storage 'headinfer:r=2': unknown option 'r'; options: resident", unknown.getMessage());
+        var negative = assertThrows(IllegalArgumentException.class, () -> HeadStores.provider("headinfer:resident=-1"));
+        assertEquals(
+                "storage 'headinfer:resident=-1': option resident must be in [0, kvHeads], was -1",
+                negative.getMessage());
+        var word = assertThrows(IllegalArgumentException.class, () -> HeadStores.provider("headinfer:resident=two"));
+        assertEquals(
+                "storage 'headinfer:resident=two': option resident must be an integer in [0, kvHeads], was 'two'",
+                word.getMessage());
+        var cuda = HeadStores.provider("headinfer-cuda:resident=3");
+        assertEquals("headinfer-cuda:resident=3", cuda.name());
+    }
+
+    @Test
     void registeredByName() {
         assertTrue(HeadStores.names().contains("headinfer"), HeadStores.names().toString());
         assertTrue(HeadStores.names().contains("retrieval"));
