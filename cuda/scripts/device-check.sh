@@ -20,7 +20,10 @@
 #                    report.html) goes to $OUT/niah-KIND-POLICY-threadsT for each comparison below
 # Exit status: 0 when the checks pass (the oracle, the benchmark and the model run are reported, not
 # judged).
-# Environment: OUT, JAVA (default .device/jre/bin/java); MODEL_REHEARSAL_QUANT (default unset) runs
+# Environment: OUT, JAVA (default .device/jre/bin/java); SECTIONS (default "check oracle headinfer bench
+# model": the sections to run, e.g. "headinfer model" to check head-wise offload alone); MODEL_ONLY
+# (default unset: a pattern; only the model comparisons whose GPU storage matches it run);
+# MODEL_REHEARSAL_QUANT (default unset) runs
 # the model section with that CPU storage kind in place of the GPU storages (e.g. int8), to rehearse
 # the comparison on a machine without a GPU.
 set -uo pipefail
@@ -33,6 +36,9 @@ CP=".device/lib/*"
 JOPTS=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.library.path=.device/native
        -Xmx32g -cp "$CP")
 status=0
+SECTIONS="${SECTIONS:-check oracle headinfer bench model}"
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
+rc=0
 
 echo "== nvidia-smi" | tee "$OUT/nvidia-smi.txt"
 if command -v nvidia-smi >/dev/null; then
@@ -46,14 +52,17 @@ if [[ ! -x "$JAVA" ]]; then
   exit 3
 fi
 
-echo "== correctness: GPU against the CPU path" | tee "$OUT/check.log"
-timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck check 2>&1 | tee -a "$OUT/check.log"
-rc=${PIPESTATUS[0]}
-echo "exit $rc" | tee -a "$OUT/check.log"
-(( rc != 0 )) && status=$rc
+if section check; then
+  echo "== correctness: GPU against the CPU path" | tee "$OUT/check.log"
+  timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck check 2>&1 | tee -a "$OUT/check.log"
+  rc=${PIPESTATUS[0]}
+  echo "exit $rc" | tee -a "$OUT/check.log"
+  (( rc != 0 )) && status=$rc
+fi
 
-echo "== oracle: torch scaled_dot_product_attention" | tee "$OUT/oracle.log"
-if command -v python3 >/dev/null && python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+if ! section oracle; then
+  :
+elif command -v python3 >/dev/null && python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   mkdir -p "$OUT/oracle"
   timeout 60 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck dump "$OUT/oracle" 2>&1 | tee -a "$OUT/oracle.log"
   timeout 90 python3 cuda/scripts/torch_oracle.py "$OUT/oracle" 2>&1 | tee -a "$OUT/oracle.log"
@@ -62,7 +71,7 @@ else
   echo "skipped: no python3 with torch and CUDA on this machine" | tee -a "$OUT/oracle.log"
 fi
 
-if (( rc != 2 && rc != 3 )); then
+if (( rc != 2 && rc != 3 )) && section headinfer; then
   echo "== headinfer-cuda: heads offloaded to pinned host memory, prefetched on the transfer stream" | tee "$OUT/headinfer.log"
   timeout 240 "$JAVA" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
     -Djava.library.path=.device/native -Xmx32g -cp ".device/cli/*:.device/lib/*" \
@@ -70,6 +79,8 @@ if (( rc != 2 && rc != 3 )); then
   hrc=${PIPESTATUS[0]}
   echo "exit $hrc" | tee -a "$OUT/headinfer.log"
   (( hrc != 0 )) && status=$hrc
+fi
+if (( rc != 2 && rc != 3 )) && section bench; then
   echo "== benchmark: decode attention against a device copy of the same bytes" | tee "$OUT/bench.log"
   timeout 150 "$JAVA" "${JOPTS[@]}" io.kvcache4j.cuda.DeviceCheck bench 2>&1 | tee -a "$OUT/bench.log"
 fi
@@ -83,6 +94,10 @@ fi
 # against hgca-cuda (fast tier on the GPU, sparse part on the CPU), one cell per core (a 4,096-token
 # hgca cell scores every slow key per token of its prefill on the CPU: about 5 s each on the H200
 # machine's cores).
+if ! section model; then
+  echo "logs in $OUT"
+  exit $status
+fi
 echo "== model: NIAH on the shipped model, CPU storage against its GPU counterpart" | tee "$OUT/model.log"
 if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
   echo "rehearsal: $MODEL_REHEARSAL_QUANT stands in for the GPU storages (MODEL_REHEARSAL_QUANT)" | tee -a "$OUT/model.log"
@@ -96,13 +111,17 @@ else
   cores=$(nproc 2>/dev/null || echo 2)
   for run in "full none cuda-f16 1 1024,4096 150 0.1" "full none cuda-f16 $cores 4096 120 0.1" \
              "full cuda-f16 headinfer-cuda 1 1024,4096 150 0.1" "streaming cuda-f16 headinfer-cuda $cores 1024,4096 150 0.1" \
+             "full cuda-f16 headinfer-cuda:slot=1 1 1024,4096 150 0.1" \
              "full int4:scales=f32 cuda-int4 1 1024,4096 150 0.1" "full hgca hgca-cuda $cores 1024,4096 150 0.05"; do
     read -r policy ref cand threads lengths limit budget <<< "$run"
+    if [[ -n "${MODEL_ONLY:-}" && "$cand" != *"$MODEL_ONLY"* ]]; then
+      continue
+    fi
     if [[ -n "${MODEL_REHEARSAL_QUANT:-}" ]]; then
       cand="$MODEL_REHEARSAL_QUANT"
       [[ "$ref" == *cuda* ]] && ref=none
     fi
-    dir="$OUT/niah-${cand%%:*}-$policy-threads$threads"
+    dir="$OUT/niah-$(tr ':=' '--' <<< "$cand")-$policy-threads$threads"
     NIAH=(niah --policy "$policy" --quant "$ref,$cand" --budget "$budget" --lengths "$lengths" --depths 10 --samples 1
           --seed 1 --threads "$threads" --out "$dir")
     echo "command line: ${NIAH[*]}" | tee -a "$OUT/model.log"

@@ -46,8 +46,12 @@ public final class CudaHeadInferFactory implements HeadStoreFactory {
             java.util.Collections.synchronizedSet(java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>()));
 
     /**
-     * A factory on {@code device}. {@code config.stagingBuffers()} must be 0: the schedule always has
-     * two slots of one layer each.
+     * A factory on {@code device}. {@code config.stagingBuffers()} is the heads the two staging slots
+     * hold together: 0 for a layer's offloaded heads in each (one launch per layer), or an even number
+     * {@code 2s}, {@code s} heads a slot, checked against the model when the first store is created
+     * ({@code s} at most the offloaded heads of a layer). Smaller slots hold less device memory; each
+     * layer then attends in {@code ceil(offloaded / s)} launches, and only the copy of each layer's
+     * first unit can hide behind the work between layers.
      */
     public CudaHeadInferFactory(Device device, HeadInferConfig config) {
         this(device, config, true);
@@ -57,10 +61,24 @@ public final class CudaHeadInferFactory implements HeadStoreFactory {
         this.prefetch = prefetch;
         this.device = Objects.requireNonNull(device, "device");
         this.config = Objects.requireNonNull(config, "config");
-        if (config.stagingBuffers() != 0) {
-            throw new IllegalArgumentException("stagingBuffers must be 0 for the GPU schedule (two staging slots of"
-                    + " one layer each), was " + config.stagingBuffers());
+        if (config.stagingBuffers() % 2 != 0) {
+            throw new IllegalArgumentException("stagingBuffers must be 0 (a layer's offloaded heads per slot) or even"
+                    + " (two slots of stagingBuffers/2 heads) for the GPU schedule, was " + config.stagingBuffers());
         }
+    }
+
+    /** Heads a staging slot holds for a model of {@code kvHeads} KV heads (checks the configuration). */
+    private int slotHeads(int kvHeads) {
+        int offloaded = config.offloadedHeads(kvHeads);
+        if (config.stagingBuffers() == 0) {
+            return Math.max(1, offloaded);
+        }
+        if (config.stagingBuffers() > 2 * offloaded) {
+            throw new IllegalArgumentException("stagingBuffers must be 0 or even in [2, " + 2 * offloaded
+                    + "] (two slots of at most the " + offloaded + " offloaded heads of a layer), was "
+                    + config.stagingBuffers());
+        }
+        return config.stagingBuffers() / 2;
     }
 
     /**
@@ -123,7 +141,7 @@ public final class CudaHeadInferFactory implements HeadStoreFactory {
     @Override
     public HeadStore create(Spec spec) {
         int kvHeads = spec.shape().kvHeads();
-        config.offloadedHeads(kvHeads); // checks residentHeads against the model
+        slotHeads(kvHeads); // checks residentHeads and stagingBuffers against the model
         if (spec.shape().groupSize() > KernelEmulator.MAX_GROUP) {
             throw new IllegalArgumentException("the CUDA kernels take GQA groups of at most " + KernelEmulator.MAX_GROUP
                     + " query heads, the model has " + spec.shape().groupSize());
@@ -140,7 +158,8 @@ public final class CudaHeadInferFactory implements HeadStoreFactory {
                 || schedule == null
                 || !schedule.shape().equals(context.shape())
                 || !schedule.attachedThrough(context.layer() - 1)) {
-            schedule = new CudaHeadInferSchedule(device, context.shape(), prefetch);
+            schedule = new CudaHeadInferSchedule(
+                    device, context.shape(), prefetch, slotHeads(context.shape().kvHeads()));
             building.set(schedule);
             schedules.add(schedule);
         }
@@ -149,11 +168,7 @@ public final class CudaHeadInferFactory implements HeadStoreFactory {
             building.remove();
         }
         LayerAttention cpu = LayerAttention.cpu(context, AttentionKernels.get());
-        return new CudaHeadInferLayerAttention(
-                schedule,
-                context.layer(),
-                new CudaLayerAttention(
-                        device, context.shape(), context.layer(), rows, CudaLayerAttention.DEFAULT_CHUNK, cpu));
+        return new CudaHeadInferLayerAttention(schedule, device, context.shape(), context.layer(), rows, cpu);
     }
 
     @Override

@@ -21,13 +21,14 @@ import java.util.SplittableRandom;
  * cuda/scripts/device-check.sh} on a GPU machine:
  *
  * <ul>
- *   <li>{@code check}: layers of stores built by the factory (every head offloaded, and 3 of 8
- *       resident) against the all-resident {@code cuda-f16} stores on the same device, bit for bit
+ *   <li>{@code check}: layers of stores built by the factory (every head offloaded, 3 of 8 resident,
+ *       and staged one head at a time) against the all-resident {@code cuda-f16} stores on the same device, bit for bit
  *       (outputs and log-sum-exps), through a chunked prefill, decode steps and a compaction; and
  *       against kv-api's CPU attention over exact f16 stores (relative error, within 1e-3). Device
  *       memory returns to where it was once the stores and layer sources close.
  *   <li>{@code bench}: a decode step (8 layers, 8 KV heads, group 4, d 128; one token appended and
- *       attended per layer) with every head offloaded, with and without the next layer's prefetch,
+ *       attended per layer) with every head offloaded, with and without the next layer's prefetch, and
+ *       staged one head at a time ({@code slot=1}),
  *       against the all-resident cache, each with no other work between layers and with a CPU wait
  *       between layers as long as one layer's copy (what a model's other per-layer work gives the
  *       prefetch to hide behind); and the pinned host-to-device copy bandwidth of one layer's bytes on
@@ -121,6 +122,7 @@ public final class HeadInferDeviceCheck {
         int maxTokens = 1500;
         CudaHeadInferFactory offloadAll = new CudaHeadInferFactory(device, new HeadInferConfig(0, 0, 16));
         CudaHeadInferFactory offloadFive = new CudaHeadInferFactory(device, new HeadInferConfig(3, 0, 16));
+        CudaHeadInferFactory headByHead = new CudaHeadInferFactory(device, new HeadInferConfig(0, 2, 16));
         boolean ok = true;
         double worstCpu = 0;
         long mismatches = 0;
@@ -131,8 +133,9 @@ public final class HeadInferDeviceCheck {
                         maxTokens);
                 Rig all = new Rig(shape, offloadAll, maxTokens);
                 Rig five = new Rig(shape, offloadFive, maxTokens);
+                Rig one = new Rig(shape, headByHead, maxTokens);
                 Rig cpu = new Rig(shape, HeadStoreFactory.exact(KvDType.F16, 16), maxTokens)) {
-            Rig[] rigs = {resident, all, five, cpu};
+            Rig[] rigs = {resident, all, five, one, cpu};
             int[] chunks = {1500, 700};
             int steps = 24;
             for (int phase = 0; phase < chunks.length + steps; phase++) {
@@ -162,7 +165,7 @@ public final class HeadInferDeviceCheck {
                         rigs[i].attend(l, q, tokens, out[i], lse[i]);
                     }
                     attends++;
-                    for (int i = 1; i <= 2; i++) {
+                    for (int i = 1; i <= 3; i++) {
                         for (int j = 0; j < q.length; j++) {
                             if (Float.floatToRawIntBits(out[i][j]) != Float.floatToRawIntBits(out[0][j])) {
                                 mismatches++;
@@ -174,7 +177,7 @@ public final class HeadInferDeviceCheck {
                             }
                         }
                     }
-                    worstCpu = Math.max(worstCpu, relative(out[0], out[3]));
+                    worstCpu = Math.max(worstCpu, relative(out[0], out[4]));
                 }
             }
             long[] counts = offloadAll.prefetchCounts();
@@ -189,7 +192,8 @@ public final class HeadInferDeviceCheck {
         }
         boolean same = mismatches == 0;
         log.printf(
-                "%s headinfer-cuda (every head offloaded; 3 of 8 resident) vs cuda-f16 all resident, %d layer attends"
+                "%s headinfer-cuda (every head offloaded; 3 of 8 resident; staged one head at a time) vs cuda-f16 all"
+                        + " resident, %d layer attends"
                         + " (prefill chunks of 1500 and 700 tokens, 24 decode steps, a compaction): %d differing floats%n",
                 same ? "PASS" : "FAIL", attends, mismatches);
         boolean close = worstCpu <= TOLERANCE;
@@ -244,7 +248,12 @@ public final class HeadInferDeviceCheck {
                         + " all %d layers: %.2f ms (the floor of a step that moves every head)%n",
                 copy * 1e3, layerBytes / copy / 1e9, layers, copy * layers * 1e3);
         long waitNanos = Math.round(copy * 1e9);
-        String[] names = {"cuda-f16 (all resident)", "headinfer-cuda, prefetch", "headinfer-cuda, no prefetch"};
+        String[] names = {
+            "cuda-f16 (all resident)",
+            "headinfer-cuda, prefetch",
+            "headinfer-cuda, no prefetch",
+            "headinfer-cuda, slot=1, prefetch"
+        };
         double[][] times = new double[names.length][2];
         long[] deviceBytes = new long[names.length];
         for (int kind = 0; kind < names.length; kind++) {
@@ -252,7 +261,8 @@ public final class HeadInferDeviceCheck {
             HeadStoreFactory f = switch (kind) {
                 case 0 -> new CudaHeadStoreFactory(device, KvDType.F16, 16, CudaLayerAttention.DEFAULT_CHUNK);
                 case 1 -> new CudaHeadInferFactory(device, new HeadInferConfig(0, 0, 16));
-                default -> new CudaHeadInferFactory(device, new HeadInferConfig(0, 0, 16)).withPrefetch(false);
+                case 2 -> new CudaHeadInferFactory(device, new HeadInferConfig(0, 0, 16)).withPrefetch(false);
+                default -> new CudaHeadInferFactory(device, new HeadInferConfig(0, 2, 16));
             };
             try (Rig rig = new Rig(shape, f, 1)) {
                 for (int l = 0; l < layers; l++) {
@@ -295,7 +305,7 @@ public final class HeadInferDeviceCheck {
                     w == 0 ? "every layer's copy, back to back" : "the waits alone, every copy hidden behind them");
             for (int kind = 0; kind < names.length; kind++) {
                 log.printf(
-                        "    %-30s %8.3f ms = %.2fx all-resident; %.2fx the floor%s%n",
+                        "    %-34s %8.3f ms = %.2fx all-resident; %.2fx the floor%s%n",
                         names[kind],
                         times[kind][w] * 1e3,
                         times[kind][w] / times[0][w],
@@ -307,7 +317,7 @@ public final class HeadInferDeviceCheck {
         }
         for (int kind = 0; kind < names.length; kind++) {
             log.printf(
-                    "  device memory, %-30s %.1f MB = %.3f of the f16 KV (%.1f MB)%n",
+                    "  device memory, %-34s %.1f MB = %.3f of the f16 KV (%.1f MB)%n",
                     names[kind],
                     deviceBytes[kind] / 1e6,
                     deviceBytes[kind] / (double) (layerBytes * layers),

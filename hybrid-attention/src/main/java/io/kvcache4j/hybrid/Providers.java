@@ -51,7 +51,7 @@ public final class Providers {
 
         @Override
         public HeadStoreProvider withOptions(String name, java.util.Map<String, String> options) {
-            return new HeadInfer(name, residentOption(name, options));
+            return new HeadInfer(name, residentOption(name, options, "resident"));
         }
     }
 
@@ -65,15 +65,17 @@ public final class Providers {
     public static final class HeadInferCuda implements HeadStoreProvider {
         private final String name;
         private final int residentHeads;
+        private final int slotHeads;
 
         /** The provider instance {@link java.util.ServiceLoader} creates: every head offloaded. */
         public HeadInferCuda() {
-            this("headinfer-cuda", 0);
+            this("headinfer-cuda", 0, 0);
         }
 
-        private HeadInferCuda(String name, int residentHeads) {
+        private HeadInferCuda(String name, int residentHeads, int slotHeads) {
             this.name = name;
             this.residentHeads = residentHeads;
+            this.slotHeads = slotHeads;
         }
 
         @Override
@@ -83,8 +85,10 @@ public final class Providers {
 
         @Override
         public String description() {
-            return "exact binary16 rows, heads offloaded to pinned host memory and prefetched per layer to the GPU,"
-                    + " attended there (HeadInfer)" + residentNote(residentHeads);
+            return "exact binary16 rows, heads offloaded to pinned host memory and prefetched "
+                    + (slotHeads == 0 ? "per layer" : slotHeads + " at a time")
+                    + " to the GPU, attended there (HeadInfer)"
+                    + residentNote(residentHeads);
         }
 
         @Override
@@ -94,12 +98,27 @@ public final class Providers {
                             + io.kvcache4j.cuda.CudaBackends.reason()
                             + "; use 'headinfer' for a fast tier in host memory"))
                     .device();
-            return new CudaHeadInferFactory(device, new HeadInferConfig(residentHeads, 0, pageTokens));
+            return new CudaHeadInferFactory(device, new HeadInferConfig(residentHeads, 2 * slotHeads, pageTokens));
         }
 
         @Override
         public HeadStoreProvider withOptions(String name, java.util.Map<String, String> options) {
-            return new HeadInferCuda(name, residentOption(name, options));
+            java.util.Map<String, String> rest = new java.util.LinkedHashMap<>(options);
+            String slot = rest.remove("slot");
+            int slotHeads = 0;
+            if (slot != null) {
+                try {
+                    slotHeads = Integer.parseInt(slot);
+                } catch (NumberFormatException ex) {
+                    slotHeads = -1;
+                }
+                if (slotHeads < 1 || slotHeads > 2048) {
+                    throw new IllegalArgumentException("storage '" + name
+                            + "': option slot (KV heads per staging slot) must be an integer in [1, kvHeads], was '"
+                            + slot + "'");
+                }
+            }
+            return new HeadInferCuda(name, residentOption(name, rest, "resident, slot"), slotHeads);
         }
     }
 
@@ -108,12 +127,12 @@ public final class Providers {
     }
 
     /** The {@code resident} option of the HeadInfer kinds: KV heads per layer kept in the fast tier. */
-    private static int residentOption(String name, java.util.Map<String, String> options) {
+    private static int residentOption(String name, java.util.Map<String, String> options, String allowed) {
         int resident = 0;
         for (java.util.Map.Entry<String, String> e : options.entrySet()) {
             if (!e.getKey().equals("resident")) {
                 throw new IllegalArgumentException(
-                        "storage '" + name + "': unknown option '" + e.getKey() + "'; options: resident");
+                        "storage '" + name + "': unknown option '" + e.getKey() + "'; options: " + allowed);
             }
             try {
                 resident = Integer.parseInt(e.getValue());

@@ -33,10 +33,22 @@ import org.junit.jupiter.params.provider.CsvSource;
 class CudaHeadInferTest {
     static final ModelShape SHAPE = new ModelShape(3, 8, 4, 32);
 
-    @ParameterizedTest(name = "policy {0}, resident {1}")
-    @CsvSource({"full,0", "full,1", "full,4", "streaming,0", "streaming,2", "h2o,1"})
-    void outputsAreBitIdenticalToTheAllResidentGpuCache(String policyName, int resident) {
-        long seed = TestSeeds.seed("headinfer-cuda-" + policyName + "-" + resident);
+    @ParameterizedTest(name = "policy {0}, resident {1}, staging buffers {2}")
+    @CsvSource({
+        "full,0,0",
+        "full,1,0",
+        "full,4,0",
+        "streaming,0,0",
+        "streaming,2,0",
+        "h2o,1,0",
+        "full,0,2",
+        "full,1,4",
+        "streaming,0,2",
+        "streaming,1,4",
+        "full,0,6"
+    })
+    void outputsAreBitIdenticalToTheAllResidentGpuCache(String policyName, int resident, int staging) {
+        long seed = TestSeeds.seed("headinfer-cuda-" + policyName + "-" + resident + "-" + staging);
         SplittableRandom r = TestSeeds.random(seed);
         Supplier<EvictionPolicy> policy = switch (policyName) {
             case "h2o" -> () -> new H2OPolicy(H2OPolicy.Config.defaults(Budget.tokens(64)));
@@ -44,7 +56,7 @@ class CudaHeadInferTest {
             default -> () -> FullPolicy.INSTANCE;
         };
         try (EmulatedDevice device = new EmulatedDevice()) {
-            CudaHeadInferFactory factory = new CudaHeadInferFactory(device, new HeadInferConfig(resident, 0, 16));
+            CudaHeadInferFactory factory = new CudaHeadInferFactory(device, new HeadInferConfig(resident, staging, 16));
             CudaHeadStoreFactory allResident =
                     new CudaHeadStoreFactory(device, KvDType.F16, 16, CudaLayerAttention.DEFAULT_CHUNK);
             try (KvCache exact = KvCache.builder(SHAPE)
@@ -71,12 +83,13 @@ class CudaHeadInferTest {
                 }
                 long[] counts = factory.prefetchCounts();
                 System.out.printf(
-                        "[headinfer-cuda] policy %s resident %d/%d: %d heads found prefetched, %d copied whole at"
+                        "[headinfer-cuda] policy %s resident %d/%d, staging %d: %d heads found prefetched, %d copied whole at"
                                 + " their turn, %d bytes transferred, staging %d device bytes, cache %d bytes"
                                 + " (all-resident %d)%n",
                         policyName,
                         resident,
                         SHAPE.kvHeads(),
+                        staging,
                         counts[0],
                         counts[1],
                         factory.bytesTransferred(),
@@ -155,6 +168,49 @@ class CudaHeadInferTest {
         }
     }
 
+    /**
+     * Slots of one head (HeadInfer's granularity): a layer attends head by head, the next head's copy
+     * pending while one computes, and the device holds two heads' rows.
+     */
+    @Test
+    void slotsOfOneHeadStageHeadByHead() {
+        long seed = TestSeeds.seed("headinfer-cuda-one-head");
+        SplittableRandom r = TestSeeds.random(seed);
+        try (EmulatedDevice device = new EmulatedDevice()) {
+            CudaHeadInferFactory factory = new CudaHeadInferFactory(device, new HeadInferConfig(0, 2, 16));
+            try (KvCache cache = KvCache.builder(SHAPE).store(factory).build()) {
+                float[] q = TestSeeds.floats(r, SHAPE.queryRowFloats(), 1f);
+                float[] out = new float[q.length];
+                int prompt = 300;
+                for (int l = 0; l < SHAPE.layers(); l++) {
+                    float[] k = TestSeeds.floats(r, prompt * SHAPE.kvRowFloats(), 1f);
+                    cache.append(l, k, 0, k, 0, prompt);
+                    float[] pq = TestSeeds.floats(r, prompt * SHAPE.queryRowFloats(), 1f);
+                    cache.attend(l, pq, 0, prompt, new float[pq.length], 0);
+                }
+                for (int s = 0; s < 3; s++) {
+                    for (int l = 0; l < SHAPE.layers(); l++) {
+                        float[] k = TestSeeds.floats(r, SHAPE.kvRowFloats(), 1f);
+                        cache.append(l, k, 0, k, 0, 1);
+                        cache.attend(l, q, 0, 1, out, 0);
+                        // the next layer's first head (keys, values) is on its way
+                        assertEquals(2, device.pendingTransfers(), "step " + s + " layer " + l);
+                    }
+                }
+                // two slots of one head: 304 rows + a sixteenth in 256-row steps = 512 rows of keys and values
+                assertEquals(2L * 2 * 512 * 2 * SHAPE.headDim(), factory.stagingBytes());
+                long[] counts = factory.prefetchCounts();
+                // every decode turn found its head; in the prefill, heads 1-3 of each layer were prefetched while the
+                // one before computed (head 0 of a layer was prefetched before that layer's rows existed)
+                assertEquals(
+                        3L * SHAPE.layers() * SHAPE.kvHeads() + (long) SHAPE.layers() * (SHAPE.kvHeads() - 1),
+                        counts[0]);
+                assertEquals(SHAPE.layers(), counts[1]);
+            }
+            assertEquals(0, device.bytesAllocated());
+        }
+    }
+
     @Test
     void pinnedStoresCheckTheirArguments() {
         try (EmulatedDevice device = new EmulatedDevice();
@@ -195,12 +251,21 @@ class CudaHeadInferTest {
     @Test
     void badConfigurationsNameTheValueAndTheRange() {
         try (EmulatedDevice device = new EmulatedDevice()) {
-            var staging = assertThrows(
+            var odd = assertThrows(
                     IllegalArgumentException.class,
-                    () -> new CudaHeadInferFactory(device, new HeadInferConfig(0, 4, 16)));
+                    () -> new CudaHeadInferFactory(device, new HeadInferConfig(0, 3, 16)));
             assertEquals(
-                    "stagingBuffers must be 0 for the GPU schedule (two staging slots of one layer each), was 4",
-                    staging.getMessage());
+                    "stagingBuffers must be 0 (a layer's offloaded heads per slot) or even (two slots of stagingBuffers/2"
+                            + " heads) for the GPU schedule, was 3",
+                    odd.getMessage());
+            CudaHeadInferFactory tooLarge = new CudaHeadInferFactory(device, new HeadInferConfig(1, 8, 16));
+            var large = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> KvCache.builder(SHAPE).store(tooLarge).build());
+            assertEquals(
+                    "stagingBuffers must be 0 or even in [2, 6] (two slots of at most the 3 offloaded heads of a"
+                            + " layer), was 8",
+                    large.getMessage());
             CudaHeadInferFactory tooMany = new CudaHeadInferFactory(device, new HeadInferConfig(5, 0, 16));
             var heads = assertThrows(
                     IllegalArgumentException.class,

@@ -234,8 +234,16 @@ class HeadInferTest {
         assertEquals(
                 "storage 'headinfer:resident=two': option resident must be an integer in [0, kvHeads], was 'two'",
                 word.getMessage());
-        var cuda = HeadStores.provider("headinfer-cuda:resident=3");
-        assertEquals("headinfer-cuda:resident=3", cuda.name());
+        var cuda = HeadStores.provider("headinfer-cuda:resident=3:slot=1");
+        assertEquals("headinfer-cuda:resident=3:slot=1", cuda.name());
+        assertTrue(cuda.description().contains("prefetched 1 at a time"), cuda.description());
+        var slot = assertThrows(IllegalArgumentException.class, () -> HeadStores.provider("headinfer-cuda:slot=0"));
+        assertEquals(
+                "storage 'headinfer-cuda:slot=0': option slot (KV heads per staging slot) must be an integer in [1,"
+                        + " kvHeads], was '0'",
+                slot.getMessage());
+        var other = assertThrows(IllegalArgumentException.class, () -> HeadStores.provider("headinfer-cuda:x=1"));
+        assertEquals("storage 'headinfer-cuda:x=1': unknown option 'x'; options: resident, slot", other.getMessage());
     }
 
     @Test
