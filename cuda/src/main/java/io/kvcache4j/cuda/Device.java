@@ -43,8 +43,16 @@ public interface Device extends AutoCloseable {
     /** Allocates pinned host memory. */
     HostBuffer allocHost(long bytes);
 
-    /** Frees pinned host memory, after the work queued on both streams completed. */
+    /**
+     * Frees pinned host memory, after the work queued on both streams completed.
+     *
+     * @throws IllegalArgumentException if {@code buffer} is not a live buffer of this device (freed
+     *     already, or another device's)
+     */
     void freeHost(HostBuffer buffer);
+
+    /** Pinned host bytes allocated now and not freed. */
+    long hostBytesAllocated();
 
     /** Queues a copy of {@code bytes} from {@code src[srcOffset..]} to device address {@code dst}. */
     void copyToDevice(long dst, HostBuffer src, long srcOffset, long bytes);

@@ -83,15 +83,33 @@ public final class EmulatedDevice implements Device {
         return e.getValue().asSlice(ptr - e.getKey());
     }
 
+    /** Live pinned buffers (by identity) and their bytes. */
+    private final Map<HostBuffer, Long> hostBuffers = new java.util.IdentityHashMap<>();
+
+    private long hostAllocated;
+
     @Override
-    public HostBuffer allocHost(long bytes) {
-        return new Host(arena.allocate(Math.max(1, bytes), 64));
+    public synchronized HostBuffer allocHost(long bytes) {
+        Host h = new Host(arena.allocate(Math.max(1, bytes), 64));
+        hostBuffers.put(h, Math.max(1, bytes));
+        hostAllocated += Math.max(1, bytes);
+        return h;
     }
 
     @Override
     public synchronized void freeHost(HostBuffer buffer) {
+        Long bytes = hostBuffers.remove(buffer);
+        if (bytes == null) {
+            throw new IllegalArgumentException("not a live pinned buffer of this device (freed already?): " + buffer);
+        }
         runTransfers(queued);
-        // Arena memory is released with the device.
+        hostAllocated -= bytes;
+        // the arena's memory itself is released with the device
+    }
+
+    @Override
+    public synchronized long hostBytesAllocated() {
+        return hostAllocated;
     }
 
     @Override
@@ -279,6 +297,8 @@ public final class EmulatedDevice implements Device {
         transfers.clear();
         events.clear();
         allocations.clear();
+        hostBuffers.clear();
+        hostAllocated = 0;
         allocated = 0;
         arena.close();
     }

@@ -82,6 +82,10 @@ public final class JCudaDevice implements Device {
     private final TreeMap<Long, Alloc> allocations = new TreeMap<>();
 
     private long allocated;
+    /** Live pinned buffers (by identity) and their bytes. */
+    private final Map<HostBuffer, Long> hostBuffers = new java.util.IdentityHashMap<>();
+
+    private long hostAllocated;
     private boolean closed;
 
     /** A device pointer whose address Java can read. */
@@ -204,14 +208,27 @@ public final class JCudaDevice implements Device {
         Pointer p = new Pointer();
         cuMemAllocHost(p, Math.max(1, bytes));
         MemorySegment seg = MemorySegment.ofBuffer(p.getByteBuffer(0, Math.max(1, bytes)));
-        return new Host(p, seg);
+        Host h = new Host(p, seg);
+        hostBuffers.put(h, Math.max(1, bytes));
+        hostAllocated += Math.max(1, bytes);
+        return h;
     }
 
     @Override
     public synchronized void freeHost(HostBuffer buffer) {
         current();
+        Long bytes = hostBuffers.remove(buffer);
+        if (bytes == null) {
+            throw new IllegalArgumentException("not a live pinned buffer of this device (freed already?): " + buffer);
+        }
         cuCtxSynchronize();
         cuMemFreeHost(((Host) buffer).pointer());
+        hostAllocated -= bytes;
+    }
+
+    @Override
+    public synchronized long hostBytesAllocated() {
+        return hostAllocated;
     }
 
     @Override
@@ -567,6 +584,11 @@ public final class JCudaDevice implements Device {
             cuMemFree(a);
         }
         allocations.clear();
+        for (HostBuffer h : hostBuffers.keySet()) {
+            cuMemFreeHost(((Host) h).pointer());
+        }
+        hostBuffers.clear();
+        hostAllocated = 0;
         allocated = 0;
         cuStreamDestroy(stream);
         cuStreamDestroy(transfers);

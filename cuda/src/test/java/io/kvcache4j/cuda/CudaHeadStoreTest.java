@@ -50,6 +50,7 @@ class CudaHeadStoreTest {
             assertEquals(dev.bytesAllocated(), store.deviceBytes());
             store.close();
             assertEquals(0, dev.bytesAllocated(), "close frees every device byte");
+            assertEquals(0, dev.hostBytesAllocated(), "and every pinned host byte");
             assertThrows(IllegalStateException.class, () -> store.append(k, 0, v, 0, d, 1));
         }
     }

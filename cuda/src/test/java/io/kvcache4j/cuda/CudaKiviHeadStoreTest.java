@@ -87,6 +87,7 @@ class CudaKiviHeadStoreTest {
                 assertThrows(IllegalStateException.class, () -> s.append(new float[d], 0, new float[d], 0, d, 1));
             }
             assertEquals(0, dev.bytesAllocated(), "device memory returns to zero");
+            assertEquals(0, dev.hostBytesAllocated(), "pinned host memory too");
         }
     }
 

@@ -25,6 +25,7 @@ class DeviceCheckSmokeTest {
                 assertEquals(0.0, o.relativeError() * (o.what().contains("store path") ? 0 : 1), o.toString());
             }
             assertEquals(0, dev.bytesAllocated(), "the check frees what it allocates");
+            assertEquals(0, dev.hostBytesAllocated(), "pinned host memory too");
         }
     }
 

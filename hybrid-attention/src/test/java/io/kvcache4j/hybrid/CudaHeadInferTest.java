@@ -106,6 +106,7 @@ class CudaHeadInferTest {
                 }
             }
             assertEquals(0, device.bytesAllocated(), "closing the caches frees every device byte, staging included");
+            assertEquals(0, device.hostBytesAllocated(), "and every pinned host byte");
         }
     }
 
@@ -235,6 +236,11 @@ class CudaHeadInferTest {
             assertEquals("pinned stores keep f16 or bf16 rows, not F32", t.getMessage());
             s.close();
             assertThrows(IllegalStateException.class, () -> s.append(row, 0, row, 0, 32, 1));
+            assertEquals(0, device.hostBytesAllocated(), "close returned the pinned rows");
+            var buffer = device.allocHost(64);
+            device.freeHost(buffer);
+            var twice = assertThrows(IllegalArgumentException.class, () -> device.freeHost(buffer));
+            assertTrue(twice.getMessage().startsWith("not a live pinned buffer of this device (freed already?)"));
         }
     }
 

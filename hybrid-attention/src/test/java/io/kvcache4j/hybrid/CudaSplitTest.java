@@ -94,6 +94,7 @@ class CudaSplitTest {
                 }
             }
             assertEquals(0, dev.bytesAllocated(), "the device copies are freed with their stores");
+            assertEquals(0, dev.hostBytesAllocated(), "and their pinned staging");
         } catch (Exception e) {
             throw new AssertionError(e);
         }

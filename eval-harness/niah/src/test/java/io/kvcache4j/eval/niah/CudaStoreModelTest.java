@@ -77,6 +77,7 @@ class CudaStoreModelTest {
                 assertArrayEquals(logits[0][t], logits[1][t], "step " + t + ": headinfer-cuda vs cuda-f16 logits");
             }
             assertEquals(0, device.bytesAllocated(), "both caches returned their device memory");
+            assertEquals(0, device.hostBytesAllocated(), "and their pinned host memory");
         }
     }
 
