@@ -40,8 +40,11 @@ import org.roaringbitmap.RoaringBitmap;
  *
  * <pre>{@code
  * java -cp <niah test classpath> io.kvcache4j.eval.niah.ShippedModelRecall \
- *     length=4096 depth=0.5 k=32 indexes=flat,hnsw,roar efs=32,64,128,256 seed=1
+ *     length=4096 depth=0.5 k=32 indexes=flat,hnsw,roar efs=32,64,128,256 seed=1 [batch=512]
  * }</pre>
+ *
+ * <p>With {@code batch}, the index is built as the retrieval storage builds it: each batch's keys,
+ * then that batch's queries (which shape the batches after them).
  */
 public final class ShippedModelRecall {
     private ShippedModelRecall() {}
@@ -109,6 +112,7 @@ public final class ShippedModelRecall {
                         .toArray(),
                 Long.parseLong(a.getOrDefault("seed", "1")),
                 a,
+                Integer.parseInt(a.getOrDefault("batch", String.valueOf(Integer.MAX_VALUE))),
                 System.out);
     }
 
@@ -125,6 +129,7 @@ public final class ShippedModelRecall {
             int[] efs,
             long seed,
             Map<String, String> options,
+            int batch,
             PrintStream out)
             throws Exception {
         Map<String, Double> result = new HashMap<>();
@@ -156,7 +161,8 @@ public final class ShippedModelRecall {
                         Locale.ROOT,
                         "shipped model, NIAH prompt of %d tokens (needle at depth %.2f, token %d), seed %d: %d layers x %d KV"
                                 + " heads, group %d, d %d; indexed keys: the %d context positions; queries: the %d question"
-                                + " tokens and %d answer tokens (\"%s\"), per query head; k = %d (%.1f %% of the keys)%n",
+                                + " tokens and %d answer tokens (\"%s\"), per query head; k = %d (%.1f %% of the keys);"
+                                + " built %s%n",
                         all.length,
                         depth,
                         prompt.needleStart(),
@@ -170,7 +176,8 @@ public final class ShippedModelRecall {
                         steps,
                         codec.decode(answer, 0, steps).strip(),
                         k,
-                        100.0 * k / n);
+                        100.0 * k / n,
+                        batch >= n ? "in one batch" : "in batches of " + batch + " keys");
                 out.println(
                         "index  options                  ef  recall@k  min_recall  mass_recall  scanned_frac  build_ms_per_1K");
                 for (String spec : indexes) {
@@ -204,8 +211,22 @@ public final class ShippedModelRecall {
                             exact.add(slots, keys, n);
                             try (KeyIndex index = KeyIndexes.create(name, d, o)) {
                                 long b0 = System.nanoTime();
-                                index.observeQueries(train, n * g);
-                                index.add(slots, keys, n);
+                                if (batch >= n) {
+                                    index.observeQueries(train, n * g);
+                                    index.add(slots, keys, n);
+                                } else {
+                                    // as the retrieval storage builds it: each chunk's keys, then the chunk's
+                                    // queries, which shape the chunks indexed after them
+                                    for (int from = 0; from < n; from += batch) {
+                                        int c = Math.min(batch, n - from);
+                                        index.add(
+                                                Arrays.copyOfRange(slots, from, from + c),
+                                                Arrays.copyOfRange(keys, from * d, (from + c) * d),
+                                                c);
+                                        index.observeQueries(
+                                                Arrays.copyOfRange(train, from * g * d, (from + c) * g * d), c * g);
+                                    }
+                                }
                                 buildNanos += System.nanoTime() - b0;
                                 for (int t = n; t < q.size(); t++) {
                                     for (int j = 0; j < g; j++) {

@@ -15,7 +15,7 @@ class ShippedModelRecallTest {
     @Test
     void exactIndexHasFullRecallOnRecordedKeysAndQueries() throws Exception {
         Map<String, Double> r = ShippedModelRecall.run(
-                512, 0.5, 16, 4, new String[] {"flat", "roar"}, new int[] {32}, 1, Map.of(), System.out);
+                512, 0.5, 16, 4, new String[] {"flat", "roar"}, new int[] {32}, 1, Map.of(), 128, System.out);
         assertEquals(1.0, r.get("flat@16"), 1e-12, r.toString());
         double roar = r.get("roar@32");
         assertTrue(roar > 0 && roar <= 1, r.toString());
