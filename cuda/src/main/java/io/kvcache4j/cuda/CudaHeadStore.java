@@ -309,12 +309,8 @@ public final class CudaHeadStore implements HeadStore, DeviceRows {
         device.synchronize();
         MemorySegment h = host.segment();
         for (int i = 0; i < headDim; i++) {
-            dst[offset + i] = toFloat(h.get(KernelEmulator.I16, 2L * i));
+            dst[offset + i] = KernelEmulator.decode(type, h.get(KernelEmulator.I16, 2L * i));
         }
-    }
-
-    private float toFloat(short bits) {
-        return type == KvDType.F16 ? Float.float16ToFloat(bits) : KvDType.bf16BitsToFloat(bits);
     }
 
     /** The rows {@code [0, count)} read back from the device into a new host store. */
@@ -326,8 +322,8 @@ public final class CudaHeadStore implements HeadStore, DeviceRows {
         long n = (long) count * headDim;
         for (int s = 0; s < count; s++) {
             for (int i = 0; i < headDim; i++) {
-                k[i] = toFloat(raw[(int) ((long) s * headDim + i)]);
-                v[i] = toFloat(raw[(int) (n + (long) s * headDim + i)]);
+                k[i] = KernelEmulator.decode(type, raw[(int) ((long) s * headDim + i)]);
+                v[i] = KernelEmulator.decode(type, raw[(int) (n + (long) s * headDim + i)]);
             }
             rows.append(k, 0, v, 0, headDim, 1);
         }

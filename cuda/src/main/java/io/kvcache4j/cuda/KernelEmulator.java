@@ -156,7 +156,7 @@ public final class KernelEmulator {
             long at = ((long) slot * headDim + i) * e;
             MemorySegment seg = value ? heads[h].values() : heads[h].keys();
             short bits = seg.get(I16, at);
-            return type == KvDType.F16 ? Float.float16ToFloat(bits) : KvDType.bf16BitsToFloat(bits);
+            return decode(type, bits);
         };
         Scorer scorer = (h, slot, q, g, d) -> {
             float s = 0f;
@@ -426,6 +426,11 @@ public final class KernelEmulator {
 
     static short encode(KvDType type, float x) {
         return type == KvDType.F16 ? Float.floatToFloat16(x) : KvDType.floatToBf16Bits(x);
+    }
+
+    /** The value of a stored f16 or bf16 element (the inverse of {@link #encode} on its results). */
+    static float decode(KvDType type, short bits) {
+        return type == KvDType.F16 ? Float.float16ToFloat(bits) : KvDType.bf16BitsToFloat(bits);
     }
 
     /** {@code kv_gather_rows}: dst row {@code j} = src row {@code sources[j]}, rows of {@code elems} 16-bit elements. */

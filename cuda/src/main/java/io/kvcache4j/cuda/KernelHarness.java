@@ -40,7 +40,7 @@ public final class KernelHarness {
         /** Element {@code i} of key ({@code value} false) or value row {@code slot} of head {@code h}, as a float. */
         public float element(int h, int slot, int i, boolean value) {
             short b = (value ? values : keys)[h][slot * headDim + i];
-            return type == KvDType.F16 ? Float.float16ToFloat(b) : KvDType.bf16BitsToFloat(b);
+            return KernelEmulator.decode(type, b);
         }
     }
 

@@ -257,8 +257,7 @@ public final class PinnedHeadStore implements HeadStore {
         MemorySegment m = rows.segment();
         long at = slot * rowBytes;
         for (int i = 0; i < headDim; i++) {
-            short bits = m.get(I16, at + 2L * i);
-            dst[offset + i] = type == KvDType.F16 ? Float.float16ToFloat(bits) : KvDType.bf16BitsToFloat(bits);
+            dst[offset + i] = KernelEmulator.decode(type, m.get(I16, at + 2L * i));
         }
     }
 

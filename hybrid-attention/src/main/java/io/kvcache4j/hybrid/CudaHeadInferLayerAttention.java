@@ -57,7 +57,7 @@ final class CudaHeadInferLayerAttention implements LayerAttention, AutoCloseable
                     layer,
                     java.util.Arrays.copyOfRange(rows, units[u], units[u + 1]),
                     CudaLayerAttention.DEFAULT_CHUNK,
-                    n == 1 ? cpu : null);
+                    null); // score-reporting batches take the CPU source before any unit runs
             sub[u] = new LayerBatch(s, 1);
         }
     }
