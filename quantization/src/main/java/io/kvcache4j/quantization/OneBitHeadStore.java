@@ -30,8 +30,9 @@ import java.util.Arrays;
  *
  * <p><b>Memory.</b> One off-heap block per complete group, {@link #groupBytes} bytes: value codes
  * ({@code G} rows of {@code ⌈d/64⌉} longs, channel {@code c} at bit {@code c & 63} of word {@code c
- * >>> 6}), key codes ({@code G/16} blocks of {@code d} 16-bit words, bit {@code j} of word {@code
- * (b, c)} is channel {@code c} of token {@code 16b + j}: lanes of a block of keys), then the binary16
+ * >>> 6}), key codes ({@code G/16} blocks of {@code ⌈d/8⌉} octets of 16 bytes: byte {@code j} of
+ * octet {@code o} of block {@code b} holds channels {@code 8o .. 8o+7} of token {@code 16b + j}, the
+ * layout {@link OneBitKernel#keyLogits} scores by table lookups), then the binary16
  * levels {@code [key lo][key hi][value lo][value hi]} of the {@code d} channels; and while the last
  * group is incomplete one residual block of {@link #residualBytes} bytes. Blocks come from {@link
  * NativeMemory} and are rounded up to its alignment; {@link #bytesHeld()} is their exact sum.
@@ -55,6 +56,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
     private final int d;
     private final int groupTokens;
     private final int words;
+    private final int octets;
     private final long keyCodesOffset;
     private final long levelsOffset;
     private final long groupBytes;
@@ -94,8 +96,9 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         this.d = headDim;
         this.groupTokens = config.groupTokens();
         this.words = (headDim + 63) >>> 6;
+        this.octets = OneBitKernel.octets(headDim);
         this.keyCodesOffset = 8L * groupTokens * words;
-        this.levelsOffset = keyCodesOffset + 2L * (groupTokens / BLOCK) * headDim;
+        this.levelsOffset = keyCodesOffset + (long) groupTokens * octets;
         this.groupBytes = groupBytes(headDim, groupTokens);
         this.residualBytes = residualBytes(headDim, groupTokens);
         this.residualRowBytes = 2L * headDim;
@@ -103,13 +106,15 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
     }
 
     /**
-     * Bytes of the block of one complete group: {@code 8·G·⌈d/64⌉} (value codes) {@code + G·d/8} (key
-     * codes) {@code + 8·d} (four binary16 levels per channel), rounded up to {@link
+     * Bytes of the block of one complete group: {@code 8·G·⌈d/64⌉} (value codes) {@code + G·⌈d/8⌉}
+     * (key codes) {@code + 8·d} (four binary16 levels per channel), rounded up to {@link
      * NativeMemory#ALIGNMENT}.
      */
     public static long groupBytes(int headDim, int groupTokens) {
         OneBitConfig.checkGroupTokens(groupTokens);
-        long raw = 8L * groupTokens * ((headDim + 63) >>> 6) + (long) groupTokens * headDim / 8 + 8L * headDim;
+        long raw = 8L * groupTokens * ((headDim + 63) >>> 6)
+                + (long) groupTokens * OneBitKernel.octets(headDim)
+                + 8L * headDim;
         return align(raw);
     }
 
@@ -208,14 +213,11 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             block.set(I16, levelsOffset + 2L * c, lo16);
             block.set(I16, levelsOffset + 2L * (d + c), hi16);
             float mid = midpoint(lo16, hi16);
-            for (int b = 0; b < g / BLOCK; b++) {
-                int bits = 0;
-                for (int j = 0; j < BLOCK; j++) {
-                    if (groupKeys[c * g + b * BLOCK + j] >= mid) {
-                        bits |= 1 << j;
-                    }
+            for (int t = 0; t < g; t++) {
+                if (groupKeys[c * g + t] >= mid) {
+                    long at = keyCodeByte(t, c);
+                    block.set(ValueLayout.JAVA_BYTE, at, (byte) (block.get(ValueLayout.JAVA_BYTE, at) | 1 << (c & 7)));
                 }
-                block.set(I16, keyCodesOffset + 2L * ((long) b * d + c), (short) bits);
             }
         }
         for (int c = 0; c < d; c++) {
@@ -250,6 +252,11 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         groups[groupCount++] = block;
         NativeMemory.free(residual);
         residual = null;
+    }
+
+    /** Offset in a group block of the code byte holding channel {@code c} of the group's token {@code t}. */
+    private long keyCodeByte(int t, int c) {
+        return keyCodesOffset + 16L * ((long) (t / BLOCK) * octets + (c >>> 3)) + (t % BLOCK);
     }
 
     /**
@@ -386,9 +393,13 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         int end = Math.min(slots, packed);
         for (int chunk = 0; chunk < end; chunk += BLOCK) {
             int nb = Math.min(BLOCK, end - chunk);
-            blockLogits(p, state, chunk, nb == BLOCK ? 0xFFFF : (1 << nb) - 1);
-            for (int h = 0; h < heads; h++) {
-                System.arraycopy(p.logits, h * BLOCK, out, h * outStride + chunk, nb);
+            if (nb == BLOCK) {
+                blockLogits(p, state, chunk, out, chunk, outStride);
+            } else {
+                blockLogits(p, state, chunk, p.logits, 0, BLOCK);
+                for (int h = 0; h < heads; h++) {
+                    System.arraycopy(p.logits, h * BLOCK, out, h * outStride + chunk, nb);
+                }
             }
         }
         if (slots > packed) {
@@ -401,10 +412,24 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
      * {@code mask} ({@code chunk} a multiple of {@link GroupAttention#BLOCK}).
      */
     private void packedBlock(Pass p, GroupAttention state, int chunk, int mask, int ordinal) {
-        MemorySegment block = blockLogits(p, state, chunk, mask);
+        MemorySegment block = blockLogits(p, state, chunk, p.logits, 0, BLOCK);
+        int group = chunk / groupTokens;
+        if (group != p.valueGroup) {
+            loadValueLevels(p, block);
+            p.valueGroup = group;
+        }
         int first = chunk % groupTokens;
         int heads = state.group();
         int nb = Integer.bitCount(mask);
+        if (mask != 0xFFFF) {
+            // the selected keys' logits, in bit order, to the front of each head's row
+            for (int h = 0; h < heads; h++) {
+                int j = h * BLOCK;
+                for (int m = mask; m != 0; m &= m - 1) {
+                    p.logits[j++] = p.logits[h * BLOCK + Integer.numberOfTrailingZeros(m)];
+                }
+            }
+        }
         state.pushLogits(p.logits, nb, ordinal);
         int j = 0;
         for (int m = mask; m != 0; m &= m - 1) {
@@ -416,11 +441,13 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
     }
 
     /**
-     * The logits of the tokens {@code chunk + j} for the set bits {@code j} of {@code mask}, in bit
-     * order, into {@code p.logits} (the group's levels loaded and folded first when the pass has not
-     * yet); returns the group's block.
+     * The logits of the 16 keys {@code chunk .. chunk + 15} of a packed group ({@code chunk} a multiple
+     * of {@link GroupAttention#BLOCK}), head {@code h}'s at {@code out[outOffset + h·outStride ..]} (the
+     * group's levels loaded and its tables built first when the pass has not yet); returns the group's
+     * block.
      */
-    private MemorySegment blockLogits(Pass p, GroupAttention state, int chunk, int mask) {
+    private MemorySegment blockLogits(
+            Pass p, GroupAttention state, int chunk, float[] out, int outOffset, int outStride) {
         int group = chunk / groupTokens;
         int first = chunk - group * groupTokens;
         MemorySegment block = groups[group];
@@ -428,40 +455,32 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             loadGroup(p, state, block);
             p.loadedGroup = group;
         }
-        long keyBase = keyCodesOffset + 2L * (first / BLOCK) * d;
-        for (int c = 0; c < d; c++) {
-            int raw = block.get(I16, keyBase + 2L * c) & 0xFFFF;
-            p.codes[c] = mask == 0xFFFF ? raw : Integer.compress(raw, mask);
-        }
-        kernel.keyLogits(p.codes, p.folded, p.beta, d, state.group(), p.logits);
+        long keyBase = keyCodesOffset + 16L * (first / BLOCK) * octets;
+        kernel.keyLogits(block, keyBase, d, p.tables, p.beta, state.group(), out, outOffset, outStride);
         return block;
     }
 
     /**
-     * Reads a group's levels and folds the key scales into the pass's queries: {@code folded[h·d + c]
-     * = q[h·d + c]·s_c}, {@code beta[h] = Σ_c q[h·d + c]·lo_c} (increasing {@code c}, one FMA each).
+     * Reads a group's binary16 levels and folds the key levels into the pass's queries ({@link
+     * OneBitKernel#foldKeys}: {@code β} and the quad tables of every head).
      */
     private void loadGroup(Pass p, GroupAttention state, MemorySegment block) {
+        float[] lv = p.levels;
+        conversion.decode(block, levelsOffset, KvDType.F16, lv, 0, 2 * d);
         for (int c = 0; c < d; c++) {
-            float klo = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * c));
-            float khi = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (d + c)));
-            float vlo = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (2 * d + c)));
-            float vhi = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * (3 * d + c)));
-            p.keyLo[c] = klo;
-            p.keyScale[c] = khi - klo;
-            p.valueLo[c] = vlo;
-            p.valueScale[c] = vhi - vlo;
+            p.keyScale[c] = lv[d + c] - lv[c];
         }
-        float[] q = state.queries();
-        for (int h = 0; h < state.group(); h++) {
-            float b = 0f;
-            for (int c = 0; c < d; c++) {
-                float qc = q[h * d + c];
-                p.folded[h * d + c] = qc * p.keyScale[c];
-                b = Math.fma(qc, p.keyLo[c], b);
-            }
-            p.beta[h] = b;
+        kernel.foldKeys(state.queries(), lv, p.keyScale, d, state.group(), p.beta, p.tables);
+    }
+
+    /** Reads a group's value levels into the pass ({@code lo} and {@code hi − lo} per channel). */
+    private void loadValueLevels(Pass p, MemorySegment block) {
+        float[] lv = p.levels;
+        conversion.decode(block, levelsOffset + 4L * d, KvDType.F16, lv, 2 * d, 2 * d);
+        for (int c = 0; c < d; c++) {
+            p.valueScale[c] = lv[3 * d + c] - lv[2 * d + c];
         }
+        System.arraycopy(lv, 2 * d, p.valueLo, 0, d);
     }
 
     /** Copies residual row {@code row} into position {@code n} of the one-block gather page. */
@@ -484,32 +503,33 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
 
     /**
      * The scratch of one attention or scoring pass, one per thread and grown on demand (never shrunk),
-     * so that passes over distinct chunks of one store run concurrently: codes and value rows of a
-     * block, a group's levels, the folded queries and the gather page of residual rows.
+     * so that passes over distinct chunks of one store run concurrently: value rows of a block, a
+     * group's levels, the key tables and {@code β} of the folded queries and the gather page of
+     * residual rows.
      */
     private static final class Pass {
         private static final ThreadLocal<Pass> LOCAL = ThreadLocal.withInitial(Pass::new);
 
-        int[] codes = new int[0];
         long[] rows = new long[0];
-        float[] keyLo = new float[0];
         float[] keyScale = new float[0];
         float[] valueLo = new float[0];
         float[] valueScale = new float[0];
-        float[] folded = new float[0];
+        float[] levels = new float[0];
+        float[] tables = new float[0];
         float[] beta = new float[0];
         float[] logits = new float[0];
-        /** The group whose levels are loaded and folded in this pass, or -1. */
+        /** The group whose key levels are loaded and folded in this pass, or -1. */
         int loadedGroup;
+        /** The group whose value levels are loaded in this pass, or -1. */
+        int valueGroup;
 
         MemorySegment gather = MemorySegment.ofArray(new long[0]);
 
         /** This thread's scratch for {@code heads} query heads, rows of {@code d}, a new pass begun. */
         static Pass get(int heads, int d, int words, long gatherBytes) {
             Pass p = LOCAL.get();
-            if (p.codes.length < d) {
-                p.codes = new int[d];
-                p.keyLo = new float[d];
+            if (p.keyScale.length < d) {
+                p.levels = new float[4 * d];
                 p.keyScale = new float[d];
                 p.valueLo = new float[d];
                 p.valueScale = new float[d];
@@ -520,9 +540,8 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             if (p.logits.length < heads * BLOCK) {
                 p.logits = new float[heads * BLOCK];
             }
-            if (p.folded.length < heads * d) {
-                p.folded = new float[heads * d];
-                p.beta = new float[Math.max(heads, p.beta.length)];
+            if (p.tables.length < OneBitKernel.tableFloats(d, heads)) {
+                p.tables = new float[OneBitKernel.tableFloats(d, heads)];
             }
             if (p.beta.length < heads) {
                 p.beta = new float[heads];
@@ -531,6 +550,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                 p.gather = MemorySegment.ofArray(new long[(int) ((gatherBytes + 7) / 8)]);
             }
             p.loadedGroup = -1;
+            p.valueGroup = -1;
             return p;
         }
     }
@@ -547,10 +567,8 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         }
         MemorySegment block = groups[slot / groupTokens];
         int t = slot % groupTokens;
-        long base = keyCodesOffset + 2L * (t / BLOCK) * d;
-        int bit = t % BLOCK;
         for (int c = 0; c < d; c++) {
-            boolean set = ((block.get(I16, base + 2L * c) >>> bit) & 1) != 0;
+            boolean set = ((block.get(ValueLayout.JAVA_BYTE, keyCodeByte(t, c)) >>> (c & 7)) & 1) != 0;
             dst[offset + c] = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * ((set ? d : 0) + c)));
         }
     }

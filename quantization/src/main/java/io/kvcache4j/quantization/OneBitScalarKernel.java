@@ -1,6 +1,8 @@
 package io.kvcache4j.quantization;
 
 import io.kvcache4j.attention.GroupAttention;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /** The portable twin of {@link OneBitPanamaKernel}: the same sums in the same order, one lane at a time. */
 final class OneBitScalarKernel implements OneBitKernel {
@@ -15,18 +17,69 @@ final class OneBitScalarKernel implements OneBitKernel {
     }
 
     @Override
-    public void keyLogits(int[] codes, float[] folded, float[] beta, int d, int heads, float[] logits) {
-        final int block = GroupAttention.BLOCK;
+    public void foldKeys(
+            float[] queries, float[] keyLo, float[] keyScale, int d, int heads, float[] beta, float[] tables) {
+        int quads = 2 * OneBitKernel.octets(d);
         for (int h = 0; h < heads; h++) {
             int q0 = h * d;
-            for (int j = 0; j < block; j++) {
-                float s = 0f;
-                for (int c = 0; c < d; c++) {
-                    if (((codes[c] >>> j) & 1) != 0) {
-                        s += folded[q0 + c];
+            beta[h] = betaSum(queries, q0, keyLo, d, 0, 1);
+            for (int k = 0; k < quads; k++) {
+                int t0 = (h * quads + k) * 16;
+                for (int i = 0; i < 16; i++) {
+                    float t = 0f;
+                    for (int b = 0; b < 4; b++) {
+                        int c = 4 * k + b;
+                        if ((i >>> b & 1) != 0) {
+                            t += c < d ? queries[q0 + c] * keyScale[c] : 0f;
+                        }
                     }
+                    tables[t0 + i] = t;
                 }
-                logits[h * block + j] = s + beta[h];
+            }
+        }
+    }
+
+    /**
+     * The halving sum of {@link OneBitKernel#foldKeys}'s {@code β} lanes: at width {@code w < 16}, the
+     * sum at lane {@code l} is that of lanes {@code l} and {@code l + w} at width {@code 2w}; at width
+     * 16 it is lane {@code l}'s chain.
+     */
+    private static float betaSum(float[] q, int q0, float[] lo, int d, int lane, int width) {
+        if (width == BETA_LANES) {
+            float p = 0f;
+            int padded = (d + BETA_LANES - 1) / BETA_LANES * BETA_LANES;
+            for (int c = lane; c < padded; c += BETA_LANES) {
+                p = c < d ? Math.fma(q[q0 + c], lo[c], p) : Math.fma(0f, 0f, p);
+            }
+            return p;
+        }
+        return betaSum(q, q0, lo, d, lane, 2 * width) + betaSum(q, q0, lo, d, lane + width, 2 * width);
+    }
+
+    @Override
+    public void keyLogits(
+            MemorySegment codes,
+            long offset,
+            int d,
+            float[] tables,
+            float[] beta,
+            int heads,
+            float[] out,
+            int outOffset,
+            int outStride) {
+        int octets = OneBitKernel.octets(d);
+        int quads = 2 * octets;
+        for (int h = 0; h < heads; h++) {
+            for (int j = 0; j < GroupAttention.BLOCK; j++) {
+                float even = 0f;
+                float odd = 0f;
+                for (int o = 0; o < octets; o++) {
+                    int x = codes.get(ValueLayout.JAVA_BYTE, offset + 16L * o + j) & 0xFF;
+                    int t0 = (h * quads + 2 * o) * 16;
+                    even += tables[t0 + (x & 15)];
+                    odd += tables[t0 + 16 + (x >>> 4)];
+                }
+                out[outOffset + h * outStride + j] = (even + odd) + beta[h];
             }
         }
     }

@@ -59,10 +59,10 @@ class OneBitHeadStoreTest {
         long seed = TestSeeds.seed("onebit-differential-" + (panama ? "panama" : "scalar"));
         SplittableRandom r = TestSeeds.random(seed);
         long liveBefore = NativeMemory.liveBytes();
-        int[] dims = {8, 24, 64, 128};
+        int[] dims = {8, 12, 24, 37, 64, 128};
         for (int sc = 0; sc < 24; sc++) {
             int d = dims[r.nextInt(dims.length)];
-            int heads = 1 + r.nextInt(4);
+            int heads = 1 + r.nextInt(6);
             int gt = 16 * (1 + r.nextInt(4));
             OneBitConfig config = r.nextBoolean()
                     ? OneBitConfig.group(gt, 0.3f + 0.7f * (float) r.nextDouble(), 0.3f + 0.7f * (float) r.nextDouble())
@@ -194,9 +194,9 @@ class OneBitHeadStoreTest {
     void scalarAndPanamaKernelsAgreeToTheBitOnPackedGroups() {
         long seed = TestSeeds.seed("onebit-twins");
         SplittableRandom r = TestSeeds.random(seed);
-        for (int sc = 0; sc < 8; sc++) {
-            int d = new int[] {8, 24, 64, 128}[sc % 4];
-            int heads = 1 + r.nextInt(4);
+        for (int sc = 0; sc < 12; sc++) {
+            int d = new int[] {8, 12, 24, 37, 64, 128}[sc % 6];
+            int heads = 1 + r.nextInt(6);
             OneBitConfig config = OneBitConfig.group(32, 0.5f, 0.3f);
             int n = 32 * (1 + r.nextInt(6));
             float[] k = rows(r, n, d, true);
@@ -214,6 +214,79 @@ class OneBitHeadStoreTest {
                 }
             }
             assertArrayEquals(outs[0], outs[1], "scenario " + sc + " d=" + d + " heads=" + heads + " seed=" + seed);
+        }
+    }
+
+    /**
+     * The key kernels alone on random codes: {@code β} and the table lookups against the float64 sum
+     * {@code Σ_c q_c·(lo_c + bit·s_c)}, and the twins to the bit (tables, {@code β}, logits), for
+     * widths that fill no octet or quad exactly and head counts on both sides of four.
+     */
+    @Test
+    void keyTablesMatchFloat64AndTwinsAgreeToTheBit() {
+        long seed = TestSeeds.seed("onebit-key-tables");
+        SplittableRandom r = TestSeeds.random(seed);
+        int block = GroupAttention.BLOCK;
+        for (int d : new int[] {1, 3, 8, 12, 37, 64, 128}) {
+            for (int heads = 1; heads <= 6; heads++) {
+                String where = "d=" + d + " heads=" + heads + " seed=" + seed;
+                int octets = OneBitKernel.octets(d);
+                float[] q = TestSeeds.floats(r, heads * d, 2f);
+                float[] lo = TestSeeds.floats(r, d, 1f);
+                float[] scale = new float[d];
+                for (int c = 0; c < d; c++) {
+                    scale[c] = (float) (0.05 + 3 * r.nextDouble());
+                }
+                boolean[][] bits = new boolean[block][d];
+                java.lang.foreign.MemorySegment codes =
+                        java.lang.foreign.MemorySegment.ofArray(new byte[8 + 16 * octets]);
+                for (int j = 0; j < block; j++) {
+                    for (int c = 0; c < d; c++) {
+                        bits[j][c] = r.nextBoolean();
+                        if (bits[j][c]) {
+                            long at = 8 + 16L * (c >>> 3) + j;
+                            codes.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, (byte)
+                                    (codes.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at) | 1 << (c & 7)));
+                        }
+                    }
+                }
+                int stride = block + 3;
+                float[][] tables = new float[2][OneBitKernel.tableFloats(d, heads)];
+                float[][] beta = new float[2][heads];
+                float[][] out = new float[2][2 + heads * stride];
+                for (int twin = 0; twin < 2; twin++) {
+                    OneBitKernel kernel = kernel(twin == 1);
+                    kernel.foldKeys(q, lo, scale, d, heads, beta[twin], tables[twin]);
+                    kernel.keyLogits(codes, 8, d, tables[twin], beta[twin], heads, out[twin], 2, stride);
+                }
+                for (int i = 0; i < heads * octets * 32; i++) { // the scratch tail may differ
+                    assertEquals(
+                            Float.floatToRawIntBits(tables[0][i]),
+                            Float.floatToRawIntBits(tables[1][i]),
+                            "table float " + i + " " + where);
+                }
+                for (int h = 0; h < heads; h++) {
+                    assertEquals(Float.floatToRawIntBits(beta[0][h]), Float.floatToRawIntBits(beta[1][h]), where);
+                    for (int j = 0; j < block; j++) {
+                        int at = 2 + h * stride + j;
+                        assertEquals(
+                                Float.floatToRawIntBits(out[0][at]),
+                                Float.floatToRawIntBits(out[1][at]),
+                                "head " + h + " key " + j + " " + where);
+                        double exact = 0;
+                        double magnitude = 0;
+                        for (int c = 0; c < d; c++) {
+                            double term = (double) q[h * d + c] * (lo[c] + (bits[j][c] ? (double) scale[c] : 0));
+                            exact += term;
+                            magnitude += Math.abs((double) q[h * d + c]) * (Math.abs(lo[c]) + scale[c]);
+                        }
+                        double tol = 4 * d * Math.ulp(1f) * magnitude;
+                        assertTrue(
+                                Math.abs(out[0][at] - exact) <= tol,
+                                "head " + h + " key " + j + ": " + out[0][at] + " vs float64 " + exact + " " + where);
+                    }
+                }
+            }
         }
     }
 
@@ -257,7 +330,7 @@ class OneBitHeadStoreTest {
         long seed = TestSeeds.seed("onebit-bytes-" + d);
         SplittableRandom r = TestSeeds.random(seed);
         int g = 32;
-        long group = align(8L * g * ((d + 63) / 64) + (long) g * d / 8 + 8L * d);
+        long group = align(8L * g * ((d + 63) / 64) + (long) g * ((d + 7) / 8) + 8L * d);
         long residual = align(4L * g * d);
         assertEquals(group, OneBitHeadStore.groupBytes(d, g));
         long liveBefore = NativeMemory.liveBytes();
