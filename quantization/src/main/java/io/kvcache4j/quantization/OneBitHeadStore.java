@@ -29,8 +29,9 @@ import java.util.Arrays;
  * kernel.
  *
  * <p><b>Memory.</b> One off-heap block per complete group, {@link #groupBytes} bytes: value codes
- * ({@code G} rows of {@code ⌈d/64⌉} longs, channel {@code c} at bit {@code c & 63} of word {@code c
- * >>> 6}), key codes ({@code G/16} blocks of {@code ⌈d/8⌉} octets of 16 bytes: byte {@code j} of
+ * ({@code G/8} octets of tokens, {@code d} bytes each: bit {@code i} of byte {@code c} of octet
+ * {@code n} is channel {@code c} of token {@code 8n + i}, the layout {@link
+ * OneBitKernel#accumulateValues} reads), key codes ({@code G/16} blocks of {@code ⌈d/8⌉} octets of 16 bytes: byte {@code j} of
  * octet {@code o} of block {@code b} holds channels {@code 8o .. 8o+7} of token {@code 16b + j}, the
  * layout {@link OneBitKernel#keyLogits} scores by table lookups), then the binary16
  * levels {@code [key lo][key hi][value lo][value hi]} of the {@code d} channels; and while the last
@@ -48,14 +49,12 @@ import java.util.Arrays;
 public final class OneBitHeadStore implements HeadStore, KeyScoring {
     private static final int BLOCK = GroupAttention.BLOCK;
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Largest binary16 value: the residual rows are binary16. */
     private static final float MAX_F16 = 65504f;
 
     private final OneBitConfig config;
     private final int d;
     private final int groupTokens;
-    private final int words;
     private final int octets;
     private final long keyCodesOffset;
     private final long levelsOffset;
@@ -95,9 +94,8 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         this.residualKernel = java.util.Objects.requireNonNull(residualKernel, "residualKernel");
         this.d = headDim;
         this.groupTokens = config.groupTokens();
-        this.words = (headDim + 63) >>> 6;
         this.octets = OneBitKernel.octets(headDim);
-        this.keyCodesOffset = 8L * groupTokens * words;
+        this.keyCodesOffset = (long) groupTokens * headDim / 8;
         this.levelsOffset = keyCodesOffset + (long) groupTokens * octets;
         this.groupBytes = groupBytes(headDim, groupTokens);
         this.residualBytes = residualBytes(headDim, groupTokens);
@@ -106,15 +104,13 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
     }
 
     /**
-     * Bytes of the block of one complete group: {@code 8·G·⌈d/64⌉} (value codes) {@code + G·⌈d/8⌉}
+     * Bytes of the block of one complete group: {@code G·d/8} (value codes) {@code + G·⌈d/8⌉}
      * (key codes) {@code + 8·d} (four binary16 levels per channel), rounded up to {@link
      * NativeMemory#ALIGNMENT}.
      */
     public static long groupBytes(int headDim, int groupTokens) {
         OneBitConfig.checkGroupTokens(groupTokens);
-        long raw = 8L * groupTokens * ((headDim + 63) >>> 6)
-                + (long) groupTokens * OneBitKernel.octets(headDim)
-                + 8L * headDim;
+        long raw = (long) groupTokens * headDim / 8 + (long) groupTokens * OneBitKernel.octets(headDim) + 8L * headDim;
         return align(raw);
     }
 
@@ -238,11 +234,10 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             block.set(I16, levelsOffset + 2L * (2 * d + c), lo16);
             block.set(I16, levelsOffset + 2L * (3 * d + c), hi16);
             float mid = midpoint(lo16, hi16);
-            long bit = 1L << (c & 63);
             for (int t = 0; t < g; t++) {
                 if (channel[t] >= mid) {
-                    long at = 8L * ((long) t * words + (c >>> 6));
-                    block.set(I64, at, block.get(I64, at) | bit);
+                    long at = valueCodeByte(t, c);
+                    block.set(ValueLayout.JAVA_BYTE, at, (byte) (block.get(ValueLayout.JAVA_BYTE, at) | 1 << (t & 7)));
                 }
             }
         }
@@ -254,7 +249,12 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         residual = null;
     }
 
-    /** Offset in a group block of the code byte holding channel {@code c} of the group's token {@code t}. */
+    /** Offset in a group block of the value code byte holding channel {@code c} of the group's token {@code t}. */
+    private long valueCodeByte(int t, int c) {
+        return (long) (t >>> 3) * d + c;
+    }
+
+    /** Offset in a group block of the key code byte holding channel {@code c} of the group's token {@code t}. */
     private long keyCodeByte(int t, int c) {
         return keyCodesOffset + 16L * ((long) (t / BLOCK) * octets + (c >>> 3)) + (t % BLOCK);
     }
@@ -309,7 +309,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                     "selection reaches slot " + (selection.limit() - 1) + " but the store holds " + count);
         }
         int heads = state.group();
-        Pass p = Pass.get(heads, d, words, 2 * residualRowBytes * BLOCK);
+        Pass p = Pass.get(heads, d, 2 * residualRowBytes * BLOCK);
         int packed = groupCount * groupTokens;
         if (selection.isRange()) {
             int from = selection.from();
@@ -388,7 +388,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         ensureOpen();
         KeyScoring.check(state, slots, count, d, out, outStride);
         int heads = state.group();
-        Pass p = Pass.get(heads, d, words, 2 * residualRowBytes * BLOCK);
+        Pass p = Pass.get(heads, d, 2 * residualRowBytes * BLOCK);
         int packed = groupCount * groupTokens;
         int end = Math.min(slots, packed);
         for (int chunk = 0; chunk < end; chunk += BLOCK) {
@@ -431,13 +431,26 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             }
         }
         state.pushLogits(p.logits, nb, ordinal);
-        int j = 0;
-        for (int m = mask; m != 0; m &= m - 1) {
-            int t = first + Integer.numberOfTrailingZeros(m);
-            MemorySegment.copy(block, I64, 8L * t * words, p.rows, j * words, words);
-            j++;
+        if (mask != 0xFFFF) {
+            // the weights back to their keys' positions, +0 for the keys not attended
+            for (int h = 0; h < heads; h++) {
+                int row = h * BLOCK;
+                int j = nb;
+                for (int pos = BLOCK - 1; pos >= 0; pos--) {
+                    p.logits[row + pos] = (mask >>> pos & 1) != 0 ? p.logits[row + --j] : 0f;
+                }
+            }
         }
-        kernel.accumulateValues(p.logits, nb, p.rows, words, p.valueLo, p.valueScale, d, heads, state.accumulator());
+        kernel.accumulateValues(
+                p.logits,
+                block,
+                2L * d * (first / BLOCK),
+                p.valueLo,
+                p.valueScale,
+                d,
+                heads,
+                p.valueTables,
+                state.accumulator());
     }
 
     /**
@@ -503,14 +516,14 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
 
     /**
      * The scratch of one attention or scoring pass, one per thread and grown on demand (never shrunk),
-     * so that passes over distinct chunks of one store run concurrently: value rows of a block, a
+     * so that passes over distinct chunks of one store run concurrently: the value tables of a block, a
      * group's levels, the key tables and {@code β} of the folded queries and the gather page of
      * residual rows.
      */
     private static final class Pass {
         private static final ThreadLocal<Pass> LOCAL = ThreadLocal.withInitial(Pass::new);
 
-        long[] rows = new long[0];
+        float[] valueTables = new float[0];
         float[] keyScale = new float[0];
         float[] valueLo = new float[0];
         float[] valueScale = new float[0];
@@ -526,7 +539,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         MemorySegment gather = MemorySegment.ofArray(new long[0]);
 
         /** This thread's scratch for {@code heads} query heads, rows of {@code d}, a new pass begun. */
-        static Pass get(int heads, int d, int words, long gatherBytes) {
+        static Pass get(int heads, int d, long gatherBytes) {
             Pass p = LOCAL.get();
             if (p.keyScale.length < d) {
                 p.levels = new float[4 * d];
@@ -534,8 +547,8 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                 p.valueLo = new float[d];
                 p.valueScale = new float[d];
             }
-            if (p.rows.length < BLOCK * words) {
-                p.rows = new long[BLOCK * words];
+            if (p.valueTables.length < OneBitKernel.valueTableFloats(heads)) {
+                p.valueTables = new float[OneBitKernel.valueTableFloats(heads)];
             }
             if (p.logits.length < heads * BLOCK) {
                 p.logits = new float[heads * BLOCK];
@@ -583,9 +596,9 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             return;
         }
         MemorySegment block = groups[slot / groupTokens];
-        long row = 8L * (slot % groupTokens) * words;
+        int t = slot % groupTokens;
         for (int c = 0; c < d; c++) {
-            boolean set = ((block.get(I64, row + 8L * (c >>> 6)) >>> (c & 63)) & 1) != 0;
+            boolean set = ((block.get(ValueLayout.JAVA_BYTE, valueCodeByte(t, c)) >>> (t & 7)) & 1) != 0;
             dst[offset + c] = Float.float16ToFloat(block.get(I16, levelsOffset + 2L * ((set ? 3 : 2) * d + c)));
         }
     }

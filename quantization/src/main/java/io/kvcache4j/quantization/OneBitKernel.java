@@ -23,7 +23,9 @@ import java.lang.foreign.MemorySegment;
  * its high nibble that of quad {@code 2o+1}.
  *
  * <p><b>Values.</b> {@code Σ_t p_t·(lo_c + bit_{t,c}·s_c) = lo_c·Σ_t p_t + s_c·Σ_{t: bit set} p_t}:
- * per channel one masked sum of the weights, then one fused multiply-add.
+ * per channel the sum of the weights of the keys whose bit is set, then one fused multiply-add. The
+ * same tables serve the sum: per head and quad of keys, the 16 subset sums of their weights, and a
+ * channel's nibble of those keys' bits indexes them (channels in the lanes).
  *
  * <p>Two implementations share this contract to the bit: a Vector API one and its scalar twin. Every
  * sum runs in one fixed order spelled out below, and a masked add leaves an unselected lane untouched
@@ -84,13 +86,30 @@ public interface OneBitKernel {
             int outOffset,
             int outStride);
 
+    /** Floats of {@link #accumulateValues}'s {@code tables} scratch for {@code heads} query heads: {@code 64·heads}. */
+    static int valueTableFloats(int heads) {
+        return 64 * heads;
+    }
+
     /**
-     * Adds the weighted values of one block: for every head {@code h} and channel {@code c}, with
-     * {@code P = Σ_{j < nb} w[h·BLOCK + j]} and {@code S = Σ_{j < nb, bit c of row j set} w[h·BLOCK + j]}
-     * (both from {@code +0}, increasing {@code j}), {@code acc[h·d + c] += fma(lo[c], P, scale[c]·S)}.
-     * Row {@code j}'s bits are {@code rows[j·words ..]}: channel {@code c} is bit {@code c & 63} of word
-     * {@code c >>> 6}.
+     * Adds the weighted values of one block of {@link GroupAttention#BLOCK} keys, {@code w[h·BLOCK + j]}
+     * head {@code h}'s weight of key {@code j} ({@code >= +0}; {@code +0} for a key not attended). The
+     * value codes at {@code codes[offset ..]} are two key octets of {@code d} bytes: byte {@code n·d +
+     * c} holds channel {@code c} of keys {@code 8n .. 8n+7} (key {@code 8n + i} at bit {@code i}), so
+     * its low and high nibbles are the channel's bits of key quads {@code 2n} and {@code 2n+1}. With
+     * the tables {@code W_m[i]} ({@code tables[h·64 + 16m + i]}, written here): from {@code +0}, {@code
+     * w[h·BLOCK + 4m + b]} added for {@code b = 0 .. 3} where bit {@code b} of {@code i} is set;
+     * {@code P = Σ_m W_m[15]} and {@code S_c = Σ_m W_m[nibble_m(c)]} (each from {@code +0}, increasing
+     * {@code m}), {@code acc[h·d + c] += fma(lo[c], P, scale[c]·S_c)}.
      */
     void accumulateValues(
-            float[] weights, int nb, long[] rows, int words, float[] lo, float[] scale, int d, int heads, float[] acc);
+            float[] weights,
+            MemorySegment codes,
+            long offset,
+            float[] lo,
+            float[] scale,
+            int d,
+            int heads,
+            float[] tables,
+            float[] acc);
 }

@@ -2,6 +2,7 @@ package io.kvcache4j.quantization;
 
 import io.kvcache4j.attention.GroupAttention;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -15,10 +16,11 @@ import jdk.incubator.vector.VectorSpecies;
  * Vector API implementation of {@link OneBitKernel} at the platform's preferred width (8 or 16 float
  * lanes). Keys: the lanes are keys of the block; a code byte per key is widened to an int lane, its
  * nibbles index the quad tables with one in-register permute each ({@code selectFrom}: one table
- * vector at 16 lanes, two at 8), and four query heads share each loaded byte. Values: codes become
- * lane masks with {@link VectorMask#fromLong}, and a masked add adds the weight (lanes are channels)
- * only where a bit is set. Every lane adds in the order of its scalar twin, so results are the twin's
- * to the bit.
+ * vector at 16 lanes, two at 8), and four query heads share each loaded byte. Values: the lanes are
+ * channels; a code byte per channel holds its bits of eight keys, and its nibbles index the tables of
+ * the weights of key quads the same way. Tables are built by masked adds of broadcasts, which leave
+ * a lane untouched where the twin skips the add; every lane adds in the order of its scalar twin, so
+ * results are the twin's to the bit.
  *
  * <p>Loaded reflectively by {@link OneBitKernels} only when {@code jdk.incubator.vector} is in the
  * boot layer.
@@ -220,39 +222,59 @@ final class OneBitPanamaKernel implements OneBitKernel {
 
     @Override
     public void accumulateValues(
-            float[] weights, int nb, long[] rows, int words, float[] lo, float[] scale, int d, int heads, float[] acc) {
+            float[] weights,
+            MemorySegment codes,
+            long offset,
+            float[] lo,
+            float[] scale,
+            int d,
+            int heads,
+            float[] tables,
+            float[] acc) {
         final int block = GroupAttention.BLOCK;
         for (int h = 0; h < heads; h++) {
-            int p0 = h * block;
+            int w0 = h * block;
+            int t0 = h * 64;
             float total = 0f;
-            for (int j = 0; j < nb; j++) {
-                total += weights[p0 + j];
+            for (int m = 0; m < 4; m++) {
+                int w = w0 + 4 * m;
+                FloatVector b3 = FloatVector.broadcast(F, weights[w + 3]);
+                FloatVector low = FloatVector.zero(F)
+                        .add(FloatVector.broadcast(F, weights[w]), E0)
+                        .add(FloatVector.broadcast(F, weights[w + 1]), E1)
+                        .add(FloatVector.broadcast(F, weights[w + 2]), E2);
+                FloatVector t = low.add(b3, E3);
+                t.intoArray(tables, t0 + 16 * m);
+                if (LANES == 8) {
+                    t = low.add(b3, E3_HIGH);
+                    t.intoArray(tables, t0 + 16 * m + 8);
+                }
+                total += t.lane(LANES - 1);
             }
+            FloatVector p = FloatVector.broadcast(F, total);
             int c = 0;
             for (int bound = d - LANES; c <= bound; c += LANES) {
-                int w = c >>> 6;
-                int shift = c & 63;
-                FloatVector s = FloatVector.zero(F);
-                for (int j = 0; j < nb; j++) {
-                    VectorMask<Float> m = VectorMask.fromLong(F, rows[j * words + w] >>> shift);
-                    s = s.add(FloatVector.broadcast(F, weights[p0 + j]), m);
-                }
+                IntVector x0 = codeBytes(codes, offset + c);
+                IntVector x1 = codeBytes(codes, offset + d + c);
+                FloatVector sum = FloatVector.zero(F)
+                        .add(lookup(x0.and(15), tables, t0))
+                        .add(lookup(x0.lanewise(VectorOperators.LSHR, 4).and(15), tables, t0 + 16))
+                        .add(lookup(x1.and(15), tables, t0 + 32))
+                        .add(lookup(x1.lanewise(VectorOperators.LSHR, 4).and(15), tables, t0 + 48));
                 int o = h * d + c;
-                FloatVector t = FloatVector.fromArray(F, lo, c)
-                        .fma(
-                                FloatVector.broadcast(F, total),
-                                FloatVector.fromArray(F, scale, c).mul(s));
-                FloatVector.fromArray(F, acc, o).add(t).intoArray(acc, o);
+                FloatVector.fromArray(F, acc, o)
+                        .add(FloatVector.fromArray(F, lo, c)
+                                .fma(p, FloatVector.fromArray(F, scale, c).mul(sum)))
+                        .intoArray(acc, o);
             }
             for (; c < d; c++) {
-                int w = c >>> 6;
-                long bit = 1L << (c & 63);
+                int x0 = codes.get(ValueLayout.JAVA_BYTE, offset + c) & 0xFF;
+                int x1 = codes.get(ValueLayout.JAVA_BYTE, offset + d + c) & 0xFF;
                 float s = 0f;
-                for (int j = 0; j < nb; j++) {
-                    if ((rows[j * words + w] & bit) != 0) {
-                        s += weights[p0 + j];
-                    }
-                }
+                s += tables[t0 + (x0 & 15)];
+                s += tables[t0 + 16 + (x0 >>> 4)];
+                s += tables[t0 + 32 + (x1 & 15)];
+                s += tables[t0 + 48 + (x1 >>> 4)];
                 acc[h * d + c] += Math.fma(lo[c], total, scale[c] * s);
             }
         }

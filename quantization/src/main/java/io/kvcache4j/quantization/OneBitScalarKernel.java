@@ -86,23 +86,42 @@ final class OneBitScalarKernel implements OneBitKernel {
 
     @Override
     public void accumulateValues(
-            float[] weights, int nb, long[] rows, int words, float[] lo, float[] scale, int d, int heads, float[] acc) {
+            float[] weights,
+            MemorySegment codes,
+            long offset,
+            float[] lo,
+            float[] scale,
+            int d,
+            int heads,
+            float[] tables,
+            float[] acc) {
         final int block = GroupAttention.BLOCK;
         for (int h = 0; h < heads; h++) {
-            int p0 = h * block;
+            int w0 = h * block;
+            int t0 = h * 64;
+            for (int m = 0; m < 4; m++) {
+                for (int i = 0; i < 16; i++) {
+                    float t = 0f;
+                    for (int b = 0; b < 4; b++) {
+                        if ((i >>> b & 1) != 0) {
+                            t += weights[w0 + 4 * m + b];
+                        }
+                    }
+                    tables[t0 + 16 * m + i] = t;
+                }
+            }
             float total = 0f;
-            for (int j = 0; j < nb; j++) {
-                total += weights[p0 + j];
+            for (int m = 0; m < 4; m++) {
+                total += tables[t0 + 16 * m + 15];
             }
             for (int c = 0; c < d; c++) {
-                int w = c >>> 6;
-                long bit = 1L << (c & 63);
+                int x0 = codes.get(ValueLayout.JAVA_BYTE, offset + c) & 0xFF;
+                int x1 = codes.get(ValueLayout.JAVA_BYTE, offset + d + c) & 0xFF;
                 float s = 0f;
-                for (int j = 0; j < nb; j++) {
-                    if ((rows[j * words + w] & bit) != 0) {
-                        s += weights[p0 + j];
-                    }
-                }
+                s += tables[t0 + (x0 & 15)];
+                s += tables[t0 + 16 + (x0 >>> 4)];
+                s += tables[t0 + 32 + (x1 & 15)];
+                s += tables[t0 + 48 + (x1 >>> 4)];
                 acc[h * d + c] += Math.fma(lo[c], total, scale[c] * s);
             }
         }

@@ -330,7 +330,7 @@ class OneBitHeadStoreTest {
         long seed = TestSeeds.seed("onebit-bytes-" + d);
         SplittableRandom r = TestSeeds.random(seed);
         int g = 32;
-        long group = align(8L * g * ((d + 63) / 64) + (long) g * ((d + 7) / 8) + 8L * d);
+        long group = align((long) g * d / 8 + (long) g * ((d + 7) / 8) + 8L * d);
         long residual = align(4L * g * d);
         assertEquals(group, OneBitHeadStore.groupBytes(d, g));
         long liveBefore = NativeMemory.liveBytes();
