@@ -61,8 +61,9 @@ public interface OneBitKernel {
      *       {@code p ← fma(q_c, lo_c, p)} from {@code +0} over {@code c = l, l+16, …} below {@code d}
      *       rounded up to 16 (with {@code q_c = lo_c = 0} past {@code d}), and the 16 lanes are summed
      *       by halving: {@code p_l + p_{l+8}}, then {@code +4}, {@code +2}, {@code +1}.
-     *   <li>{@code tables[((h·Q + k)·16 + i]} for quad {@code k < Q = 2⌈d/8⌉} and entry {@code i <
-     *       16}: from {@code +0}, {@code f_b = q_{4k+b}·scale_{4k+b}} ({@code +0} for {@code 4k+b >= d})
+     *   <li>{@code tables[(⌊k/2⌋·heads + h)·32 + (k mod 2)·16 + i]} for quad {@code k < Q = 2⌈d/8⌉}
+     *       and entry {@code i < 16} (the tables an octet of code bytes indexes lie together for all
+     *       heads): from {@code +0}, {@code f_b = q_{4k+b}·scale_{4k+b}} ({@code +0} for {@code 4k+b >= d})
      *       added for {@code b = 0, 1, 2, 3} in that order where bit {@code b} of {@code i} is set.
      * </ul>
      */
@@ -72,7 +73,7 @@ public interface OneBitKernel {
      * Logits of one block of {@link GroupAttention#BLOCK} keys for {@code heads} query heads, from
      * their codes at {@code codes[offset ..]} (the layout above) and {@link #foldKeys}'s {@code tables}
      * and {@code beta}: {@code out[outOffset + h·outStride + j] = (E + O) + beta[h]}, where {@code E}
-     * and {@code O} sum the entries {@code tables[(h·Q + k)·16 + nibble_k(j)]} of the even and of the
+     * and {@code O} sum the entries {@code T_{h,k}[nibble_k(j)]} (the table of head {@code h} and quad {@code k} above) of the even and of the
      * odd quads {@code k}, each from {@code +0} in increasing {@code k} (two independent chains).
      */
     void keyLogits(

@@ -68,7 +68,8 @@ final class OneBitPanamaKernel implements OneBitKernel {
                         .mul(FloatVector.fromArray(F, keyScale, c0, m))
                         .intoArray(tables, folded + c0);
             }
-            for (int k = 0, t0 = h * quads * 16, f = folded; k < quads; k++, t0 += 16, f += 4) {
+            for (int k = 0, f = folded; k < quads; k++, f += 4) {
+                int t0 = ((k >>> 1) * heads + h) * 32 + (k & 1) * 16;
                 FloatVector f3 = FloatVector.broadcast(F, tables[f + 3]);
                 FloatVector low = FloatVector.zero(F)
                         .add(FloatVector.broadcast(F, tables[f]), E0)
@@ -127,12 +128,12 @@ final class OneBitPanamaKernel implements OneBitKernel {
         int h = 0;
         for (; h + 4 <= heads; h += 4) {
             for (int j0 = 0; j0 < GroupAttention.BLOCK; j0 += LANES) {
-                logits4(codes, offset + j0, octets, tables, beta, h, out, outOffset + j0, outStride);
+                logits4(codes, offset + j0, octets, tables, beta, h, heads, out, outOffset + j0, outStride);
             }
         }
         for (; h < heads; h++) {
             for (int j0 = 0; j0 < GroupAttention.BLOCK; j0 += LANES) {
-                logits1(codes, offset + j0, octets, tables, beta, h, out, outOffset + j0, outStride);
+                logits1(codes, offset + j0, octets, tables, beta, h, heads, out, outOffset + j0, outStride);
             }
         }
     }
@@ -163,11 +164,10 @@ final class OneBitPanamaKernel implements OneBitKernel {
             float[] tables,
             float[] beta,
             int h,
+            int heads,
             float[] out,
             int outOffset,
             int outStride) {
-        int quads = 2 * octets;
-        int stride = quads * 16;
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -176,19 +176,19 @@ final class OneBitPanamaKernel implements OneBitKernel {
         FloatVector b1 = FloatVector.zero(F);
         FloatVector b2 = FloatVector.zero(F);
         FloatVector b3 = FloatVector.zero(F);
-        for (int o = 0; o < octets; o++) {
+        // the eight tables of an octet for heads h .. h+3 are contiguous: 128 floats from t
+        for (int o = 0, t = 32 * h, step = 32 * heads; o < octets; o++, t += step) {
             IntVector x = codeBytes(codes, at + 16L * o);
             IntVector lo = x.and(15);
             IntVector hi = x.lanewise(VectorOperators.LSHR, 4).and(15);
-            int t = h * stride + 32 * o;
             a0 = a0.add(lookup(lo, tables, t));
             b0 = b0.add(lookup(hi, tables, t + 16));
-            a1 = a1.add(lookup(lo, tables, t + stride));
-            b1 = b1.add(lookup(hi, tables, t + stride + 16));
-            a2 = a2.add(lookup(lo, tables, t + 2 * stride));
-            b2 = b2.add(lookup(hi, tables, t + 2 * stride + 16));
-            a3 = a3.add(lookup(lo, tables, t + 3 * stride));
-            b3 = b3.add(lookup(hi, tables, t + 3 * stride + 16));
+            a1 = a1.add(lookup(lo, tables, t + 32));
+            b1 = b1.add(lookup(hi, tables, t + 48));
+            a2 = a2.add(lookup(lo, tables, t + 64));
+            b2 = b2.add(lookup(hi, tables, t + 80));
+            a3 = a3.add(lookup(lo, tables, t + 96));
+            b3 = b3.add(lookup(hi, tables, t + 112));
         }
         int o0 = outOffset + h * outStride;
         a0.add(b0).add(beta[h]).intoArray(out, o0);
@@ -205,13 +205,13 @@ final class OneBitPanamaKernel implements OneBitKernel {
             float[] tables,
             float[] beta,
             int h,
+            int heads,
             float[] out,
             int outOffset,
             int outStride) {
-        int t = h * octets * 32;
         FloatVector a = FloatVector.zero(F);
         FloatVector b = FloatVector.zero(F);
-        for (int o = 0; o < octets; o++, t += 32) {
+        for (int o = 0, t = 32 * h, step = 32 * heads; o < octets; o++, t += step) {
             IntVector x = codeBytes(codes, at + 16L * o);
             a = a.add(lookup(x.and(15), tables, t));
             b = b.add(lookup(x.lanewise(VectorOperators.LSHR, 4).and(15), tables, t + 16));

@@ -24,7 +24,7 @@ final class OneBitScalarKernel implements OneBitKernel {
             int q0 = h * d;
             beta[h] = betaSum(queries, q0, keyLo, d, 0, 1);
             for (int k = 0; k < quads; k++) {
-                int t0 = (h * quads + k) * 16;
+                int t0 = ((k >>> 1) * heads + h) * 32 + (k & 1) * 16;
                 for (int i = 0; i < 16; i++) {
                     float t = 0f;
                     for (int b = 0; b < 4; b++) {
@@ -75,7 +75,7 @@ final class OneBitScalarKernel implements OneBitKernel {
                 float odd = 0f;
                 for (int o = 0; o < octets; o++) {
                     int x = codes.get(ValueLayout.JAVA_BYTE, offset + 16L * o + j) & 0xFF;
-                    int t0 = (h * quads + 2 * o) * 16;
+                    int t0 = (o * heads + h) * 32;
                     even += tables[t0 + (x & 15)];
                     odd += tables[t0 + 16 + (x >>> 4)];
                 }
