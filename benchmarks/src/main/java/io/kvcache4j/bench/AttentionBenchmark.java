@@ -40,8 +40,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * count from the same run.
  *
  * <p>{@code dtype} also takes the quantizing stores at their defaults ({@code int8}, {@code int4} and
- * {@code int2} with KIVI's G = 32 and R = 128, {@code 1bit} with G = 64): attention then runs on
- * their packed codes, through the same layer source, with the codec's Vector API kernel or its
+ * {@code int2} with KIVI's G = 32 and R = 128, {@code 1bit} with G = 64; {@code 1bit-g128} is the
+ * 1-bit store with groups of 128 tokens, half the levels and key tables per key): attention then
+ * runs on their packed codes, through the same layer source, with the codec's Vector API kernel or its
  * scalar twin; compare with {@code f16} of the same run and thread count.
  */
 @State(Scope.Benchmark)
@@ -117,17 +118,20 @@ public class AttentionBenchmark {
             case "int4", "int2" ->
                 KiviConfig.defaults(dtype.equals("int4") ? 4 : 2)
                         .factory(16, vector ? codecKernel() : CodecKernels.scalar(), kernel);
-            case "1bit" -> {
+            case "1bit", "1bit-g128" -> {
                 var k = vector ? OneBitKernels.get() : OneBitKernels.scalar();
                 if (vector && k == OneBitKernels.scalar()) {
                     throw new IllegalStateException(
                             "impl=vector but the 1-bit kernel is scalar: " + OneBitKernels.reason());
                 }
-                yield OneBitConfig.group().factory(k, kernel);
+                OneBitConfig config = dtype.equals("1bit")
+                        ? OneBitConfig.group()
+                        : OneBitConfig.group(128, OneBitConfig.DEFAULT_KEY_CLIP, OneBitConfig.DEFAULT_VALUE_CLIP);
+                yield config.factory(k, kernel);
             }
             default ->
                 throw new IllegalArgumentException(
-                        "dtype must be f32, f16, bf16, int8, int4, int2 or 1bit, was " + dtype);
+                        "dtype must be f32, f16, bf16, int8, int4, int2, 1bit or 1bit-g128, was " + dtype);
         };
     }
 

@@ -26,7 +26,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * Key scoring alone: the logits {@code q·K̂ᵀ} of every stored token for a GQA group of 4 query heads,
  * headDim 128, one thread, through {@link KeyScoring} on each store's own encoding (the exact f16
  * pages with the attention kernel's scores, the codecs on their packed codes, 1-bit by the bit
- * trick), the stores built as in {@link AttentionBenchmark}. What a retrieval selector pays per step
+ * trick through per-quad tables; {@code 1bit-g128} with groups of 128 tokens), the stores built as
+ * in {@link AttentionBenchmark}. What a retrieval selector pays per step
  * to rank a store's keys; compare each {@code dtype} with {@code f16} of the same run. The logits
  * ({@code 4 × tokens} floats) are written once per op for every dtype alike.
  */
@@ -46,7 +47,7 @@ public class KeyScoringBenchmark {
     @Param({"65536", "1048576"})
     public int tokens;
 
-    @Param({"f16", "int8", "int4", "int2", "1bit"})
+    @Param({"f16", "int8", "int4", "int2", "1bit", "1bit-g128"})
     public String dtype;
 
     @Param({"vector"})

@@ -47,8 +47,8 @@ import java.util.Arrays;
  * KiviConfig#scaleBytes()} bytes each: key codes in sub-blocks
  * of 16 tokens, dimension-major (one 16-byte code unit per {@code 8/b} channels, see {@link
  * CodecKernel}), value rows in whole code units. The residual is one off-heap block of f16 rows
- * {@code [keys: cap × d][values: cap × d]} grown by doubling up to {@code R + G} rows and shrunk
- * after compaction. {@link #bytesHeld()} is the exact sum of the blocks held.
+ * {@code [keys: cap × d][values: cap × d]} grown by doubling up to {@code R + G} rows, and freed or
+ * halved when a compaction or a group leaving for the codes leaves it a quarter full or less. {@link #bytesHeld()} is the exact sum of the blocks held.
  *
  * <p><b>Attention</b> runs on the codes (see {@link PackedHeadStore}): for a key group, {@code q·k̂ =
  * Σ_c (q_c s_c)·code_c + Σ_c q_c z_c}, the query folded once per group and head; for values, {@code
@@ -325,6 +325,7 @@ public final class KiviHeadStore extends PackedHeadStore {
             MemorySegment.copy(residual, residualKey(g), residual, residualKey(0), rest * rowBytes);
             MemorySegment.copy(residual, residualValue(g), residual, residualValue(0), rest * rowBytes);
         }
+        shrinkResidual();
     }
 
     /**
@@ -622,7 +623,17 @@ public final class KiviHeadStore extends PackedHeadStore {
             NativeMemory.free(pages[--pageCount]);
             pages[pageCount] = null;
         }
-        int rows = count - newQ;
+        shrinkResidual();
+    }
+
+    /**
+     * Frees the residual block when it holds no row, and halves its room (to twice its rows, at least
+     * {@link GroupAttention#BLOCK}) when its rows fill a quarter or less, so that the bytes held follow
+     * the rows held: after a compaction, and after a group leaves for the codes (with a short {@code
+     * R} most rows leave with it).
+     */
+    private void shrinkResidual() {
+        int rows = count - quantizedTokens();
         if (rows == 0 && residual != null) {
             resizeResidual(0);
         } else if (rows * 4 <= residualCapacity && residualCapacity > BLOCK) {

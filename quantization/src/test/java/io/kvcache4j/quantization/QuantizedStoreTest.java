@@ -542,6 +542,34 @@ class QuantizedStoreTest {
         assertEquals(live, NativeMemory.liveBytes());
     }
 
+    /**
+     * Without a residual beyond the incomplete group ({@code r=0}), the f16 block follows the rows it
+     * holds: freed when a group leaves for the codes, grown again by doubling from 16 rows.
+     */
+    @Test
+    void residualBlockFollowsItsRowsWhenGroupsLeave() {
+        long live = NativeMemory.liveBytes();
+        int d = 32;
+        KiviConfig c = new KiviConfig(4, 64, 0, 32, io.kvcache4j.api.KvDType.F16);
+        try (KiviHeadStore s = new KiviHeadStore(c, d, 64, CodecKernels.get())) {
+            float[] x = TestSeeds.floats(new SplittableRandom(3), 200 * d, 1);
+            s.append(x, 0, x, 0, d, 64);
+            assertEquals(64, s.quantizedTokens());
+            assertEquals(0, s.residualCapacity(), "the residual leaves with the group");
+            long codes = s.bytesHeld();
+            s.append(x, 64 * d, x, 64 * d, d, 16);
+            assertEquals(16, s.residualCapacity());
+            assertEquals(codes + 2L * 16 * d * 2, s.bytesHeld());
+            s.append(x, 80 * d, x, 80 * d, d, 20);
+            assertEquals(64, s.residualCapacity(), "doubled 16 -> 32 -> 64 for 36 rows");
+            s.append(x, 100 * d, x, 100 * d, d, 28);
+            assertEquals(128, s.quantizedTokens());
+            assertEquals(0, s.residualCapacity());
+            assertEquals(s.bytesHeld(), NativeMemory.liveBytes() - live);
+        }
+        assertEquals(live, NativeMemory.liveBytes());
+    }
+
     /** The Panama kernel gives the same bits on every call (whatever the JIT has compiled by then). */
     @Test
     void panamaKernelIsDeterministic() {
