@@ -155,6 +155,11 @@ public final class BenchMain implements Callable<Integer> {
         }
     }
 
+    /** Float lanes of the Vector API's preferred species (only with {@code jdk.incubator.vector} in the boot layer). */
+    private static int preferredFloatLanes() {
+        return jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+    }
+
     private static void run(boolean quick, Path out, String include) throws IOException, RunnerException {
         Path json = out.resolve("jmh.json");
         List<ChainedOptionsBuilder> runs = new ArrayList<>();
@@ -165,6 +170,7 @@ public final class BenchMain implements Callable<Integer> {
             runs.add(new OptionsBuilder()
                     .include(a)
                     .include(MemoryBandwidthBenchmark.class.getName() + ".read")
+                    .include(FmaThroughputBenchmark.class.getName() + ".fma")
                     .include(DotProductBenchmark.class.getName() + ".*")
                     .include(NaiveAttentionBenchmark.class.getName() + ".decode")
                     .include(JlamaAttentionBenchmark.class.getName() + ".decode")
@@ -175,10 +181,11 @@ public final class BenchMain implements Callable<Integer> {
                     .include(KeyScoringBenchmark.class.getName() + ".score"));
         } else {
             // One configuration per target, short iterations: about 3 minutes on 2 cores.
-            // 1. Attention at 1M tokens against the read ceiling.
+            // 1. Attention at 1M tokens against the read and FMA ceilings.
             runs.add(new OptionsBuilder()
                     .include(a)
                     .include(MemoryBandwidthBenchmark.class.getName() + ".read")
+                    .include(FmaThroughputBenchmark.class.getName() + ".fma")
                     .param("tokens", "1048576")
                     .param("dtype", "f16", "f32")
                     .param("impl", "vector")
@@ -242,6 +249,7 @@ public final class BenchMain implements Callable<Integer> {
         Map<String, Double> jlamaUs = new TreeMap<>();
         Map<String, Double> policyStepUs = new TreeMap<>();
         Double attentionOnlyUs = null;
+        Double fmaNs = null;
         Map<String, Double> engineMs = new TreeMap<>();
         Map<String, Double> dotNs = new TreeMap<>();
         List<String[]> rows = new ArrayList<>();
@@ -276,6 +284,10 @@ public final class BenchMain implements Callable<Integer> {
                 case "EvictionBenchmark.decodeStep" ->
                     policyStepUs.put(params.getParam("policy"), toMicros(score, unit));
                 case "EvictionBenchmark.attentionOnly" -> attentionOnlyUs = toMicros(score, unit);
+                case "FmaThroughputBenchmark.fma" -> {
+                    fmaNs = toMicros(score, unit) * 1000;
+                    rows.add(new String[] {simple, "", fmt(score) + " " + unit, "per vector FMA"});
+                }
                 case "EngineBenchmark.prefill", "EngineBenchmark.decode" ->
                     engineMs.put(
                             simple + "/" + params.getParam("promptTokens") + "/" + params.getParam("attentionPool"),
@@ -333,6 +345,33 @@ public final class BenchMain implements Callable<Integer> {
                     "read bandwidth (MemoryBandwidthBenchmark, largest buffer, %s threads): %s GB/s%n",
                     threadsText(e.getKey()),
                     fmt(e.getValue() * 1024 * 1024 / 1e9));
+        }
+        if (fmaNs != null
+                && ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()) {
+            // 4 query heads × headDim 128 × (scores + values) multiply-adds per token, in vectors of
+            // the preferred width (the benchmark's forks use it too): the least time one core can
+            // spend on an f16 or f32 token.
+            int lanes = preferredFloatLanes();
+            double perToken = 4.0 * 128 * 2 / lanes * fmaNs;
+            out.printf(
+                    Locale.ROOT,
+                    "FMA ceiling (FmaThroughputBenchmark, 1 thread): %s ns per %d-lane FMA, at least %s ns per token%n",
+                    fmt(fmaNs),
+                    lanes,
+                    fmt(perToken));
+            for (var e : attentionUs.entrySet()) {
+                String[] k = e.getKey().split("/");
+                if (k[3].equals("1") && (k[1].equals("f16") || k[1].equals("f32"))) {
+                    double floorUs = Long.parseLong(k[0]) * perToken / 1000;
+                    out.printf(
+                            Locale.ROOT,
+                            "  %s tokens %s %s, 1 thread: %s x the FMA ceiling%n",
+                            k[0],
+                            k[1],
+                            k[2],
+                            fmt(floorUs / e.getValue()));
+                }
+            }
         }
         if (!naiveUs.isEmpty()) {
             out.println();
