@@ -155,6 +155,17 @@ public final class BenchMain implements Callable<Integer> {
         }
     }
 
+    /**
+     * The least time one core spends on a token of the attention benchmarks (4 query heads, headDim
+     * 128, scores and values: 1,024 multiply-adds) at {@code fmaNs} per FMA of {@code lanes} lanes.
+     */
+    static double fmaFloorNanosPerToken(double fmaNs, int lanes) {
+        if (!(fmaNs > 0) || lanes < 1) {
+            throw new IllegalArgumentException("fmaNs must be > 0 and lanes >= 1, were " + fmaNs + " and " + lanes);
+        }
+        return 4.0 * 128 * 2 / lanes * fmaNs;
+    }
+
     /** Float lanes of the Vector API's preferred species (only with {@code jdk.incubator.vector} in the boot layer). */
     private static int preferredFloatLanes() {
         return jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
@@ -352,7 +363,7 @@ public final class BenchMain implements Callable<Integer> {
             // the preferred width (the benchmark's forks use it too): the least time one core can
             // spend on an f16 or f32 token.
             int lanes = preferredFloatLanes();
-            double perToken = 4.0 * 128 * 2 / lanes * fmaNs;
+            double perToken = fmaFloorNanosPerToken(fmaNs, lanes);
             out.printf(
                     Locale.ROOT,
                     "FMA ceiling (FmaThroughputBenchmark, 1 thread): %s ns per %d-lane FMA, at least %s ns per token%n",

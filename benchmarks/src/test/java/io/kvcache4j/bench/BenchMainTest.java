@@ -57,4 +57,14 @@ class BenchMainTest {
         assertTrue(help.out().startsWith("Usage: kvcache4j bench"), help.out());
         assertTrue(help.out().contains("--include=REGEX"), help.out());
     }
+
+    /** The FMA floor the report divides by: 1,024 multiply-adds per token in vectors of the given width. */
+    @Test
+    void fmaFloorIsTheTokensMultiplyAddsAtTheMeasuredRate() {
+        assertEquals(0.294 * 64, BenchMain.fmaFloorNanosPerToken(0.294, 16), 1e-12);
+        assertEquals(0.5 * 128, BenchMain.fmaFloorNanosPerToken(0.5, 8), 1e-12);
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                IllegalArgumentException.class, () -> BenchMain.fmaFloorNanosPerToken(0, 16));
+        assertEquals("fmaNs must be > 0 and lanes >= 1, were 0.0 and 16", e.getMessage());
+    }
 }

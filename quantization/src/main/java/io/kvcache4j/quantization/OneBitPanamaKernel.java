@@ -2,7 +2,6 @@ package io.kvcache4j.quantization;
 
 import io.kvcache4j.attention.GroupAttention;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -267,16 +266,7 @@ final class OneBitPanamaKernel implements OneBitKernel {
                                 .fma(p, FloatVector.fromArray(F, scale, c).mul(sum)))
                         .intoArray(acc, o);
             }
-            for (; c < d; c++) {
-                int x0 = codes.get(ValueLayout.JAVA_BYTE, offset + c) & 0xFF;
-                int x1 = codes.get(ValueLayout.JAVA_BYTE, offset + d + c) & 0xFF;
-                float s = 0f;
-                s += tables[t0 + (x0 & 15)];
-                s += tables[t0 + 16 + (x0 >>> 4)];
-                s += tables[t0 + 32 + (x1 & 15)];
-                s += tables[t0 + 48 + (x1 >>> 4)];
-                acc[h * d + c] += Math.fma(lo[c], total, scale[c] * s);
-            }
+            OneBitScalarKernel.valueChannels(codes, offset, d, c, tables, t0, total, lo, scale, acc, h * d);
         }
     }
 }

@@ -114,16 +114,36 @@ final class OneBitScalarKernel implements OneBitKernel {
             for (int m = 0; m < 4; m++) {
                 total += tables[t0 + 16 * m + 15];
             }
-            for (int c = 0; c < d; c++) {
-                int x0 = codes.get(ValueLayout.JAVA_BYTE, offset + c) & 0xFF;
-                int x1 = codes.get(ValueLayout.JAVA_BYTE, offset + d + c) & 0xFF;
-                float s = 0f;
-                s += tables[t0 + (x0 & 15)];
-                s += tables[t0 + 16 + (x0 >>> 4)];
-                s += tables[t0 + 32 + (x1 & 15)];
-                s += tables[t0 + 48 + (x1 >>> 4)];
-                acc[h * d + c] += Math.fma(lo[c], total, scale[c] * s);
-            }
+            valueChannels(codes, offset, d, 0, tables, t0, total, lo, scale, acc, h * d);
+        }
+    }
+
+    /**
+     * Channels {@code from .. d-1} of one head's value step of {@link #accumulateValues}, one at a
+     * time: the four table entries of a channel's nibbles summed from {@code +0}, then {@code acc[a0 +
+     * c] += fma(lo[c], total, scale[c]·S)}. The Vector API twin runs its tail channels here.
+     */
+    static void valueChannels(
+            MemorySegment codes,
+            long offset,
+            int d,
+            int from,
+            float[] tables,
+            int t0,
+            float total,
+            float[] lo,
+            float[] scale,
+            float[] acc,
+            int a0) {
+        for (int c = from; c < d; c++) {
+            int x0 = codes.get(ValueLayout.JAVA_BYTE, offset + c) & 0xFF;
+            int x1 = codes.get(ValueLayout.JAVA_BYTE, offset + d + c) & 0xFF;
+            float s = 0f;
+            s += tables[t0 + (x0 & 15)];
+            s += tables[t0 + 16 + (x0 >>> 4)];
+            s += tables[t0 + 32 + (x1 & 15)];
+            s += tables[t0 + 48 + (x1 >>> 4)];
+            acc[a0 + c] += Math.fma(lo[c], total, scale[c] * s);
         }
     }
 }

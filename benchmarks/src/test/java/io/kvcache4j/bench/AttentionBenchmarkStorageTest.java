@@ -1,0 +1,37 @@
+package io.kvcache4j.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import io.kvcache4j.api.ModelShape;
+import io.kvcache4j.attention.AttentionKernels;
+import io.kvcache4j.quantization.OneBitHeadStore;
+import io.kvcache4j.store.HeadStore;
+import io.kvcache4j.store.HeadStoreFactory;
+import org.junit.jupiter.api.Test;
+
+/** The benchmarks' {@code dtype} names build the stores they say, and an unknown one is refused. */
+class AttentionBenchmarkStorageTest {
+    private static HeadStore create(String dtype) {
+        ModelShape shape = new ModelShape(1, AttentionBenchmark.GROUP, 1, AttentionBenchmark.HEAD_DIM);
+        return AttentionBenchmark.storage(dtype, "scalar", AttentionKernels.scalar())
+                .create(new HeadStoreFactory.Spec(shape, 0, 0));
+    }
+
+    @Test
+    void oneBitGroupSizeFollowsTheName() {
+        try (HeadStore g64 = create("1bit");
+                HeadStore g128 = create("1bit-g128")) {
+            assertEquals(64, ((OneBitHeadStore) g64).config().groupTokens());
+            assertEquals(128, ((OneBitHeadStore) g128).config().groupTokens());
+            assertEquals(64, g64.granularity());
+            assertEquals(128, g128.granularity());
+        }
+    }
+
+    @Test
+    void unknownDtypeIsRefusedNamingTheChoices() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> create("1bit-g96"));
+        assertEquals("dtype must be f32, f16, bf16, int8, int4, int2, 1bit or 1bit-g128, was 1bit-g96", e.getMessage());
+    }
+}
