@@ -47,6 +47,13 @@ import org.openjdk.jmh.annotations.Warmup;
 public class EngineBenchmark {
     static final LlamaConfig SHAPE = new LlamaConfig(4096, 512, 4, 8, 2, 64, 1408, 1e-5f, 10000f, 1f, 4096);
 
+    /** The shipped NIAH model's shape (d_model 128, head_dim 32, SwiGLU 352), random weights. */
+    static final LlamaConfig SHIPPED = new LlamaConfig(2048, 128, 4, 4, 2, 32, 352, 1e-5f, 10000f, 1f, 8192);
+
+    /** {@code d512} ({@link #SHAPE}) or {@code shipped} ({@link #SHIPPED}). */
+    @Param({"d512"})
+    public String modelShape;
+
     /** KV heads of the 8 query heads: 2 (GQA groups of 4, the default), 8 (multi-head attention) or 4, 1. */
     @Param({"2"})
     public int kvHeads;
@@ -72,18 +79,23 @@ public class EngineBenchmark {
     @Setup(Level.Trial)
     public void setup() throws IOException {
         file = Files.createTempFile("kvcache4j-engine-bench", ".gguf");
+        LlamaConfig base = switch (modelShape) {
+            case "d512" -> SHAPE;
+            case "shipped" -> SHIPPED;
+            default -> throw new IllegalArgumentException("modelShape must be d512 or shipped, was " + modelShape);
+        };
         shape = new LlamaConfig(
-                SHAPE.vocabSize(),
-                SHAPE.dim(),
-                SHAPE.layers(),
-                SHAPE.heads(),
+                base.vocabSize(),
+                base.dim(),
+                base.layers(),
+                base.heads(),
                 kvHeads,
-                SHAPE.headDim(),
-                SHAPE.ffnDim(),
-                SHAPE.rmsEps(),
-                SHAPE.ropeTheta(),
-                SHAPE.ropeLinearFactor(),
-                SHAPE.contextLength());
+                base.headDim(),
+                base.ffnDim(),
+                base.rmsEps(),
+                base.ropeTheta(),
+                base.ropeLinearFactor(),
+                base.contextLength());
         RandomLlamaGguf.write(file, shape, GgmlType.valueOf(weights), 11);
         model = GgufLlama.open(file);
         engine = new LlamaEngine(model, 256);

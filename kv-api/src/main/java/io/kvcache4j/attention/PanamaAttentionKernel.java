@@ -43,11 +43,14 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     private static final int LANES = F.length();
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final float TWO_POW_112 = 0x1.0p112f;
-    // Butterfly shuffles for a lane sum in one fixed order (see dot).
+    // Butterfly shuffles for a lane sum in one fixed order (see laneSum): the first step at the
+    // preferred width, the others on its lower half and quarter.
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F128 = FloatVector.SPECIES_128;
     private static final VectorShuffle<Float> SWAP8 = LANES >= 16 ? VectorShuffle.fromOp(F, i -> i ^ 8) : null;
-    private static final VectorShuffle<Float> SWAP4 = LANES >= 8 ? VectorShuffle.fromOp(F, i -> i ^ 4) : null;
-    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F, i -> i ^ 2);
-    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F, i -> i ^ 1);
+    private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(F256, i -> i ^ 4);
+    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F128, i -> i ^ 2);
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F128, i -> i ^ 1);
 
     PanamaAttentionKernel() {
         if (LANES < 4 || GroupAttention.BLOCK % LANES != 0) {
@@ -101,22 +104,32 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             for (int bound = n - LANES; i <= bound; i += LANES) {
                 acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
             }
-            // the lanes' sum by butterfly, in one fixed order: reduceLanes(ADD) leaves the order
-            // open, and C2 adds as a tree while the interpreter and C1 add lane after lane
-            FloatVector v = acc0.add(acc1).add(acc2.add(acc3));
-            if (LANES >= 16) {
-                v = v.add(v.rearrange(SWAP8));
-            }
-            if (LANES >= 8) {
-                v = v.add(v.rearrange(SWAP4));
-            }
-            v = v.add(v.rearrange(SWAP2));
-            sum = v.add(v.rearrange(SWAP1)).lane(0);
+            sum = laneSum(acc0.add(acc1).add(acc2.add(acc3)));
         }
         for (; i < n; i++) {
             sum = Math.fma(a[aOff + i], b[bOff + i], sum);
         }
         return sum;
+    }
+
+    /**
+     * The lanes' sum by butterfly, in one fixed order: lane {@code i} and lane {@code i ^ 8} first,
+     * then {@code i ^ 4}, {@code i ^ 2}, {@code i ^ 1}. {@code reduceLanes(ADD)} leaves the order open
+     * (C2 adds as a tree, the interpreter and C1 lane after lane). After the first step only the lower
+     * half is live, so the later steps run on 256- and 128-bit vectors, whose shuffles stay within a
+     * register half and cost less than full-width ones; the sums are those of the full-width
+     * butterfly.
+     */
+    static float laneSum(FloatVector v) {
+        FloatVector w = v;
+        if (LANES >= 16) {
+            w = (FloatVector) w.add(w.rearrange(SWAP8)).reinterpretShape(F256, 0);
+        }
+        if (LANES >= 8) {
+            w = (FloatVector) w.add(w.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        }
+        w = w.add(w.rearrange(SWAP2));
+        return w.add(w.rearrange(SWAP1)).lane(0);
     }
 
     /**
@@ -148,17 +161,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 for (int bound = n - LANES; i <= bound; i += LANES) {
                     acc0 = FloatVector.fromArray(F, a, rowOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
                 }
-                // the lanes' sum by butterfly, in one fixed order: reduceLanes(ADD) leaves the order
-                // open, and C2 adds as a tree while the interpreter and C1 add lane after lane
-                FloatVector v = acc0.add(acc1).add(acc2.add(acc3));
-                if (LANES >= 16) {
-                    v = v.add(v.rearrange(SWAP8));
-                }
-                if (LANES >= 8) {
-                    v = v.add(v.rearrange(SWAP4));
-                }
-                v = v.add(v.rearrange(SWAP2));
-                sum = v.add(v.rearrange(SWAP1)).lane(0);
+                sum = laneSum(acc0.add(acc1).add(acc2.add(acc3)));
             }
             for (; i < n; i++) {
                 sum = Math.fma(a[rowOff + i], b[bOff + i], sum);
@@ -812,6 +815,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    /**
+     * Adds {@code Σ_j p[h][j]·v[j]} for heads {@code h .. h+4} from the page: two value vectors per
+     * pass, so each weight broadcast feeds two FMAs and eight chains are in flight; each lane's sum
+     * is still taken over the block's tokens in order, as {@code accumulate4} takes it.
+     */
     private static void accumulateF16x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
@@ -819,7 +827,45 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final float[] acc = st.acc;
         final long rowBytes = 2L * d;
         final int p0 = h * block;
-        for (int i = 0; i < d; i += LANES) {
+        int i0 = 0;
+        for (; i0 + 2 * LANES <= d; i0 += 2 * LANES) {
+            int o0 = h * d + i0;
+            int o1 = o0 + LANES;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            FloatVector b0 = FloatVector.fromArray(F, acc, o1);
+            FloatVector b1 = FloatVector.fromArray(F, acc, o1 + d);
+            FloatVector b2 = FloatVector.fromArray(F, acc, o1 + 2 * d);
+            FloatVector b3 = FloatVector.fromArray(F, acc, o1 + 3 * d);
+            long off = vBase + 2L * i0;
+            for (int j = 0; j < nb; j++, off += rowBytes) {
+                FloatVector x = f16(page, off);
+                FloatVector y = f16(page, off + 2L * LANES);
+                FloatVector w0 = FloatVector.broadcast(F, p[p0 + j]);
+                FloatVector w1 = FloatVector.broadcast(F, p[p0 + block + j]);
+                FloatVector w2 = FloatVector.broadcast(F, p[p0 + 2 * block + j]);
+                FloatVector w3 = FloatVector.broadcast(F, p[p0 + 3 * block + j]);
+                a0 = x.fma(w0, a0);
+                a1 = x.fma(w1, a1);
+                a2 = x.fma(w2, a2);
+                a3 = x.fma(w3, a3);
+                b0 = y.fma(w0, b0);
+                b1 = y.fma(w1, b1);
+                b2 = y.fma(w2, b2);
+                b3 = y.fma(w3, b3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+            b0.intoArray(acc, o1);
+            b1.intoArray(acc, o1 + d);
+            b2.intoArray(acc, o1 + 2 * d);
+            b3.intoArray(acc, o1 + 3 * d);
+        }
+        for (int i = i0; i < d; i += LANES) {
             int o0 = h * d + i;
             FloatVector a0 = FloatVector.fromArray(F, acc, o0);
             FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);

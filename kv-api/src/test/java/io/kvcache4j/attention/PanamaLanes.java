@@ -19,4 +19,9 @@ final class PanamaLanes {
             PanamaAttentionKernel.expLanes(x, i, 0f, out, i);
         }
     }
+
+    /** {@link PanamaAttentionKernel#laneSum} of the {@link #lanes()} floats at {@code v[off]}. */
+    static float laneSum(float[] v, int off) {
+        return PanamaAttentionKernel.laneSum(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, v, off));
+    }
 }

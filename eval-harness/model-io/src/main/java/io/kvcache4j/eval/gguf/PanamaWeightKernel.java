@@ -41,11 +41,14 @@ final class PanamaWeightKernel implements WeightKernel {
     private static final VectorSpecies<Byte> B =
             L >= 8 ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8)) : null;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    // Butterfly shuffles for a lane sum in a fixed order (see sum()).
+    // The butterfly of sum(): the first step at the preferred width, the others on its lower half
+    // and quarter.
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F128 = FloatVector.SPECIES_128;
     private static final VectorShuffle<Float> SWAP8 = L >= 16 ? VectorShuffle.fromOp(F, i -> i ^ 8) : null;
-    private static final VectorShuffle<Float> SWAP4 = L >= 8 ? VectorShuffle.fromOp(F, i -> i ^ 4) : null;
-    private static final VectorShuffle<Float> SWAP2 = L >= 4 ? VectorShuffle.fromOp(F, i -> i ^ 2) : null;
-    private static final VectorShuffle<Float> SWAP1 = L >= 2 ? VectorShuffle.fromOp(F, i -> i ^ 1) : null;
+    private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(F256, i -> i ^ 4);
+    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F128, i -> i ^ 2);
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F128, i -> i ^ 1);
     private static final float TWO_POW_112 = 0x1.0p112f;
 
     PanamaWeightKernel() {
@@ -76,16 +79,20 @@ final class PanamaWeightKernel implements WeightKernel {
     /**
      * The sum of the lanes in one fixed order (pairwise by butterfly). {@code reduceLanes(ADD)} may
      * add in a different order when compiled by C2 than when interpreted, which would make the same
-     * row's product differ in the last bit between early and later calls.
+     * row's product differ in the last bit between early and later calls. After the first step only
+     * the lower half is live, so the later steps run on 256- and 128-bit vectors, whose shuffles cost
+     * less than full-width ones, with the full-width butterfly's sums.
      */
     static float sum(FloatVector v) {
+        FloatVector w = v;
         if (L == 16) {
-            v = v.add(v.rearrange(SWAP8));
+            w = (FloatVector) w.add(w.rearrange(SWAP8)).reinterpretShape(F256, 0);
         }
-        v = v.add(v.rearrange(SWAP4));
-        v = v.add(v.rearrange(SWAP2));
-        v = v.add(v.rearrange(SWAP1));
-        return v.lane(0);
+        if (L >= 8) {
+            w = (FloatVector) w.add(w.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        }
+        w = w.add(w.rearrange(SWAP2));
+        return w.add(w.rearrange(SWAP1)).lane(0);
     }
 
     private static float dotF32(MemorySegment w, long offset, float[] x, int xOff, int n) {
