@@ -15,6 +15,7 @@ import io.kvcache4j.quantization.OneBitConfig;
 import io.kvcache4j.quantization.OneBitKernels;
 import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.HeadStoreFactory;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -68,6 +69,10 @@ public class AttentionBenchmark {
     public String impl;
 
     /** Threads attending; 0 means every core. */
+    /** Tokens per page of the exact stores (the cache's default is 16). */
+    @Param({"16"})
+    public int pageTokens;
+
     @Param({"1", "0"})
     public int threads;
 
@@ -83,7 +88,7 @@ public class AttentionBenchmark {
     public void setup() {
         AttentionKernel kernel = kernel(impl);
         ModelShape shape = new ModelShape(1, GROUP, 1, HEAD_DIM);
-        store = storage(dtype, impl, kernel).create(new HeadStoreFactory.Spec(shape, 0, 0));
+        store = storage(dtype, impl, kernel, pageTokens).create(new HeadStoreFactory.Spec(shape, 0, 0));
         fill(store, tokens, 42);
         int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
         pool = n > 1 ? AttentionPool.create(n) : null;
@@ -109,11 +114,20 @@ public class AttentionBenchmark {
         store.close();
     }
 
-    /** Exact pages for f32/f16/bf16; the quantizing stores with the codec kernel matching {@code impl}. */
+    /** Exact pages of 16 tokens for f32/f16/bf16; the quantizing stores with the codec kernel matching {@code impl}. */
     static HeadStoreFactory storage(String dtype, String impl, AttentionKernel kernel) {
+        return storage(dtype, impl, kernel, 16);
+    }
+
+    /** {@link #storage(String, String, AttentionKernel)} with exact pages of {@code pageTokens} tokens. */
+    static HeadStoreFactory storage(String dtype, String impl, AttentionKernel kernel, int pageTokens) {
         boolean vector = impl.equals("vector");
+        if (pageTokens != 16 && !List.of("f32", "f16", "bf16").contains(dtype)) {
+            throw new IllegalArgumentException(
+                    "pageTokens applies to f32, f16 and bf16 only; " + dtype + " takes 16, was " + pageTokens);
+        }
         return switch (dtype) {
-            case "f32", "f16", "bf16" -> HeadStoreFactory.exact(KvDType.parse(dtype), 16, kernel);
+            case "f32", "f16", "bf16" -> HeadStoreFactory.exact(KvDType.parse(dtype), pageTokens, kernel);
             case "int8" -> new Int8Config(16).factory(vector ? codecKernel() : CodecKernels.scalar(), kernel);
             case "int4", "int2" ->
                 KiviConfig.defaults(dtype.equals("int4") ? 4 : 2)

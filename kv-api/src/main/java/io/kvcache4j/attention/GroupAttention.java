@@ -86,7 +86,8 @@ public final class GroupAttention {
         this.m = new float[group];
         this.l = new float[group * BLOCK];
         this.acc = new float[group * headDim];
-        this.blockLogits = new float[group * BLOCK];
+        // two blocks: a kernel may score two blocks of a page in one pass
+        this.blockLogits = new float[2 * group * BLOCK];
         this.kBuf = new float[BLOCK * headDim];
         this.vBuf = new float[BLOCK * headDim];
         this.lse = new float[group];

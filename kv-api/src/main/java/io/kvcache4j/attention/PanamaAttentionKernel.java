@@ -298,6 +298,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int nb = Math.min(block, rows - r0);
             long kBase = keyOffset + (long) r0 * e;
             if (directF16) {
+                if (g == 4 && st.unit > 2 && rows - r0 >= 2 * block) {
+                    scanF16BlockPair(st, page, kBase, dimStride, valueOffset + r0 * rowBytes, firstSlot + r0);
+                    r0 += block;
+                    continue;
+                }
                 scanF16Block(st, page, kBase, dimStride, valueOffset + r0 * rowBytes, nb, firstSlot + r0);
                 continue;
             }
@@ -399,6 +404,26 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         accumulateF16(st, page, vBase, nb);
     }
 
+    /**
+     * Two full f16 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
+     * tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair}: each query
+     * broadcast feeds two key vectors, eight chains in flight), then each block's softmax and value
+     * step as {@link #scanF16Block} runs them, so the bits are those of two single-block steps.
+     */
+    private static void scanF16BlockPair(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
+        final int block = GroupAttention.BLOCK;
+        scoresF16x4Pair(st, page, kBase, dimStride);
+        softmaxBlock(st, block, slot);
+        accumulateF16x4(st, page, vBase, block, 0);
+        // the second block's logits, kept in the upper half, become the block's
+        for (int j = 0; j < 4 * block; j += LANES) {
+            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
+        }
+        softmaxBlock(st, block, slot + block);
+        accumulateF16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
+    }
+
     /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
     private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         final int g = st.group;
@@ -486,6 +511,51 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         a1.intoArray(st.blockLogits, base + GroupAttention.BLOCK);
         a2.intoArray(st.blockLogits, base + 2 * GroupAttention.BLOCK);
         a3.intoArray(st.blockLogits, base + 3 * GroupAttention.BLOCK);
+    }
+
+    /**
+     * {@link #scoresF16x4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
+     * {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code BLOCK} elements
+     * further, so with 32-token pages one cache line holds both): the first block's logits into
+     * {@code blockLogits[0, 4·BLOCK)}, the second's into {@code [4·BLOCK, 8·BLOCK)}.
+     */
+    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        FloatVector b2 = FloatVector.zero(F);
+        FloatVector b3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            FloatVector kk = f16(page, off + 2L * block);
+            FloatVector q0 = FloatVector.broadcast(F, q[i]);
+            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
+            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
+            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
+            a0 = k.fma(q0, a0);
+            a1 = k.fma(q1, a1);
+            a2 = k.fma(q2, a2);
+            a3 = k.fma(q3, a3);
+            b0 = kk.fma(q0, b0);
+            b1 = kk.fma(q1, b1);
+            b2 = kk.fma(q2, b2);
+            b3 = kk.fma(q3, b3);
+        }
+        a0.intoArray(st.blockLogits, 0);
+        a1.intoArray(st.blockLogits, block);
+        a2.intoArray(st.blockLogits, 2 * block);
+        a3.intoArray(st.blockLogits, 3 * block);
+        b0.intoArray(st.blockLogits, 4 * block);
+        b1.intoArray(st.blockLogits, 5 * block);
+        b2.intoArray(st.blockLogits, 6 * block);
+        b3.intoArray(st.blockLogits, 7 * block);
     }
 
     /** Heads {@code h} and {@code h + 1}: two chains per head (even and odd dimensions), added at the end. */
