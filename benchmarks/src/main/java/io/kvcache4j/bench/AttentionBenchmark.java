@@ -68,11 +68,11 @@ public class AttentionBenchmark {
     @Param({"vector", "scalar"})
     public String impl;
 
-    /** Threads attending; 0 means every core. */
     /** Tokens per page of the exact stores (the cache's default is 16). */
     @Param({"16"})
     public int pageTokens;
 
+    /** Threads attending; 0 means every core. */
     @Param({"1", "0"})
     public int threads;
 

@@ -8,6 +8,7 @@ import io.kvcache4j.attention.AttentionKernels;
 import io.kvcache4j.quantization.OneBitHeadStore;
 import io.kvcache4j.store.HeadStore;
 import io.kvcache4j.store.HeadStoreFactory;
+import io.kvcache4j.store.PagedHeadStore;
 import org.junit.jupiter.api.Test;
 
 /** The benchmarks' {@code dtype} names build the stores they say, and an unknown one is refused. */
@@ -33,5 +34,18 @@ class AttentionBenchmarkStorageTest {
     void unknownDtypeIsRefusedNamingTheChoices() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> create("1bit-g96"));
         assertEquals("dtype must be f32, f16, bf16, int8, int4, int2, 1bit or 1bit-g128, was 1bit-g96", e.getMessage());
+    }
+
+    @Test
+    void pageTokensSetTheExactStoresPagesAndAreRefusedElsewhere() {
+        ModelShape shape = new ModelShape(1, AttentionBenchmark.GROUP, 1, AttentionBenchmark.HEAD_DIM);
+        try (HeadStore p32 = AttentionBenchmark.storage("f16", "scalar", AttentionKernels.scalar(), 32)
+                .create(new HeadStoreFactory.Spec(shape, 0, 0))) {
+            assertEquals(32, ((PagedHeadStore) p32).pageTokens());
+        }
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> AttentionBenchmark.storage("int4", "scalar", AttentionKernels.scalar(), 32));
+        assertEquals("pageTokens applies to f32, f16 and bf16 only; int4 takes 16, was 32", e.getMessage());
     }
 }
