@@ -88,28 +88,40 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         int i = 0;
         float sum = 0f;
         if (n >= 2 * LANES) {
-            FloatVector acc0 = FloatVector.zero(F);
-            FloatVector acc1 = FloatVector.zero(F);
-            FloatVector acc2 = FloatVector.zero(F);
-            FloatVector acc3 = FloatVector.zero(F);
-            for (int bound = n - 4 * LANES; i <= bound; i += 4 * LANES) {
-                acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
-                acc1 = FloatVector.fromArray(F, a, aOff + i + LANES)
-                        .fma(FloatVector.fromArray(F, b, bOff + i + LANES), acc1);
-                acc2 = FloatVector.fromArray(F, a, aOff + i + 2 * LANES)
-                        .fma(FloatVector.fromArray(F, b, bOff + i + 2 * LANES), acc2);
-                acc3 = FloatVector.fromArray(F, a, aOff + i + 3 * LANES)
-                        .fma(FloatVector.fromArray(F, b, bOff + i + 3 * LANES), acc3);
-            }
-            for (int bound = n - LANES; i <= bound; i += LANES) {
-                acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
-            }
-            sum = laneSum(acc0.add(acc1).add(acc2.add(acc3)));
+            i = n - n % LANES;
+            sum = dotBody(a, aOff, b, bOff, i);
         }
         for (; i < n; i++) {
             sum = Math.fma(a[aOff + i], b[bOff + i], sum);
         }
         return sum;
+    }
+
+    /**
+     * The vector part of {@link #dot}: the lane sum of four accumulators over {@code limit} elements (a
+     * multiple of {@code LANES}, at least two vectors). A method of its own so that {@link #dot} and this
+     * both stay under C2's inlining size: one method with both parts was compiled as a call, which cost
+     * about as much as the arithmetic of 64 dimensions. The split leaves every sum unchanged.
+     */
+    private static float dotBody(float[] a, int aOff, float[] b, int bOff, int limit) {
+        FloatVector acc0 = FloatVector.zero(F);
+        FloatVector acc1 = FloatVector.zero(F);
+        FloatVector acc2 = FloatVector.zero(F);
+        FloatVector acc3 = FloatVector.zero(F);
+        int i = 0;
+        for (int bound = limit - 4 * LANES; i <= bound; i += 4 * LANES) {
+            acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
+            acc1 = FloatVector.fromArray(F, a, aOff + i + LANES)
+                    .fma(FloatVector.fromArray(F, b, bOff + i + LANES), acc1);
+            acc2 = FloatVector.fromArray(F, a, aOff + i + 2 * LANES)
+                    .fma(FloatVector.fromArray(F, b, bOff + i + 2 * LANES), acc2);
+            acc3 = FloatVector.fromArray(F, a, aOff + i + 3 * LANES)
+                    .fma(FloatVector.fromArray(F, b, bOff + i + 3 * LANES), acc3);
+        }
+        for (; i < limit; i += LANES) {
+            acc0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
+        }
+        return laneSum(acc0.add(acc1).add(acc2.add(acc3)));
     }
 
     /**
@@ -132,41 +144,13 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         return w.add(w.rearrange(SWAP1)).lane(0);
     }
 
-    /**
-     * The body of {@link #dot} once per row, in one loop: a call per row (the dot is too large for
-     * C2 to inline into its callers) would cost about as much as the row's arithmetic.
-     */
+    /** {@link #dot} per row; {@code dot} and its vector body inline here, so a row costs no call. */
     @Override
     public long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n) {
         ScalarAttentionKernel.checkSignRows(rows);
         long bits = 0;
         for (int r = 0; r < rows; r++) {
-            int rowOff = aOff + r * n;
-            int i = 0;
-            float sum = 0f;
-            if (n >= 2 * LANES) {
-                FloatVector acc0 = FloatVector.zero(F);
-                FloatVector acc1 = FloatVector.zero(F);
-                FloatVector acc2 = FloatVector.zero(F);
-                FloatVector acc3 = FloatVector.zero(F);
-                for (int bound = n - 4 * LANES; i <= bound; i += 4 * LANES) {
-                    acc0 = FloatVector.fromArray(F, a, rowOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
-                    acc1 = FloatVector.fromArray(F, a, rowOff + i + LANES)
-                            .fma(FloatVector.fromArray(F, b, bOff + i + LANES), acc1);
-                    acc2 = FloatVector.fromArray(F, a, rowOff + i + 2 * LANES)
-                            .fma(FloatVector.fromArray(F, b, bOff + i + 2 * LANES), acc2);
-                    acc3 = FloatVector.fromArray(F, a, rowOff + i + 3 * LANES)
-                            .fma(FloatVector.fromArray(F, b, bOff + i + 3 * LANES), acc3);
-                }
-                for (int bound = n - LANES; i <= bound; i += LANES) {
-                    acc0 = FloatVector.fromArray(F, a, rowOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc0);
-                }
-                sum = laneSum(acc0.add(acc1).add(acc2.add(acc3)));
-            }
-            for (; i < n; i++) {
-                sum = Math.fma(a[rowOff + i], b[bOff + i], sum);
-            }
-            if (sum >= 0f) {
+            if (dot(a, aOff + r * n, b, bOff, n) >= 0f) {
                 bits |= 1L << r;
             }
         }
