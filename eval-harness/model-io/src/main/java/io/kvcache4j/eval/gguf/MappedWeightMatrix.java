@@ -18,6 +18,8 @@ final class MappedWeightMatrix implements WeightMatrix {
      * row (16 rows of 4,096 f32 columns are 256 KiB, within a core's L2).
      */
     static final int ROW_BLOCK = 16;
+    /** Each thread's widening scratch for {@link #matmul}; see {@link #scratch}. */
+    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
 
     private final String name;
     private final GgmlType type;
@@ -123,13 +125,27 @@ final class MappedWeightMatrix implements WeightMatrix {
         checkVector("y", y, 0, (long) tokens * rows);
         forRows(tokens, (r0, r1) -> {
             int block = Math.min(ROW_BLOCK, r1 - r0);
-            float[] scratch = new float[block * cols];
+            float[] scratch = scratch(block * cols);
             for (int r = r0; r < r1; r += block) {
                 int nr = Math.min(block, r1 - r);
                 kernel.dotRowsTokens(
                         type, segment, offset + r * rowBytes, rowBytes, nr, x, tokens, cols, y, r, rows, scratch);
             }
         });
+    }
+
+    /**
+     * This thread's widening scratch, grown to {@code floats}: a matmul's row range runs on one thread
+     * from start to end and nothing it calls takes the scratch, so one array per thread serves every
+     * matrix, and a decode step allocates nothing.
+     */
+    private static float[] scratch(int floats) {
+        float[] s = SCRATCH.get();
+        if (s.length < floats) {
+            s = new float[floats];
+            SCRATCH.set(s);
+        }
+        return s;
     }
 
     private interface RowRange {

@@ -291,14 +291,45 @@ final class PanamaWeightKernel implements WeightKernel {
             b3e = wb0.fma(v0, b3e);
             b3o = wb1.fma(v1, b3o);
         }
-        y[yAt] = sum(a0e.add(a0o));
-        y[yAt + 1] = sum(b0e.add(b0o));
-        y[yAt + yStride] = sum(a1e.add(a1o));
-        y[yAt + yStride + 1] = sum(b1e.add(b1o));
-        y[yAt + 2 * yStride] = sum(a2e.add(a2o));
-        y[yAt + 2 * yStride + 1] = sum(b2e.add(b2o));
-        y[yAt + 3 * yStride] = sum(a3e.add(a3o));
-        y[yAt + 3 * yStride + 1] = sum(b3e.add(b3o));
+        // sum()'s butterfly written out for the eight sums: this method's graph is large enough that
+        // C2 stops inlining calls into it (NodeCountInliningCutoff), and a vector passed to a call
+        // that is not inlined is boxed, two allocations per sum
+        FloatVector s0 = a0e.add(a0o), s1 = b0e.add(b0o), s2 = a1e.add(a1o), s3 = b1e.add(b1o);
+        FloatVector s4 = a2e.add(a2o), s5 = b2e.add(b2o), s6 = a3e.add(a3o), s7 = b3e.add(b3o);
+        if (L == 16) {
+            s0 = (FloatVector) s0.add(s0.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s1 = (FloatVector) s1.add(s1.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s2 = (FloatVector) s2.add(s2.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s3 = (FloatVector) s3.add(s3.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s4 = (FloatVector) s4.add(s4.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s5 = (FloatVector) s5.add(s5.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s6 = (FloatVector) s6.add(s6.rearrange(SWAP8)).reinterpretShape(F256, 0);
+            s7 = (FloatVector) s7.add(s7.rearrange(SWAP8)).reinterpretShape(F256, 0);
+        }
+        s0 = (FloatVector) s0.add(s0.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s1 = (FloatVector) s1.add(s1.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s2 = (FloatVector) s2.add(s2.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s3 = (FloatVector) s3.add(s3.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s4 = (FloatVector) s4.add(s4.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s5 = (FloatVector) s5.add(s5.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s6 = (FloatVector) s6.add(s6.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s7 = (FloatVector) s7.add(s7.rearrange(SWAP4)).reinterpretShape(F128, 0);
+        s0 = s0.add(s0.rearrange(SWAP2));
+        s1 = s1.add(s1.rearrange(SWAP2));
+        s2 = s2.add(s2.rearrange(SWAP2));
+        s3 = s3.add(s3.rearrange(SWAP2));
+        s4 = s4.add(s4.rearrange(SWAP2));
+        s5 = s5.add(s5.rearrange(SWAP2));
+        s6 = s6.add(s6.rearrange(SWAP2));
+        s7 = s7.add(s7.rearrange(SWAP2));
+        y[yAt] = s0.add(s0.rearrange(SWAP1)).lane(0);
+        y[yAt + 1] = s1.add(s1.rearrange(SWAP1)).lane(0);
+        y[yAt + yStride] = s2.add(s2.rearrange(SWAP1)).lane(0);
+        y[yAt + yStride + 1] = s3.add(s3.rearrange(SWAP1)).lane(0);
+        y[yAt + 2 * yStride] = s4.add(s4.rearrange(SWAP1)).lane(0);
+        y[yAt + 2 * yStride + 1] = s5.add(s5.rearrange(SWAP1)).lane(0);
+        y[yAt + 3 * yStride] = s6.add(s6.rearrange(SWAP1)).lane(0);
+        y[yAt + 3 * yStride + 1] = s7.add(s7.rearrange(SWAP1)).lane(0);
     }
 
     /** Row {@code wa} of the widened block against four consecutive tokens. */
