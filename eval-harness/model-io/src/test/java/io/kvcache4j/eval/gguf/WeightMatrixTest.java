@@ -233,6 +233,47 @@ class WeightMatrixTest {
         }
     }
 
+    /**
+     * Once compiled, an F16 prefill matmul allocates nothing per call but its row-range lambda (32
+     * bytes): no vector boxed by a call C2 did not inline (the tile's lane sums once were, 18 KB per
+     * call of this size), no scratch per call. The
+     * JIT's timing is not fixed, so rounds run until one allocates under the bound, and the test fails
+     * only if none does within the time limit.
+     */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void compiledMatmulAllocatesNothingPerCall(WeightKernel kernel) {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long tid = Thread.currentThread().threadId();
+        long seed = TestSeeds.seed("matmul-alloc-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        int rows = 32;
+        int cols = 128;
+        int tokens = 8;
+        try (Arena arena = Arena.ofConfined()) {
+            MappedWeightMatrix w =
+                    matrix(arena, GgmlType.F16, randomRows(r, GgmlType.F16, rows, cols), rows, cols, kernel);
+            float[] x = TestSeeds.floats(r, tokens * cols, 1f);
+            float[] y = new float[tokens * rows];
+            int calls = 500;
+            long best = Long.MAX_VALUE;
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (System.nanoTime() < deadline) {
+                long before = threads.getThreadAllocatedBytes(tid);
+                for (int c = 0; c < calls; c++) {
+                    w.matmul(x, y, tokens);
+                }
+                best = Math.min(best, (threads.getThreadAllocatedBytes(tid) - before) / calls);
+                if (best < 64) {
+                    break;
+                }
+            }
+            System.out.println("[alloc] " + kernel.name() + " F16 matmul " + rows + "x" + cols + ", " + tokens
+                    + " tokens: " + best + " bytes per call (least of the rounds)");
+            assertTrue(best < 64, "bytes allocated per compiled matmul call: " + best + ", want < 64, seed=" + seed);
+        }
+    }
+
     /** One stored row against several tokens, the kernel's {@code dotTokens} called directly. */
     @ParameterizedTest
     @MethodSource("kernels")
