@@ -236,9 +236,8 @@ class WeightMatrixTest {
     /**
      * Once compiled, an F16 prefill matmul allocates nothing per call but its row-range lambda (32
      * bytes): no vector boxed by a call C2 did not inline (the tile's lane sums once were, 18 KB per
-     * call of this size), no scratch per call. The
-     * JIT's timing is not fixed, so rounds run until one allocates under the bound, and the test fails
-     * only if none does within the time limit.
+     * call of this size), no scratch per call. The JIT's timing is not fixed, so rounds run until one
+     * allocates under the bound, and the test fails only if none does within the time limit.
      */
     @ParameterizedTest
     @MethodSource("kernels")
