@@ -1,8 +1,6 @@
 package io.kvcache4j.eval.gguf;
 
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.ForkJoinPool;
-import java.util.stream.IntStream;
 
 /**
  * {@link WeightMatrix} over rows stored back to back in a segment (normally a model's mapping),
@@ -108,12 +106,20 @@ final class MappedWeightMatrix implements WeightMatrix {
     public void matvec(float[] x, int xOff, float[] y, int yOff) {
         checkVector("x", x, xOff, cols);
         checkVector("y", y, yOff, rows);
-        forRows(1, (r0, r1) -> {
-            long at = offset + r0 * rowBytes;
-            for (int r = r0; r < r1; r++, at += rowBytes) {
-                y[yOff + r] = kernel.dot(type, segment, at, x, xOff, cols);
-            }
-        });
+        int items = items(1);
+        if (items <= 1) {
+            matvecRows(x, xOff, y, yOff, 0, rows);
+        } else {
+            RowPool.shared().run(this, true, x, xOff, y, yOff, 1, items, perItem());
+        }
+    }
+
+    /** {@link #matvec}'s rows {@code [r0, r1)}. */
+    void matvecRows(float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        long at = offset + r0 * rowBytes;
+        for (int r = r0; r < r1; r++, at += rowBytes) {
+            y[yOff + r] = kernel.dot(type, segment, at, x, xOff, cols);
+        }
     }
 
     @Override
@@ -123,15 +129,23 @@ final class MappedWeightMatrix implements WeightMatrix {
         }
         checkVector("x", x, 0, (long) tokens * cols);
         checkVector("y", y, 0, (long) tokens * rows);
-        forRows(tokens, (r0, r1) -> {
-            int block = Math.min(ROW_BLOCK, r1 - r0);
-            float[] scratch = scratch(block * cols);
-            for (int r = r0; r < r1; r += block) {
-                int nr = Math.min(block, r1 - r);
-                kernel.dotRowsTokens(
-                        type, segment, offset + r * rowBytes, rowBytes, nr, x, tokens, cols, y, r, rows, scratch);
-            }
-        });
+        int items = items(tokens);
+        if (items <= 1) {
+            matmulRows(x, y, tokens, 0, rows);
+        } else {
+            RowPool.shared().run(this, false, x, 0, y, 0, tokens, items, perItem());
+        }
+    }
+
+    /** {@link #matmul}'s rows {@code [r0, r1)}, on the calling thread. */
+    void matmulRows(float[] x, float[] y, int tokens, int r0, int r1) {
+        int block = Math.min(ROW_BLOCK, r1 - r0);
+        float[] scratch = scratch(block * cols);
+        for (int r = r0; r < r1; r += block) {
+            int nr = Math.min(block, r1 - r);
+            kernel.dotRowsTokens(
+                    type, segment, offset + r * rowBytes, rowBytes, nr, x, tokens, cols, y, r, rows, scratch);
+        }
     }
 
     /**
@@ -148,21 +162,25 @@ final class MappedWeightMatrix implements WeightMatrix {
         return s;
     }
 
-    private interface RowRange {
-        void run(int r0, int r1);
+    /**
+     * Row ranges a product of {@code tokens} inputs splits into: 1 (the calling thread alone) below
+     * {@link #PARALLEL_THRESHOLD} multiply-adds, with one thread, or with fewer than 2 rows; else
+     * about four per {@link RowPool#THREADS thread}, so that uneven ranges even out.
+     */
+    private int items(int tokens) {
+        long work = (long) rows * cols * Math.max(1, tokens);
+        int threads = RowPool.THREADS;
+        if (work < PARALLEL_THRESHOLD || threads <= 1 || rows < 2) {
+            return 1;
+        }
+        int per = perItem();
+        return (rows + per - 1) / per;
     }
 
-    private void forRows(int tokens, RowRange body) {
-        long work = (long) rows * cols * Math.max(1, tokens);
-        int threads = ForkJoinPool.getCommonPoolParallelism();
-        if (work < PARALLEL_THRESHOLD || threads <= 1 || rows < 2) {
-            body.run(0, rows);
-            return;
-        }
-        int chunks = (int) Math.min(rows, Math.max(threads * 4L, 1));
-        int per = (rows + chunks - 1) / chunks;
-        int n = (rows + per - 1) / per;
-        IntStream.range(0, n).parallel().forEach(c -> body.run(c * per, Math.min(rows, (c + 1) * per)));
+    /** Rows per range of a split product: about four ranges per thread. */
+    private int perItem() {
+        int chunks = (int) Math.min(rows, RowPool.THREADS * 4L);
+        return (rows + chunks - 1) / chunks;
     }
 
     private void checkRow(int row) {

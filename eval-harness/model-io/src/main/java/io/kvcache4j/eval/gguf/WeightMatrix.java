@@ -9,7 +9,7 @@ package io.kvcache4j.eval.gguf;
  *
  * <p><b>Determinism.</b> Every output element is computed by one thread as {@link #dotRow} of its
  * row with its input vector, in a fixed order; {@link #matvec} and {@link #matmul} split rows across
- * threads of the common {@link java.util.concurrent.ForkJoinPool} (size it with {@code
+ * threads of one process-wide pool whose size is the common fork-join pool's parallelism (set it with {@code
  * -Djava.util.concurrent.ForkJoinPool.common.parallelism=N}), so results are bitwise identical for
  * any thread count, and {@code matmul} of {@code T} inputs equals {@code T} calls of {@code matvec}.
  *
