@@ -10,6 +10,10 @@ import java.util.concurrent.ForkJoinPool;
  * nothing, so a decode step's matmuls allocate nothing either (a parallel stream over the common
  * fork-join pool allocated its pipeline and tasks on every call).
  *
+ * <p>The pool's threads read the matrix, so its segment must be readable from any thread (a model's
+ * mapping is: {@link GgufModel} maps it in a shared arena); a segment confined to one thread fails
+ * the split product with {@link WrongThreadException}, rethrown to the caller.
+ *
  * <p>Which thread computes which range is left to timing; every output element is still computed
  * by one thread in a fixed order, so the bits do not depend on it. Products from several threads
  * take turns on the pool: {@link #run} holds this object's monitor from setting the job to its end.

@@ -98,7 +98,7 @@ class WeightKernelDeterminismTest {
         long start = System.nanoTime();
         int rounds = 0;
         int roundsCompiled = 0;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             List<HotRow> hot = new ArrayList<>();
             SplittableRandom r = TestSeeds.random(seed);
             for (WeightKernel k : kernels) {

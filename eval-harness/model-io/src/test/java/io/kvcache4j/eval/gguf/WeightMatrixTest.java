@@ -126,7 +126,7 @@ class WeightMatrixTest {
     void dotRowMatchesFloat64Reference(WeightKernel kernel, GgmlType type) {
         long seed = TestSeeds.seed("dot-" + kernel.name() + "-" + type);
         SplittableRandom r = TestSeeds.random(seed);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             for (int cols : colsFor(type)) {
                 int rows = 1 + r.nextInt(5);
                 byte[] bytes = randomRows(r, type, rows, cols);
@@ -158,7 +158,7 @@ class WeightMatrixTest {
     void rowToFloatsMatchesFloat64Reference(WeightKernel kernel, GgmlType type) {
         long seed = TestSeeds.seed("row-" + kernel.name() + "-" + type);
         SplittableRandom r = TestSeeds.random(seed);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             int cols = colsFor(type)[colsFor(type).length - 1];
             byte[] bytes = randomRows(r, type, 2, cols);
             MappedWeightMatrix w = matrix(arena, type, bytes, 2, cols, kernel);
@@ -174,7 +174,7 @@ class WeightMatrixTest {
 
     @Test
     void halfPrecisionInfinitiesAndNaNsAgreeBetweenTwins() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             int cols = 40;
             byte[] bytes = new byte[2 * cols];
             MemorySegment s = MemorySegment.ofArray(bytes);
@@ -205,7 +205,7 @@ class WeightMatrixTest {
     void matvecAndMatmulAreBitwiseDotRow(WeightKernel kernel) {
         long seed = TestSeeds.seed("matmul-" + kernel.name());
         SplittableRandom r = TestSeeds.random(seed);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             // odd and even row counts around the kernel's row pairs and row blocks, token counts
             // around its four-token tiles
             int[][] shapes = {{37, 5}, {40, 9}, {2, 2}, {3, 4}, {17, 3}};
@@ -250,7 +250,7 @@ class WeightMatrixTest {
         int rows = 32;
         int cols = 128;
         int tokens = 8;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MappedWeightMatrix w =
                     matrix(arena, GgmlType.F16, randomRows(r, GgmlType.F16, rows, cols), rows, cols, kernel);
             float[] x = TestSeeds.floats(r, tokens * cols, 1f);
@@ -280,7 +280,7 @@ class WeightMatrixTest {
     void dotTokensIsBitwiseDot(WeightKernel kernel) {
         long seed = TestSeeds.seed("dot-tokens-" + kernel.name());
         SplittableRandom r = TestSeeds.random(seed);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             for (GgmlType type : TYPES)
                 for (int cols : new int[] {colsFor(type)[1], 1024})
                     for (int tokens = 1; tokens <= 6; tokens++) {
@@ -304,7 +304,7 @@ class WeightMatrixTest {
     void parallelProductsAreDeterministic() {
         long seed = TestSeeds.seed("parallel");
         SplittableRandom r = TestSeeds.random(seed);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             int rows = 300;
             int cols = 1024;
             assertTrue((long) rows * cols >= MappedWeightMatrix.PARALLEL_THRESHOLD, "exercises the parallel path");
@@ -331,7 +331,7 @@ class WeightMatrixTest {
     void resultsDoNotChangeOnceTheKernelIsCompiled(WeightKernel kernel) {
         long seed = TestSeeds.seed("jit-tiers-" + kernel.name());
         SplittableRandom r = TestSeeds.random(seed);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             GgmlType[] types = {GgmlType.BF16, GgmlType.Q6_K};
             int cols = 512;
             float[] x = TestSeeds.floats(r, cols, 1f);
@@ -356,7 +356,7 @@ class WeightMatrixTest {
 
     @Test
     void badArgumentsNameTheValueAndRange() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MappedWeightMatrix w = matrix(arena, GgmlType.F32, new byte[4 * 6], 2, 3, WeightKernels.scalar());
             IndexOutOfBoundsException row =
                     assertThrows(IndexOutOfBoundsException.class, () -> w.dotRow(2, new float[3], 0));
