@@ -143,13 +143,18 @@ public final class HashEvictPolicy extends BudgetedPolicy {
     }
 
     static final class Tracker extends BaseTracker {
+        /** Keys signed per kernel call after an append. */
+        static final int KEY_BATCH = 16;
+
         final int sigColumn;
         final int lossColumn;
         final SimHash[][] hashes;
         private final int budget;
         private final HashScoring scoring;
         private final VectorUtilSupport kernel;
-        private final float[] keyBuf;
+        /** Scratch: the keys of the tokens just appended, token-major. */
+        private float[] keyBuf;
+
         private final int bits;
         private final long[] querySigs;
         /** Scratch: the query signatures packed two to a word when they fit in 32 bits. */
@@ -168,7 +173,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
                     hashes[l][h] = new SimHash(config.bits(), shape.headDim(), SimHash.seedFor(config.seed(), l, h));
                 }
             }
-            this.keyBuf = new float[shape.headDim()];
+            this.keyBuf = new float[KEY_BATCH * shape.headDim()];
             this.bits = config.bits();
             this.querySigs = new long[shape.groupSize()];
             this.queryWords = new long[shape.groupSize()];
@@ -181,13 +186,17 @@ public final class HashEvictPolicy extends BudgetedPolicy {
 
         @Override
         void onAppend(int layer, int tokens) {
+            int d = shape.headDim();
             for (int h = 0; h < shape.kvHeads(); h++) {
                 HeadSlots head = heads[layer][h];
                 long[] sig = head.longColumn(sigColumn);
-                SimHash hash = hashes[layer][h];
-                for (int s = head.count() - tokens; s < head.count(); s++) {
-                    head.readKey(s, keyBuf, 0);
-                    sig[s] = hash.signature(kernel, keyBuf, 0);
+                // up to KEY_BATCH keys per kernel call, read into a scratch of bounded size
+                for (int first = head.count() - tokens; first < head.count(); first += KEY_BATCH) {
+                    int n = Math.min(KEY_BATCH, head.count() - first);
+                    for (int t = 0; t < n; t++) {
+                        head.readKey(first + t, keyBuf, t * d);
+                    }
+                    hashes[layer][h].signatures(kernel, keyBuf, 0, d, n, sig, first);
                 }
             }
         }
@@ -200,10 +209,7 @@ public final class HashEvictPolicy extends BudgetedPolicy {
             int d = shape.headDim();
             for (int h = 0; h < shape.kvHeads(); h++) {
                 HeadSlots head = heads[layer][h];
-                SimHash hash = hashes[layer][h];
-                for (int j = 0; j < group; j++) {
-                    querySigs[j] = hash.signature(kernel, queries, offset + (h * group + j) * d);
-                }
+                hashes[layer][h].signatures(kernel, queries, offset + h * group * d, d, group, querySigs, 0);
                 int count = head.count();
                 int visible = count - (pending - 1);
                 long[] sig = head.longColumn(sigColumn);

@@ -133,8 +133,6 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
         private final int window;
         private final float importance;
         private final VectorUtilSupport kernel;
-        /** Scratch: the slots important at the current step, a bit per slot. */
-        private long[] important = new long[0];
 
         Tracker(CacheAccess cache, Config config) {
             super(cache, config.budget());
@@ -171,32 +169,11 @@ public final class LazyEvictionPolicy extends BudgetedPolicy {
 
         @Override
         public void onScores(int layer, int kvHead, int queryPosition, float[] mass, int slots) {
-            long[] state = heads[layer][kvHead].longColumn(stateColumn);
-            float threshold = importance / slots;
-            int words = (slots + 63) >>> 6;
-            if (important.length < words) {
-                important = new long[Math.max(words, important.length * 2)];
-            }
             // Whether a token is important is close to a coin flip, so a test per slot would be
-            // mispredicted about every other slot: the kernel marks the important slots in a bit set
-            // (one vector compare per lane group), and only those are visited.
-            kernel.atLeast(mass, 0, slots, threshold, important);
-            long stamp = (long) queryPosition << 32;
-            for (int w = 0; w < words; w++) {
-                long word = important[w];
-                while (word != 0) {
-                    int s = (w << 6) + Long.numberOfTrailingZeros(word);
-                    word &= word - 1;
-                    long st = state[s];
-                    int mri = Math.max((int) st, queryPosition - (int) (st >>> 32));
-                    state[s] = stamp | (mri & 0xFFFFFFFFL);
-                }
-            }
-        }
-
-        @Override
-        long scratchBytes() {
-            return super.scratchBytes() + 8L * important.length;
+            // mispredicted about every other slot: the kernel compares a vector of slots at once
+            // and blends the updated states in.
+            kernel.recurrences(
+                    mass, slots, importance / slots, heads[layer][kvHead].longColumn(stateColumn), queryPosition);
         }
 
         @Override

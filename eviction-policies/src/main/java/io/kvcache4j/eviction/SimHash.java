@@ -9,14 +9,18 @@ import java.util.SplittableRandom;
  * is non-negative. For two vectors at angle θ each bit differs with probability θ/π, so the Hamming
  * distance of signatures estimates the angle: {@code E[hamming] = bits·θ/π}.
  *
- * <p>Immutable after construction and thread-safe; projections use the cache's {@link
- * io.kvcache4j.internal.vectorization.VectorUtilSupport#signs} (each projection bit for bit {@link
- * io.kvcache4j.internal.vectorization.VectorUtilSupport#dot}) so they vectorize like attention does.
+ * <p>Immutable after construction and thread-safe. The planes are kept dimension-major (each
+ * dimension's {@code bits} plane elements side by side, padded to a multiple of 16), so that the
+ * kernel's {@link VectorUtilSupport#projectSigns} computes a vector's projections on 16 planes per
+ * instruction and several vectors per pass.
  */
 final class SimHash {
     private final int bits;
     private final int dim;
+    /** Plane {@code p}'s element {@code i} at {@code planes[i·stride + p]}; padding lanes are 0. */
     private final float[] planes;
+
+    private final int stride;
 
     /** Planes drawn from N(0, 1) with a {@link SplittableRandom} seeded by {@code seed}. */
     SimHash(int bits, int dim, long seed) {
@@ -25,10 +29,14 @@ final class SimHash {
         }
         this.bits = bits;
         this.dim = dim;
-        this.planes = new float[bits * dim];
+        this.stride = (bits + 15) & ~15;
+        this.planes = new float[Math.multiplyExact(stride, dim)];
+        // drawn plane by plane, as plane-major storage would hold them
         SplittableRandom r = new SplittableRandom(seed);
-        for (int i = 0; i < planes.length; i++) {
-            planes[i] = (float) r.nextGaussian();
+        for (int p = 0; p < bits; p++) {
+            for (int i = 0; i < dim; i++) {
+                planes[i * stride + p] = (float) r.nextGaussian();
+            }
         }
     }
 
@@ -44,9 +52,19 @@ final class SimHash {
         return bits;
     }
 
-    /** The signature of {@code x[offset..offset+dim)}. */
+    /**
+     * The signatures of the {@code count} vectors {@code x[offset + v·xStride ..][0, dim)} into
+     * {@code out[outOff ..]}.
+     */
+    void signatures(VectorUtilSupport kernel, float[] x, int offset, int xStride, int count, long[] out, int outOff) {
+        kernel.projectSigns(planes, bits, stride, x, offset, xStride, count, dim, out, outOff);
+    }
+
+    /** The signature of {@code x[offset..offset+dim)} (allocates its result array: for tests). */
     long signature(VectorUtilSupport kernel, float[] x, int offset) {
-        return kernel.signs(planes, 0, bits, x, offset, dim);
+        long[] out = new long[1];
+        signatures(kernel, x, offset, dim, 1, out, 0);
+        return out[0];
     }
 
     /** Hamming distance of two signatures (compiles to {@code popcnt}). */

@@ -61,9 +61,9 @@ public interface AttentionKernel {
 
     /**
      * One online-softmax step over the block logits in {@code state} ({@code nb} valid keys; lanes
-     * past {@code nb} hold {@code −∞}): records the raw logits at {@code slot} if the pass records,
-     * raises the running maximum (rescaling sum and accumulator) and replaces the logits by their
-     * weights {@code exp(s − m)}.
+     * past {@code nb} hold {@code −∞}): raises the running maximum (rescaling sum and accumulator),
+     * replaces the logits by their weights {@code exp(s − m)} and, if the pass records, keeps the
+     * weights at {@code slot} and the maxima they are relative to.
      */
     void onlineSoftmax(GroupAttention state, int nb, int slot);
 
@@ -77,9 +77,11 @@ public interface AttentionKernel {
     void accumulateValues(GroupAttention state, MemorySegment page, long valueOffset, KvDType type, int nb);
 
     /**
-     * After {@link GroupAttention#finish}, converts the recorded logits of slots {@code [0, slots)}
+     * After {@link GroupAttention#finish}, converts the recorded weights of slots {@code [0, slots)}
      * into softmax mass per slot, reduced over the group by {@code aggregation}, into {@code
-     * massOut[0..slots)}.
+     * massOut[0..slots)}: a weight {@code w = exp(s − m_b)} of a block whose maximum was {@code m_b}
+     * becomes {@code w·exp(m_b − lse)}, one exponential per block and head. Slots the pass did not
+     * record get 0.
      */
     void mass(GroupAttention state, int slots, ScoreAggregation aggregation, float[] massOut);
 

@@ -12,9 +12,11 @@ import java.util.Arrays;
  * sum {@code l} of {@code exp(s − m)} and an unnormalised output accumulator, rescaled whenever the
  * maximum grows.
  *
- * <p>When {@link #recordLogits(int)} was called before the pass, every scaled logit is also kept,
- * so that {@link AttentionKernel#mass} can turn them into per-key softmax mass after the pass
- * without reading the keys again.
+ * <p>When {@link #recordLogits(int)} was called before the pass, every key's softmax weight {@code
+ * exp(s − m_b)} is also kept, with the running maximum {@code m_b} of each head after the block
+ * {@code b} it came in, so that {@link AttentionKernel#mass} can turn them into per-key softmax mass
+ * after the pass, {@code exp(s − m_b)·exp(m_b − lse)}, with one exponential per block and head
+ * instead of one per key, and without reading the keys again.
  *
  * <p>Every step uses operations whose results are defined to the bit ({@link SoftmaxExp} for the
  * weights, {@code StrictMath.log} for the log-sum-exp, sums in a fixed order), so a pass gives the
@@ -51,9 +53,22 @@ public final class GroupAttention {
     final float[] kBuf;
     final float[] vBuf;
     final float[] lse;
+    /** The recorded weights {@code exp(s − m_b)}, {@code [group][logitsStride]} by slot. */
     float[] logits;
+
     int logitsStride;
     boolean recording;
+    /** Recorded blocks, in the order the pass ran them: first slot and number of slots. */
+    int[] recStart = new int[0];
+
+    int[] recLen = new int[0];
+    /** Per head and recorded block, the running maximum its weights are relative to, {@code [group][recCap]}. */
+    float[] recMax = new float[0];
+    /** Scratch of {@link AttentionKernel#mass}: {@code exp(recMax − lse)}, {@code [group][recCap]}. */
+    float[] recScale = new float[0];
+
+    int recCap;
+    int recBlocks;
     private final AttentionKernel kernel;
 
     /** Creates state for {@code group} query heads of {@code headDim} elements, with the process's kernel. */
@@ -158,8 +173,8 @@ public final class GroupAttention {
     }
 
     /**
-     * Keeps the scaled logits of slots {@code [0, slots)} of this pass, for {@link
-     * AttentionKernel#mass}. Grows the record (amortised doubling) when needed.
+     * Keeps the softmax weights of slots {@code [0, slots)} of this pass and each block's running
+     * maximum, for {@link AttentionKernel#mass}. Grows the record (amortised doubling) when needed.
      */
     public void recordLogits(int slots) {
         if (slots > logitsStride) {
@@ -167,7 +182,36 @@ public final class GroupAttention {
             logits = new float[Math.multiplyExact(stride, group)];
             logitsStride = stride;
         }
+        recBlocks = 0;
+        if (recCap < slots / BLOCK + 16) {
+            growBlockRecord(Math.max(slots / BLOCK + 16, 2 * recCap));
+        }
         recording = true;
+    }
+
+    /**
+     * Doubles the block record: a kernel calls this before recording a block when the record is
+     * full (a pass of more, shorter blocks than its {@code slots / BLOCK}, at page or selection
+     * edges). A recorded block {@code b} then gets its first slot and length in {@code
+     * recStart[b]}, {@code recLen[b]} and head {@code h}'s running maximum in {@code recMax[h·recCap
+     * + b]}, and {@code recBlocks} counts it.
+     */
+    void growBlockRecord() {
+        growBlockRecord(2 * recCap);
+    }
+
+    private void growBlockRecord(int cap) {
+        int[] start = Arrays.copyOf(recStart, cap);
+        int[] len = Arrays.copyOf(recLen, cap);
+        float[] max = new float[Math.multiplyExact(cap, group)];
+        for (int h = 0; h < group; h++) {
+            System.arraycopy(recMax, h * recCap, max, h * cap, recBlocks);
+        }
+        recStart = start;
+        recLen = len;
+        recMax = max;
+        recScale = new float[max.length];
+        recCap = cap;
     }
 
     /** Ends the pass, writing per-head output and log-sum-exp into {@code dst} heads {@code [dstHead, dstHead + group)}. */

@@ -8,7 +8,9 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
@@ -38,6 +40,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport, ConversionSupport {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Short> S =
             VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final int LANES = F.length();
@@ -144,36 +147,103 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         return w.add(w.rearrange(SWAP1)).lane(0);
     }
 
-    /** {@link #dot} per row; {@code dot} and its vector body inline here, so a row costs no call. */
+    /**
+     * {@code LANES} planes per vector: each dimension's plane row is loaded once and multiplied by the
+     * broadcast element of four vectors at a time (four independent FMA chains), so no horizontal sum
+     * is needed; each lane's chain is the scalar twin's loop for its plane.
+     */
     @Override
-    public long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n) {
-        ScalarAttentionKernel.checkSignRows(rows);
-        long bits = 0;
-        for (int r = 0; r < rows; r++) {
-            if (dot(a, aOff + r * n, b, bOff, n) >= 0f) {
-                bits |= 1L << r;
-            }
+    public void projectSigns(
+            float[] planes,
+            int bits,
+            int stride,
+            float[] x,
+            int xOff,
+            int xStride,
+            int count,
+            int n,
+            long[] out,
+            int outOff) {
+        ScalarAttentionKernel.checkProjectArgs(planes, bits, stride, x, xOff, xStride, count, n, out, outOff);
+        if (stride % LANES != 0) {
+            ScalarAttentionKernel.projectSignsScalar(planes, bits, stride, x, xOff, xStride, 0, count, n, out, outOff);
+            return;
         }
-        return bits;
+        final long keep = bits == 64 ? -1L : (1L << bits) - 1;
+        final int chunks = (bits + LANES - 1) / LANES;
+        int v = 0;
+        for (; v + 4 <= count; v += 4) {
+            int x0 = xOff + v * xStride;
+            int x1 = x0 + xStride;
+            int x2 = x1 + xStride;
+            int x3 = x2 + xStride;
+            long w0 = 0;
+            long w1 = 0;
+            long w2 = 0;
+            long w3 = 0;
+            for (int c = 0; c < chunks; c++) {
+                FloatVector a0 = FloatVector.zero(F);
+                FloatVector a1 = a0;
+                FloatVector a2 = a0;
+                FloatVector a3 = a0;
+                for (int i = 0, row = c * LANES; i < n; i++, row += stride) {
+                    FloatVector p = FloatVector.fromArray(F, planes, row);
+                    a0 = p.fma(FloatVector.broadcast(F, x[x0 + i]), a0);
+                    a1 = p.fma(FloatVector.broadcast(F, x[x1 + i]), a1);
+                    a2 = p.fma(FloatVector.broadcast(F, x[x2 + i]), a2);
+                    a3 = p.fma(FloatVector.broadcast(F, x[x3 + i]), a3);
+                }
+                int shift = c * LANES;
+                w0 |= a0.compare(VectorOperators.GE, 0f).toLong() << shift;
+                w1 |= a1.compare(VectorOperators.GE, 0f).toLong() << shift;
+                w2 |= a2.compare(VectorOperators.GE, 0f).toLong() << shift;
+                w3 |= a3.compare(VectorOperators.GE, 0f).toLong() << shift;
+            }
+            out[outOff + v] = w0 & keep;
+            out[outOff + v + 1] = w1 & keep;
+            out[outOff + v + 2] = w2 & keep;
+            out[outOff + v + 3] = w3 & keep;
+        }
+        for (; v < count; v++) {
+            int x0 = xOff + v * xStride;
+            long w = 0;
+            for (int c = 0; c < chunks; c++) {
+                FloatVector a = FloatVector.zero(F);
+                for (int i = 0, row = c * LANES; i < n; i++, row += stride) {
+                    a = FloatVector.fromArray(F, planes, row).fma(FloatVector.broadcast(F, x[x0 + i]), a);
+                }
+                w |= a.compare(VectorOperators.GE, 0f).toLong() << (c * LANES);
+            }
+            out[outOff + v] = w & keep;
+        }
     }
 
+    /**
+     * One vector compare per {@code LANES} slots; its mask, split into long-lane masks, blends the
+     * updated states (shift, mask, subtract, max, or: the scalar twin's operations on longs) into
+     * the old ones, so no slot costs a branch.
+     */
     @Override
-    public void atLeast(float[] a, int aOff, int n, float threshold, long[] bits) {
-        int w = 0;
-        if (64 % LANES == 0) {
-            for (int words = n >>> 6; w < words; w++) {
-                int base = aOff + (w << 6);
-                long word = 0;
-                for (int k = 0; k < 64; k += LANES) {
-                    word |= FloatVector.fromArray(F, a, base + k)
-                                    .compare(VectorOperators.GE, threshold)
-                                    .toLong()
-                            << k;
+    public void recurrences(float[] mass, int n, float threshold, long[] state, int position) {
+        ScalarAttentionKernel.checkRecurrenceArgs(mass, n, state, position);
+        final int longLanes = L.length();
+        final LongVector pos = LongVector.broadcast(L, position);
+        final LongVector stamp = LongVector.broadcast(L, (long) position << 32);
+        int i = 0;
+        if (LANES % longLanes == 0) {
+            for (int bound = n - LANES; i <= bound; i += LANES) {
+                long bits = FloatVector.fromArray(F, mass, i)
+                        .compare(VectorOperators.GE, threshold)
+                        .toLong();
+                for (int k = 0; k < LANES; k += longLanes) {
+                    VectorMask<Long> important = VectorMask.fromLong(L, bits >>> k);
+                    LongVector st = LongVector.fromArray(L, state, i + k);
+                    LongVector interval = st.and(0xFFFFFFFFL).max(pos.sub(st.lanewise(VectorOperators.LSHR, 32)));
+                    st.blend(stamp.or(interval), important).intoArray(state, i + k);
                 }
-                bits[w] = word;
             }
         }
-        ScalarAttentionKernel.atLeastScalar(a, aOff, w << 6, n, threshold, bits);
+        ScalarAttentionKernel.recurrencesScalar(mass, i, n, threshold, state, position);
     }
 
     /**
@@ -1139,20 +1209,12 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
         final int block = GroupAttention.BLOCK;
         final int d = st.headDim;
+        final boolean recording = st.recording;
+        if (recording && st.recBlocks == st.recCap) {
+            st.growBlockRecord();
+        }
         for (int h = 0; h < st.group; h++) {
             int pBase = h * block;
-            if (st.recording) {
-                int dst = h * st.logitsStride + slot;
-                if (nb == block) {
-                    // a full block in whole vectors: System.arraycopy of a variable length is a
-                    // stub call per head and block, which costs more than the copy
-                    for (int j = 0; j < block; j += LANES) {
-                        FloatVector.fromArray(F, st.blockLogits, pBase + j).intoArray(st.logits, dst + j);
-                    }
-                } else {
-                    System.arraycopy(st.blockLogits, pBase, st.logits, dst, nb);
-                }
-            }
             FloatVector maxV = FloatVector.fromArray(F, st.blockLogits, pBase);
             for (int j = LANES; j < block; j += LANES) {
                 maxV = maxV.max(FloatVector.fromArray(F, st.blockLogits, pBase + j));
@@ -1182,6 +1244,25 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                         .add(FloatVector.fromArray(F, st.blockLogits, pBase + j))
                         .intoArray(st.l, pBase + j);
             }
+            if (recording) {
+                int dst = h * st.logitsStride + slot;
+                if (nb == block) {
+                    // a full block in whole vectors: System.arraycopy of a variable length is a
+                    // stub call per head and block, which costs more than the copy
+                    for (int j = 0; j < block; j += LANES) {
+                        FloatVector.fromArray(F, st.blockLogits, pBase + j).intoArray(st.logits, dst + j);
+                    }
+                } else {
+                    System.arraycopy(st.blockLogits, pBase, st.logits, dst, nb);
+                }
+                st.recMax[h * st.recCap + st.recBlocks] = mNew;
+            }
+        }
+        if (recording) {
+            int b = st.recBlocks;
+            st.recStart[b] = slot;
+            st.recLen[b] = nb;
+            st.recBlocks = b + 1;
         }
     }
 
@@ -1189,23 +1270,55 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     public void mass(GroupAttention st, int slots, ScoreAggregation aggregation, float[] massOut) {
         ScalarAttentionKernel.checkMassArgs(st, slots, massOut);
         final int g = st.group;
-        int j = 0;
-        for (int bound = slots - LANES; j <= bound; j += LANES) {
-            FloatVector agg = FloatVector.zero(F);
-            for (int h = 0; h < g; h++) {
-                if (st.lse[h] == Float.NEGATIVE_INFINITY) {
-                    continue;
-                }
-                // massOut[j..] is scratch until agg is stored there
-                expLanes(st.logits, h * st.logitsStride + j, st.lse[h], massOut, j);
-                FloatVector p = FloatVector.fromArray(F, massOut, j);
-                agg = aggregation == ScoreAggregation.MAX ? agg.max(p) : agg.add(p);
+        final int blocks = st.recBlocks;
+        for (int h = 0; h < g; h++) {
+            float lse = st.lse[h];
+            if (lse == Float.NEGATIVE_INFINITY) {
+                ScalarAttentionKernel.blockScales(st, h, 0);
+                continue;
             }
-            if (aggregation == ScoreAggregation.MEAN) {
-                agg = agg.div(g);
+            int row = h * st.recCap;
+            int b = 0;
+            for (; b <= blocks - LANES; b += LANES) {
+                expLanes(st.recMax, row + b, lse, st.recScale, row + b);
             }
-            agg.intoArray(massOut, j);
+            ScalarAttentionKernel.blockScales(st, h, b);
         }
-        ScalarAttentionKernel.massScalar(st, j, slots, aggregation, massOut);
+        final float[] w = st.logits;
+        final float[] scale = st.recScale;
+        final int stride = st.logitsStride;
+        final int cap = st.recCap;
+        final boolean max = aggregation == ScoreAggregation.MAX;
+        final boolean mean = aggregation == ScoreAggregation.MEAN;
+        final float invGroup = 1f / g;
+        final int[] starts = st.recStart;
+        final int[] lengths = st.recLen;
+        int covered = 0;
+        for (int b = 0; b < blocks; b++) {
+            int start = starts[b];
+            if (start != covered
+                    || lengths[b] != GroupAttention.BLOCK
+                    || start > slots - GroupAttention.BLOCK
+                    || GroupAttention.BLOCK % LANES != 0) {
+                // a block that does not continue the previous one, a short one, or one past slots
+                covered = ScalarAttentionKernel.massBlock(st, b, slots, covered, aggregation, massOut);
+                continue;
+            }
+            for (int j = start; j < start + GroupAttention.BLOCK; j += LANES) {
+                // a head that saw no key has scale 0, which adds nothing (see blockScales)
+                FloatVector agg = FloatVector.zero(F);
+                for (int h = 0; h < g; h++) {
+                    FloatVector c = FloatVector.broadcast(F, scale[h * cap + b]);
+                    FloatVector p = FloatVector.fromArray(F, w, h * stride + j);
+                    agg = max ? agg.max(p.mul(c)) : p.fma(c, agg);
+                }
+                if (mean) {
+                    agg = agg.mul(invGroup);
+                }
+                agg.intoArray(massOut, j);
+            }
+            covered = start + GroupAttention.BLOCK;
+        }
+        java.util.Arrays.fill(massOut, Math.min(covered, slots), slots, 0f);
     }
 }

@@ -39,36 +39,114 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     @Override
-    public long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n) {
-        checkSignRows(rows);
-        long bits = 0;
-        for (int r = 0; r < rows; r++) {
-            if (dotScalar(a, aOff + r * n, b, bOff, n) >= 0f) {
-                bits |= 1L << r;
+    public void projectSigns(
+            float[] planes,
+            int bits,
+            int stride,
+            float[] x,
+            int xOff,
+            int xStride,
+            int count,
+            int n,
+            long[] out,
+            int outOff) {
+        checkProjectArgs(planes, bits, stride, x, xOff, xStride, count, n, out, outOff);
+        projectSignsScalar(planes, bits, stride, x, xOff, xStride, 0, count, n, out, outOff);
+    }
+
+    /** {@link #projectSigns} of vectors {@code [from, count)}. */
+    static void projectSignsScalar(
+            float[] planes,
+            int bits,
+            int stride,
+            float[] x,
+            int xOff,
+            int xStride,
+            int from,
+            int count,
+            int n,
+            long[] out,
+            int outOff) {
+        for (int v = from; v < count; v++) {
+            int xv = xOff + v * xStride;
+            long word = 0;
+            for (int p = 0; p < bits; p++) {
+                float acc = 0f;
+                for (int i = 0; i < n; i++) {
+                    acc = Math.fma(x[xv + i], planes[i * stride + p], acc);
+                }
+                if (acc >= 0f) {
+                    word |= 1L << p;
+                }
             }
+            out[outOff + v] = word;
         }
-        return bits;
+    }
+
+    static void checkProjectArgs(
+            float[] planes,
+            int bits,
+            int stride,
+            float[] x,
+            int xOff,
+            int xStride,
+            int count,
+            int n,
+            long[] out,
+            int outOff) {
+        if (bits < 1 || bits > 64) {
+            throw new IllegalArgumentException("bits must be in [1, 64], was " + bits);
+        }
+        if (stride < bits || stride % 16 != 0) {
+            throw new IllegalArgumentException(
+                    "stride must be a multiple of 16 and >= bits " + bits + ", was " + stride);
+        }
+        if (count < 0 || n < 0) {
+            throw new IllegalArgumentException("count and n must be >= 0, were " + count + " and " + n);
+        }
+        if (count == 0) {
+            return;
+        }
+        if ((long) n * stride > planes.length) {
+            throw new IllegalArgumentException("planes holds " + planes.length + " floats; " + n
+                    + " dimensions of stride " + stride + " need " + (long) n * stride);
+        }
+        long lastX = xOff + (long) (count - 1) * xStride;
+        if (xOff < 0 || xStride < 0 || lastX + n > x.length) {
+            throw new IllegalArgumentException("vectors of " + n + " at offset " + xOff + ", stride " + xStride + " × "
+                    + count + " do not fit in x of length " + x.length);
+        }
+        if (outOff < 0 || (long) outOff + count > out.length) {
+            throw new IllegalArgumentException(
+                    "out[" + outOff + ".." + ((long) outOff + count) + ") is out of range [0, " + out.length + "]");
+        }
     }
 
     @Override
-    public void atLeast(float[] a, int aOff, int n, float threshold, long[] bits) {
-        atLeastScalar(a, aOff, 0, n, threshold, bits);
+    public void recurrences(float[] mass, int n, float threshold, long[] state, int position) {
+        checkRecurrenceArgs(mass, n, state, position);
+        recurrencesScalar(mass, 0, n, threshold, state, position);
     }
 
-    /** {@link #atLeast} from element {@code from} (a multiple of 64) on. */
-    static void atLeastScalar(float[] a, int aOff, int from, int n, float threshold, long[] bits) {
-        for (int w = from >>> 6, words = (n + 63) >>> 6; w < words; w++) {
-            long word = 0;
-            for (int i = w << 6, end = Math.min(n, i + 64); i < end; i++) {
-                word |= (a[aOff + i] >= threshold ? 1L : 0L) << i;
+    /** {@link #recurrences} over slots {@code [from, n)}. */
+    static void recurrencesScalar(float[] mass, int from, int n, float threshold, long[] state, int position) {
+        long stamp = (long) position << 32;
+        for (int i = from; i < n; i++) {
+            if (mass[i] >= threshold) {
+                long st = state[i];
+                long interval = Math.max(st & 0xFFFFFFFFL, position - (st >>> 32));
+                state[i] = stamp | interval;
             }
-            bits[w] = word;
         }
     }
 
-    static void checkSignRows(int rows) {
-        if (rows < 0 || rows > 64) {
-            throw new IllegalArgumentException("rows must be in [0, 64], was " + rows);
+    static void checkRecurrenceArgs(float[] mass, int n, long[] state, int position) {
+        if (n < 0 || n > mass.length || n > state.length) {
+            throw new IllegalArgumentException("n must be in [0, min(mass.length " + mass.length + ", state.length "
+                    + state.length + ")], was " + n);
+        }
+        if (position < 0) {
+            throw new IllegalArgumentException("position must be >= 0, was " + position);
         }
     }
 
@@ -278,20 +356,21 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Online-softmax update for one block: records raw logits if asked, raises the running maximum
-     * (rescaling the sum and accumulator), and replaces the block's logits by their weights {@code
-     * exp(s − m)}, adding each to the running sum of its block position ({@link GroupAttention#l}).
-     * Weights come from {@link SoftmaxExp} and sums are lane-wise, as in the Vector API twin, so both
-     * kernels turn the same logits into the same bits.
+     * Online-softmax update for one block: raises the running maximum (rescaling the sum and
+     * accumulator), and replaces the block's logits by their weights {@code exp(s − m)}, adding each
+     * to the running sum of its block position ({@link GroupAttention#l}); if the pass records, the
+     * weights and the maxima they are relative to are kept for {@link #mass}. Weights come from
+     * {@link SoftmaxExp} and sums are lane-wise, as in the Vector API twin, so both kernels turn the
+     * same logits into the same bits.
      */
     static void softmaxBlock(GroupAttention st, int nb, int slot) {
         final int block = GroupAttention.BLOCK;
         final int d = st.headDim;
+        if (st.recording && st.recBlocks == st.recCap) {
+            st.growBlockRecord();
+        }
         for (int h = 0; h < st.group; h++) {
             int pBase = h * block;
-            if (st.recording) {
-                System.arraycopy(st.blockLogits, pBase, st.logits, h * st.logitsStride + slot, nb);
-            }
             float bm = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < nb; j++) {
                 bm = Math.max(bm, st.blockLogits[pBase + j]);
@@ -313,6 +392,16 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 st.blockLogits[pBase + j] = p;
                 st.l[pBase + j] += p;
             }
+            if (st.recording) {
+                System.arraycopy(st.blockLogits, pBase, st.logits, h * st.logitsStride + slot, nb);
+                st.recMax[h * st.recCap + st.recBlocks] = mNew;
+            }
+        }
+        if (st.recording) {
+            int b = st.recBlocks;
+            st.recStart[b] = slot;
+            st.recLen[b] = nb;
+            st.recBlocks = b + 1;
         }
     }
 
@@ -332,21 +421,66 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     @Override
     public void mass(GroupAttention st, int slots, ScoreAggregation aggregation, float[] massOut) {
-        massScalar(st, 0, slots, aggregation, massOut);
+        checkMassArgs(st, slots, massOut);
+        for (int h = 0; h < st.group; h++) {
+            blockScales(st, h, 0);
+        }
+        int covered = 0;
+        for (int b = 0; b < st.recBlocks; b++) {
+            covered = massBlock(st, b, slots, covered, aggregation, massOut);
+        }
+        java.util.Arrays.fill(massOut, Math.min(covered, slots), slots, 0f);
     }
 
-    static void massScalar(GroupAttention st, int from, int slots, ScoreAggregation aggregation, float[] massOut) {
-        checkMassArgs(st, slots, massOut);
+    /**
+     * {@code recScale[h][b] = exp(recMax[h][b] − lse[h])} for the recorded blocks {@code b >= from}
+     * of head {@code h}: the factor that turns a block's weights into softmax mass. 0 for a head
+     * whose pass saw no key ({@code lse = −∞}), so that it adds no mass.
+     */
+    static void blockScales(GroupAttention st, int h, int from) {
+        float lse = st.lse[h];
+        int row = h * st.recCap;
+        if (lse == Float.NEGATIVE_INFINITY) {
+            java.util.Arrays.fill(st.recScale, row + from, row + st.recBlocks, 0f);
+            return;
+        }
+        for (int b = from; b < st.recBlocks; b++) {
+            st.recScale[row + b] = SoftmaxExp.exp(st.recMax[row + b] - lse);
+        }
+    }
+
+    /**
+     * The mass of recorded block {@code b}'s slots below {@code slots}: per slot {@code Σ_h
+     * fma(w_h, scale_h, ·)} over the heads in order (or the maximum of {@code w_h·scale_h}), the mean
+     * multiplied by {@code 1f / group} (exactly the quotient for groups of 2^k); slots from {@code covered} up to the block's first, which no block
+     * recorded, get 0. Returns the new covered limit. The Vector API twin computes whole blocks of
+     * {@code BLOCK} slots lane-wise with the same operations in the same order.
+     */
+    static int massBlock(
+            GroupAttention st, int b, int slots, int covered, ScoreAggregation aggregation, float[] massOut) {
+        int start = st.recStart[b];
+        int end = Math.min(slots, start + st.recLen[b]);
+        if (start >= end) {
+            return covered;
+        }
+        if (start > covered) {
+            java.util.Arrays.fill(massOut, covered, start, 0f);
+        }
+        massSlots(st, b, start, end, aggregation, massOut);
+        return Math.max(covered, end);
+    }
+
+    static void massSlots(GroupAttention st, int b, int from, int to, ScoreAggregation aggregation, float[] massOut) {
         final int g = st.group;
-        for (int j = from; j < slots; j++) {
+        for (int j = from; j < to; j++) {
             float agg = 0f;
             for (int h = 0; h < g; h++) {
-                float p = st.lse[h] == Float.NEGATIVE_INFINITY
-                        ? 0f
-                        : SoftmaxExp.exp(st.logits[h * st.logitsStride + j] - st.lse[h]);
-                agg = aggregation == ScoreAggregation.MAX ? Math.max(agg, p) : agg + p;
+                // a head that saw no key has scale 0, which adds nothing (see blockScales)
+                float w = st.logits[h * st.logitsStride + j];
+                float c = st.recScale[h * st.recCap + b];
+                agg = aggregation == ScoreAggregation.MAX ? Math.max(agg, w * c) : Math.fma(w, c, agg);
             }
-            massOut[j] = aggregation == ScoreAggregation.MEAN ? agg / g : agg;
+            massOut[j] = aggregation == ScoreAggregation.MEAN ? agg * (1f / g) : agg;
         }
     }
 

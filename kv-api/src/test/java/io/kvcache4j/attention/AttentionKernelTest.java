@@ -126,22 +126,23 @@ class AttentionKernelTest {
     }
 
     /**
-     * {@code atLeast} marks exactly the elements {@code >= threshold}: values equal to the threshold,
-     * its neighbours one ulp away, ±0, infinities and NaN included, for lengths around the word and
-     * vector sizes; the words it writes carry no bits past the length.
+     * {@code recurrences} updates exactly the slots whose mass is {@code >= threshold} (values equal
+     * to the threshold, its neighbours one ulp away, ±0, infinities and NaN included), each to the
+     * state the rule gives, computed here in plain long arithmetic, and leaves every other slot and
+     * everything past {@code n} alone; lengths around the vector sizes; bad arguments are rejected.
      */
     @ParameterizedTest
     @MethodSource("kernels")
-    void atLeastMarksExactlyTheElementsAtOrAboveTheThreshold(AttentionKernel kernel) {
-        long seed = TestSeeds.seed("at-least-" + kernel.name());
+    void recurrencesUpdateExactlyTheSlotsAtOrAboveTheThreshold(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("recurrences-" + kernel.name());
         SplittableRandom r = TestSeeds.random(seed);
         VectorUtilSupport util = (VectorUtilSupport) kernel;
         float[] specials = {0f, -0f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.MIN_VALUE};
         for (float threshold : new float[] {1f / 2048, 0f, -0f, -0.25f, Float.MIN_VALUE, 3f}) {
-            for (int n : new int[] {0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 200, 2079}) {
-                float[] a = new float[n + 7];
-                for (int i = 0; i < a.length; i++) {
-                    a[i] = switch (r.nextInt(5)) {
+            for (int n : new int[] {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200, 2079}) {
+                float[] mass = new float[n + 7];
+                for (int i = 0; i < mass.length; i++) {
+                    mass[i] = switch (r.nextInt(5)) {
                         case 0 -> threshold;
                         case 1 -> Math.nextUp(threshold);
                         case 2 -> Math.nextDown(threshold);
@@ -149,51 +150,109 @@ class AttentionKernelTest {
                         default -> (float) (r.nextGaussian() * Math.max(1e-3, Math.abs(threshold)));
                     };
                 }
-                int words = (n + 63) >>> 6;
-                long[] bits = new long[words + 1];
-                java.util.Arrays.fill(bits, -1L);
-                util.atLeast(a, 7, n, threshold, bits);
-                for (int w = 0; w < words; w++) {
-                    long expected = 0;
-                    for (int i = w * 64; i < Math.min(n, w * 64 + 64); i++) {
-                        if (a[7 + i] >= threshold) {
-                            expected |= 1L << i;
-                        }
+                int position = r.nextInt(Integer.MAX_VALUE);
+                long[] state = new long[n + 7];
+                for (int i = 0; i < state.length; i++) {
+                    int last = r.nextInt(2) == 0 ? position : r.nextInt(position + 1);
+                    int interval = r.nextInt(4) == 0 ? Integer.MAX_VALUE : r.nextInt(position + 1);
+                    state[i] = (long) last << 32 | interval;
+                }
+                long[] before = state.clone();
+                util.recurrences(mass, n, threshold, state, position);
+                for (int i = 0; i < state.length; i++) {
+                    long expected = before[i];
+                    if (i < n && mass[i] >= threshold) {
+                        long last = before[i] >>> 32;
+                        long interval = before[i] & 0xFFFFFFFFL;
+                        expected = (long) position << 32 | Math.max(interval, position - last);
                     }
                     assertEquals(
-                            expected, bits[w], "threshold " + threshold + " n=" + n + " word " + w + " seed=" + seed);
+                            expected,
+                            state[i],
+                            "threshold " + threshold + " n=" + n + " slot " + i + " mass " + mass[i] + " seed=" + seed);
                 }
-                assertEquals(-1L, bits[words], "wrote past word " + words);
             }
         }
+        float[] mass = new float[8];
+        long[] state = new long[4];
+        assertThrows(IllegalArgumentException.class, () -> util.recurrences(mass, 5, 0f, state, 0));
+        assertThrows(IllegalArgumentException.class, () -> util.recurrences(mass, -1, 0f, state, 0));
+        assertThrows(IllegalArgumentException.class, () -> util.recurrences(mass, 4, 0f, state, -1));
     }
 
-    /** Each bit of {@code signs} is the sign of the kernel's own {@code dot} of that row, to the bit. */
+    /**
+     * {@code projectSigns}: the same bits as the scalar twin for every vector count (the four-vector
+     * pass and the rest), width and length; each bit the sign of the float64 projection wherever
+     * that is not within rounding of 0 (a third of the vectors are made orthogonal to a plane, so
+     * that rounding decides); no bits at or above {@code bits}; nothing written outside {@code out}'s
+     * range; bad arguments rejected.
+     */
     @ParameterizedTest
     @MethodSource("kernels")
-    void signsAreTheSignsOfDot(AttentionKernel kernel) {
-        long seed = TestSeeds.seed("signs-" + kernel.name());
+    void projectSignsAreTheSignsOfTheProjections(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("project-signs-" + kernel.name());
         SplittableRandom r = TestSeeds.random(seed);
         VectorUtilSupport util = (VectorUtilSupport) kernel;
-        for (int n : new int[] {1, 7, 16, 31, 32, 33, 64, 100, 128, 207}) {
-            for (int rows : new int[] {0, 1, 5, 32, 63, 64}) {
-                float[] a = TestSeeds.floats(r, rows * n + 3, 1f);
-                float[] b = TestSeeds.floats(r, n + 5, 1f);
-                // every third row made orthogonal to b in float64, so that rounding decides its sign
-                for (int row = 0; row < rows; row += 3) {
-                    DeterminismWorkload.orthogonalize(a, 3 + row * n, b, 5, n);
-                }
-                long expected = 0;
-                for (int row = 0; row < rows; row++) {
-                    if (util.dot(a, 3 + row * n, b, 5, n) >= 0f) {
-                        expected |= 1L << row;
+        VectorUtilSupport scalar = (VectorUtilSupport) AttentionKernels.scalar();
+        for (int n : new int[] {0, 1, 7, 16, 33, 128, 207}) {
+            for (int bits : new int[] {1, 15, 16, 17, 32, 33, 63, 64}) {
+                int stride = (bits + 15) & ~15;
+                float[] planes = new float[n * stride];
+                for (int i = 0; i < n; i++) {
+                    for (int p = 0; p < bits; p++) {
+                        planes[i * stride + p] = (float) r.nextGaussian();
                     }
                 }
-                assertEquals(expected, util.signs(a, 3, rows, b, 5, n), "n=" + n + " rows=" + rows + " seed=" + seed);
+                for (int count : new int[] {0, 1, 3, 4, 5, 9}) {
+                    int xStride = n + 2;
+                    float[] x = TestSeeds.floats(r, 3 + count * xStride, 1f);
+                    float[] plane0 = new float[n];
+                    for (int i = 0; i < n; i++) {
+                        plane0[i] = planes[i * stride];
+                    }
+                    for (int v = 0; v < count; v += 3) {
+                        DeterminismWorkload.orthogonalize(x, 3 + v * xStride, plane0, 0, n);
+                    }
+                    long[] got = new long[count + 2];
+                    long[] twin = new long[count + 2];
+                    java.util.Arrays.fill(got, 0x5A5A5A5A5A5A5A5AL);
+                    util.projectSigns(planes, bits, stride, x, 3, xStride, count, n, got, 1);
+                    scalar.projectSigns(planes, bits, stride, x, 3, xStride, count, n, twin, 1);
+                    String where = "n=" + n + " bits=" + bits + " count=" + count + " seed=" + seed;
+                    assertEquals(0x5A5A5A5A5A5A5A5AL, got[0], "wrote before out's range, " + where);
+                    assertEquals(0x5A5A5A5A5A5A5A5AL, got[count + 1], "wrote past out's range, " + where);
+                    for (int v = 0; v < count; v++) {
+                        assertEquals(twin[1 + v], got[1 + v], "vector " + v + " vs the scalar twin, " + where);
+                        if (bits < 64) {
+                            assertEquals(0, got[1 + v] >>> bits, "bits above " + bits + ", " + where);
+                        }
+                        for (int p = 0; p < bits; p++) {
+                            double dot = 0;
+                            double mag = 0;
+                            for (int i = 0; i < n; i++) {
+                                double t = (double) x[3 + v * xStride + i] * planes[i * stride + p];
+                                dot += t;
+                                mag += Math.abs(t);
+                            }
+                            if (Math.abs(dot) > 1e-5 * mag) {
+                                assertEquals(
+                                        dot >= 0,
+                                        (got[1 + v] >>> p & 1) != 0,
+                                        "plane " + p + " vector " + v + ", " + where);
+                            }
+                        }
+                    }
+                }
             }
         }
-        float[] a = new float[65];
-        assertThrows(IllegalArgumentException.class, () -> util.signs(a, 0, 65, a, 0, 1));
+        float[] planes = new float[16 * 4];
+        float[] x = new float[8];
+        long[] out = new long[2];
+        assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 65, 80, x, 0, 4, 1, 4, out, 0));
+        assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 8, x, 0, 4, 1, 4, out, 0));
+        assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 16, x, 0, 4, 3, 4, out, 0));
+        assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 16, x, 0, 4, 2, 5, out, 0));
+        assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 16, x, 0, 4, 2, 4, out, 1));
     }
 
     @ParameterizedTest
@@ -316,6 +375,90 @@ class AttentionKernelTest {
                     if (agg == ScoreAggregation.SUM) {
                         assertEquals(group, total, 1e-4, "sum of mass over slots = group size, seed=" + seed);
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * Mass over blocks of every length at any slot (page and selection edges give such blocks) and
+     * a gap no block recorded: within float rounding of float64 softmax over the logits pushed,
+     * exactly 0 in the gap and past the last block, and the same bits from both kernels.
+     */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void massOfIrregularBlocksMatchesFloat64AndZeroesUnrecordedSlots(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("mass-blocks-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        int group = 4;
+        int d = 16;
+        int block = GroupAttention.BLOCK;
+        // [first slot, length] of each pushed block; slots 45..49 are a gap, 120..127 never pushed
+        int[][] blocks = {
+            {0, 5}, {5, 16}, {21, 16}, {37, 3}, {40, 5}, {50, 16}, {66, 16}, {82, 1}, {83, 16}, {99, 16}, {115, 5}
+        };
+        int slots = 128;
+        for (ScoreAggregation agg : ScoreAggregation.values()) {
+            float[][] masses = new float[2][];
+            double[][] logits = new double[group][slots];
+            for (double[] row : logits) {
+                java.util.Arrays.fill(row, Double.NaN);
+            }
+            AttentionKernel[] pair = {kernel, AttentionKernels.scalar()};
+            long runSeed = r.nextLong();
+            for (int k = 0; k < 2; k++) {
+                SplittableRandom rr = new SplittableRandom(runSeed);
+                GroupAttention st = new GroupAttention(group, d, pair[k]);
+                st.begin(new float[group * d], 0, 1f);
+                st.recordLogits(slots);
+                float[] blockLogits = new float[group * block];
+                for (int[] b : blocks) {
+                    for (int h = 0; h < group; h++) {
+                        for (int j = 0; j < b[1]; j++) {
+                            // a rising trend, so that the running maximum moves between blocks
+                            float s = (float) (rr.nextGaussian() * 3 + b[0] / 20.0);
+                            blockLogits[h * block + j] = s;
+                            logits[h][b[0] + j] = s;
+                        }
+                    }
+                    st.pushLogits(blockLogits, b[1], b[0]);
+                }
+                st.finish(new float[group * d], 0);
+                masses[k] = new float[slots];
+                java.util.Arrays.fill(masses[k], Float.NaN);
+                pair[k].mass(st, slots, agg, masses[k]);
+            }
+            for (int j = 0; j < slots; j++) {
+                assertEquals(
+                        Float.floatToRawIntBits(masses[1][j]),
+                        Float.floatToRawIntBits(masses[0][j]),
+                        agg + " slot " + j + ": " + kernel.name() + " vs scalar, seed=" + seed);
+            }
+            double[] want = new double[slots];
+            for (int h = 0; h < group; h++) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (double x : logits[h]) {
+                    if (!Double.isNaN(x)) {
+                        max = Math.max(max, x);
+                    }
+                }
+                double sum = 0;
+                for (double x : logits[h]) {
+                    if (!Double.isNaN(x)) {
+                        sum += Math.exp(x - max);
+                    }
+                }
+                for (int j = 0; j < slots; j++) {
+                    double p = Double.isNaN(logits[h][j]) ? 0 : Math.exp(logits[h][j] - max) / sum;
+                    want[j] = agg == ScoreAggregation.MAX ? Math.max(want[j], p) : want[j] + p;
+                }
+            }
+            for (int j = 0; j < slots; j++) {
+                double w = agg == ScoreAggregation.MEAN ? want[j] / group : want[j];
+                if (w == 0) {
+                    assertEquals(0f, masses[0][j], agg + " unrecorded slot " + j + " seed=" + seed);
+                } else {
+                    assertEquals(w, masses[0][j], 1e-5 * w, agg + " slot " + j + " seed=" + seed);
                 }
             }
         }

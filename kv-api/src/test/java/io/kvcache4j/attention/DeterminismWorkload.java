@@ -201,26 +201,37 @@ final class DeterminismWorkload {
     }
 
     /**
-     * {@link VectorUtilSupport#signs} of 40 rows for each dot length, one float (0 or 1) per row;
-     * the odd rows are orthogonal to the vector up to float rounding, so the summation order decides
-     * their signs.
+     * {@link VectorUtilSupport#projectSigns} of five vectors (one four-vector pass and one alone) on
+     * 40 planes for each dot length, one float (0 or 1) per bit; the odd planes are orthogonal to
+     * the first vector up to float rounding, so the summation order decides those signs.
      */
     static float[] signs(AttentionKernel kernel, long seed) {
         SplittableRandom r = new SplittableRandom(seed ^ 0x5165D07L);
         int rows = 40;
-        float[] out = new float[DOT_LENGTHS.length * rows];
+        int stride = 48;
+        int count = 5;
+        float[] out = new float[DOT_LENGTHS.length * rows * count];
         for (int i = 0; i < DOT_LENGTHS.length; i++) {
             int n = DOT_LENGTHS[i];
-            float[] a = new float[rows * n + 2];
-            float[] b = new float[n + 1];
+            float[] a = new float[rows * n];
+            float[] x = new float[count * n + 1];
             fill(r, a, 1f);
-            fill(r, b, 1f);
+            fill(r, x, 1f);
             for (int row = 1; row < rows; row += 2) {
-                orthogonalize(a, 2 + row * n, b, 1, n);
+                orthogonalize(a, row * n, x, 1, n);
             }
-            long bits = ((VectorUtilSupport) kernel).signs(a, 2, rows, b, 1, n);
+            float[] planes = new float[n * stride];
             for (int row = 0; row < rows; row++) {
-                out[i * rows + row] = (bits >>> row) & 1;
+                for (int e = 0; e < n; e++) {
+                    planes[e * stride + row] = a[row * n + e];
+                }
+            }
+            long[] words = new long[count];
+            ((VectorUtilSupport) kernel).projectSigns(planes, rows, stride, x, 1, n, count, n, words, 0);
+            for (int v = 0; v < count; v++) {
+                for (int row = 0; row < rows; row++) {
+                    out[(i * count + v) * rows + row] = (words[v] >>> row) & 1;
+                }
             }
         }
         return out;

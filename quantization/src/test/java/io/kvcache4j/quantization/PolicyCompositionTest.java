@@ -26,8 +26,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * attend call past the prompt each head holds at most the policy's declared bound plus {@code
  * 3(g − 1)} on a store of granularity {@code g} (whole groups leave; the groups straddling the sinks'
  * and the recent window's edges stay), sinks and recent window survive, the compressed cache holds
- * fewer bytes than the full cache on the same codec and than exact f16 whenever the prompt exceeds the
- * budget, and the process's live native bytes are exactly what the caches report, back to zero after
+ * fewer bytes than the full cache on the same codec whenever the prompt exceeds the budget, and than
+ * exact f16 where the codec holds the full context in fewer bytes than f16, and the process's live native bytes are exactly what the caches report, back to zero after
  * close.
  */
 class PolicyCompositionTest {
@@ -95,9 +95,15 @@ class PolicyCompositionTest {
                     assertTrue(
                             cache.bytesHeld() < full.bytesHeld(),
                             where + ": holds as many bytes as the full " + codec + " cache (" + full.bytesHeld() + ")");
-                    assertTrue(
-                            cache.bytesHeld() < exact.bytesHeld(),
-                            where + ": " + cache.bytesHeld() + " bytes, not below exact f16 " + exact.bytesHeld());
+                    // Below exact f16 too, where the codec itself is: at the smallest head sizes
+                    // drawn (8), a codec's scales, zeros and f16 residual can outweigh f16 (int2
+                    // here: 38,400 bytes for the context exact f16 holds in 24,576), and a one-shot
+                    // policy keeps every decode token.
+                    if (full.bytesHeld() < exact.bytesHeld()) {
+                        assertTrue(
+                                cache.bytesHeld() < exact.bytesHeld(),
+                                where + ": " + cache.bytesHeld() + " bytes, not below exact f16 " + exact.bytesHeld());
+                    }
                 }
                 assertEquals(
                         cache.bytesHeld() + full.bytesHeld() + exact.bytesHeld(),

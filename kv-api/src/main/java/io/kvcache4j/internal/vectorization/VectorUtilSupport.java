@@ -12,16 +12,39 @@ public interface VectorUtilSupport {
     float dot(float[] a, int aOff, float[] b, int bOff, int n);
 
     /**
-     * The signs of {@code rows} dot products with one vector: bit {@code r} of the result is set when
-     * {@link #dot dot}{@code (a, aOff + r·n, b, bOff, n) >= 0}, each product bit for bit the one
-     * {@link #dot} gives. Rows follow each other in {@code a}; {@code rows} is in [0, 64].
+     * Sign random projections of {@code count} vectors at once (SimHash signatures): vector {@code
+     * v} is {@code x[xOff + v·xStride ..][0, n)}, and bit {@code p < bits} of {@code out[outOff + v]}
+     * is set when its projection on plane {@code p}, {@code Σ_i x_i·planes[i·stride + p]} accumulated
+     * by one fused multiply-add per {@code i} in increasing order from {@code +0}, is {@code >= 0} (a
+     * NaN never is); bits from {@code bits} up are 0. The planes are stored dimension-major, {@code
+     * stride} floats per dimension, so a vector implementation computes {@code LANES} planes per
+     * instruction without a horizontal sum; both implementations give the same bits.
+     *
+     * @throws IllegalArgumentException if {@code bits} is not in [1, 64], {@code stride} is not a
+     *     multiple of 16 at least {@code bits}, {@code count} or {@code n} is negative, or an array
+     *     is too short for the indices described
      */
-    long signs(float[] a, int aOff, int rows, float[] b, int bOff, int n);
+    void projectSigns(
+            float[] planes,
+            int bits,
+            int stride,
+            float[] x,
+            int xOff,
+            int xStride,
+            int count,
+            int n,
+            long[] out,
+            int outOff);
 
     /**
-     * Which of {@code a[aOff..aOff+n)} are {@code >= threshold} (a NaN never is), as a bit set: bit
-     * {@code i & 63} of {@code bits[i >>> 6]} for element {@code i}. Writes the {@code ⌈n/64⌉} words
-     * {@code bits[0..⌈n/64⌉)}, whose bits past {@code n} are 0.
+     * LazyEviction's recurrence step over slots {@code [0, n)}: each slot {@code i} whose {@code
+     * mass[i] >= threshold} (a NaN never is) was important at query position {@code position}, and
+     * its state, {@code (last << 32) | interval} with both halves non-negative ints and {@code last
+     * <= position}, becomes {@code (position << 32) | max(interval, position − last)}; the other
+     * slots keep theirs. Both implementations give the same longs.
+     *
+     * @throws IllegalArgumentException if {@code n} is negative or longer than {@code mass} or {@code
+     *     state}, or {@code position} is negative
      */
-    void atLeast(float[] a, int aOff, int n, float threshold, long[] bits);
+    void recurrences(float[] mass, int n, float threshold, long[] state, int position);
 }
