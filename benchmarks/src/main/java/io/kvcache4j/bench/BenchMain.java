@@ -259,6 +259,7 @@ public final class BenchMain implements Callable<Integer> {
         Map<String, Double> naiveUs = new TreeMap<>();
         Map<String, Double> jlamaUs = new TreeMap<>();
         Map<String, Double> policyStepUs = new TreeMap<>();
+        Map<String, Double> policyStepRatio = new TreeMap<>();
         Double attentionOnlyUs = null;
         Double fmaNs = null;
         Map<String, Double> engineMs = new TreeMap<>();
@@ -295,6 +296,17 @@ public final class BenchMain implements Callable<Integer> {
                 case "EvictionBenchmark.decodeStep" ->
                     policyStepUs.put(params.getParam("policy"), toMicros(score, unit));
                 case "EvictionBenchmark.attentionOnly" -> attentionOnlyUs = toMicros(score, unit);
+                case "EvictionBenchmark.interleaved" -> {
+                    var counters = r.getSecondaryResults();
+                    if (counters.containsKey("attentionNs") && counters.containsKey("decodeNs")) {
+                        double attention = counters.get("attentionNs").getScore();
+                        if (attention > 0) {
+                            policyStepRatio.put(
+                                    params.getParam("policy"),
+                                    counters.get("decodeNs").getScore() / attention);
+                        }
+                    }
+                }
                 case "FmaThroughputBenchmark.fma" -> {
                     fmaNs = toMicros(score, unit) * 1000;
                     rows.add(new String[] {simple, "", fmt(score) + " " + unit, "per vector FMA"});
@@ -427,6 +439,19 @@ public final class BenchMain implements Callable<Integer> {
                         fmt(e.getValue()),
                         attentionOnlyUs == null ? "n/a" : fmt(attentionOnlyUs),
                         over);
+            }
+        }
+        if (!policyStepRatio.isEmpty()) {
+            out.println();
+            out.println("== The same, interleaved: a decode step and an attention-alone step taken alternately,"
+                    + " so both see the same machine ==");
+            for (var e : policyStepRatio.entrySet()) {
+                out.printf(
+                        Locale.ROOT,
+                        "%-13s step / attention alone %8s   bookkeeping %s%% of attention%n",
+                        e.getKey(),
+                        fmt(e.getValue()),
+                        fmt(100 * (e.getValue() - 1)));
             }
         }
         if (!engineMs.isEmpty()) {

@@ -12,6 +12,7 @@ import io.kvcache4j.store.SlotSelection;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -39,6 +40,15 @@ import org.openjdk.jmh.annotations.Warmup;
  * </ul>
  *
  * Bookkeeping per step ≈ {@code decodeStep − attentionOnly} from the same run.
+ *
+ * <ul>
+ *   <li>{@link #interleaved}: a run of {@code attentionOnly} steps and a run of {@code decodeStep}
+ *       steps per call, each run timed into its own counter ({@code attentionNs}, {@code decodeNs}, totals per
+ *       iteration). On a shared machine whose speed drifts over seconds, two benchmarks run a minute
+ *       apart can differ by more than the bookkeeping itself; steps taken alternately see the same
+ *       drift, so {@code decodeNs / attentionNs} of one iteration is the step's cost relative to its
+ *       attention with the drift cancelled; {@code bin/kvcache4j bench} prints it per policy.
+ * </ul>
  *
  * <p><b>State.</b> Per-step and lagged policies ({@code streaming}, {@code h2o}, {@code hashevict},
  * {@code lazy}) stream {@code contextTokens} (32K) tokens through the cache once per trial, in chunks
@@ -194,6 +204,46 @@ public class EvictionBenchmark {
                 s.close();
             }
         }
+    }
+
+    /** Nanoseconds of each half of {@link #interleaved}, summed over an iteration. */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class StepTimes {
+        public long attentionNs;
+        public long decodeNs;
+
+        @Setup(Level.Iteration)
+        public void reset() {
+            attentionNs = 0;
+            decodeNs = 0;
+        }
+    }
+
+    /** Steps of each kind per {@link #interleaved} call. */
+    static final int INTERLEAVED_STEPS = 32;
+
+    /**
+     * {@value #INTERLEAVED_STEPS} attention-alone steps, then as many decode steps, each run timed
+     * into its counter. Runs of steps rather than single steps: alternating every step would make
+     * each step fetch its working set (2 MB of keys and values) back from the last-level cache, a
+     * cost neither kind of step has when it runs alone.
+     */
+    @Benchmark
+    public float interleaved(AttentionState a, PolicyState p, StepTimes t) {
+        float x = 0;
+        long t0 = System.nanoTime();
+        for (int i = 0; i < INTERLEAVED_STEPS; i++) {
+            x += a.step();
+        }
+        long t1 = System.nanoTime();
+        for (int i = 0; i < INTERLEAVED_STEPS; i++) {
+            x += p.step();
+        }
+        long t2 = System.nanoTime();
+        t.attentionNs += t1 - t0;
+        t.decodeNs += t2 - t1;
+        return x;
     }
 
     @Benchmark

@@ -214,8 +214,18 @@ public final class HashEvictPolicy extends BudgetedPolicy {
                 int visible = count - (pending - 1);
                 long[] sig = head.longColumn(sigColumn);
                 long[] loss = head.longColumn(lossColumn);
-                scoreVisible(sig, loss, visible);
-                if (pending == 1 && count > budget) {
+                long[] pos = head.longColumn(posColumn);
+                boolean replace = pending == 1 && count > budget;
+                if (replace && scoring != HashScoring.MEAN && head.granularity() == 1) {
+                    // scores and the worst unprotected slot in one kernel pass
+                    int worst = scoreVisible(sig, loss, visible, pos, count - 1, next);
+                    if (worst >= 0) {
+                        head.evict(worst);
+                    }
+                    continue;
+                }
+                scoreVisible(sig, loss, visible, pos, 0, next);
+                if (replace) {
                     replaceWorst(head, loss, count - 1, next, queryPosition);
                 }
             }
@@ -223,71 +233,15 @@ public final class HashEvictPolicy extends BudgetedPolicy {
 
         /**
          * Adds (or, for {@code LAST}, sets) each of the {@code visible} slots' Hamming distances to the
-         * group's query signatures. Signatures of at most 32 bits are compared two queries at a time:
-         * {@code popcount((q0 | q1 << 32) ^ (k | k << 32)) = popcount(q0 ^ k) + popcount(q1 ^ k)}, the
-         * same integers with half the popcounts, in loops the JIT vectorizes.
+         * group's query signatures, and returns the slot {@link #replaceWorst} would evict (the highest
+         * loss among the unprotected of the first {@code candidates} slots, the lowest slot on ties;
+         * −1: none; pass 0 candidates for the scores alone), in one pass of the kernel's {@link
+         * VectorUtilSupport#hammingStep}. Signatures of at most 32 bits are compared two queries at a
+         * time: {@code popcount((q0 | q1 << 32) ^ (k | k << 32)) = popcount(q0 ^ k) + popcount(q1 ^
+         * k)}, the same integers with half the popcounts. The slot is not {@code MEAN}'s, whose score
+         * divides by each token's age.
          */
-        private void scoreVisible(long[] sig, long[] loss, int visible) {
-            long[] q = querySigs;
-            int group = q.length;
-            boolean accumulate = scoring != HashScoring.LAST;
-            if (group == 1) {
-                addDistances(sig, loss, visible, q[0], accumulate);
-            } else if (bits <= 32 && group == 2) {
-                addPairDistances(sig, loss, visible, q[0] | q[1] << 32, accumulate);
-            } else if (bits <= 32 && group == 4) {
-                addPairDistances(sig, loss, visible, q[0] | q[1] << 32, q[2] | q[3] << 32, accumulate);
-            } else {
-                addGroupDistances(sig, loss, visible, accumulate);
-            }
-        }
-
-        private static void addDistances(long[] sig, long[] loss, int n, long q, boolean accumulate) {
-            if (accumulate) {
-                for (int s = 0; s < n; s++) {
-                    loss[s] += Long.bitCount(q ^ sig[s]);
-                }
-            } else {
-                for (int s = 0; s < n; s++) {
-                    loss[s] = Long.bitCount(q ^ sig[s]);
-                }
-            }
-        }
-
-        /** One word holding two 32-bit query signatures. */
-        private static void addPairDistances(long[] sig, long[] loss, int n, long pair, boolean accumulate) {
-            if (accumulate) {
-                for (int s = 0; s < n; s++) {
-                    long k = sig[s];
-                    loss[s] += Long.bitCount(pair ^ (k | k << 32));
-                }
-            } else {
-                for (int s = 0; s < n; s++) {
-                    long k = sig[s];
-                    loss[s] = Long.bitCount(pair ^ (k | k << 32));
-                }
-            }
-        }
-
-        /** Two words holding four 32-bit query signatures. */
-        private static void addPairDistances(long[] sig, long[] loss, int n, long p0, long p1, boolean accumulate) {
-            if (accumulate) {
-                for (int s = 0; s < n; s++) {
-                    long k = sig[s];
-                    long k2 = k | k << 32;
-                    loss[s] += Long.bitCount(p0 ^ k2) + Long.bitCount(p1 ^ k2);
-                }
-            } else {
-                for (int s = 0; s < n; s++) {
-                    long k = sig[s];
-                    long k2 = k | k << 32;
-                    loss[s] = Long.bitCount(p0 ^ k2) + Long.bitCount(p1 ^ k2);
-                }
-            }
-        }
-
-        /** Any group: pairs of 32-bit signatures share a popcount, the rest one each. */
-        private void addGroupDistances(long[] sig, long[] loss, int n, boolean accumulate) {
+        private int scoreVisible(long[] sig, long[] loss, int visible, long[] pos, int candidates, int next) {
             long[] q = querySigs;
             long[] words = queryWords;
             int group = q.length;
@@ -299,18 +253,18 @@ public final class HashEvictPolicy extends BudgetedPolicy {
             for (int j = 0; j < singles; j++) {
                 words[pairs + j] = q[2 * pairs + j];
             }
-            for (int s = 0; s < n; s++) {
-                long k = sig[s];
-                long k2 = k | k << 32;
-                int hd = 0;
-                for (int w = 0; w < pairs; w++) {
-                    hd += Long.bitCount(words[w] ^ k2);
-                }
-                for (int w = pairs; w < pairs + singles; w++) {
-                    hd += Long.bitCount(words[w] ^ k);
-                }
-                loss[s] = accumulate ? loss[s] + hd : hd;
-            }
+            return kernel.hammingStep(
+                    sig,
+                    loss,
+                    visible,
+                    words,
+                    pairs,
+                    singles,
+                    scoring != HashScoring.LAST,
+                    pos,
+                    candidates,
+                    sinks,
+                    (long) next - recent);
         }
 
         /** Evicts the highest-scoring unprotected slot among {@code [0, candidates)}. */

@@ -219,6 +219,69 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
+     * Eight slots per 512-bit vector: signatures widened, XORed with each query word and counted
+     * with a lane-wise bit count, the loss added and stored, and each lane's best unprotected slot
+     * kept by a strict compare and blend (so each lane keeps its first maximum); the lanes' bests
+     * are then reduced to the lowest slot of the largest loss, the scalar twin's answer.
+     */
+    @Override
+    public int hammingStep(
+            long[] sig,
+            long[] loss,
+            int n,
+            long[] words,
+            int pairs,
+            int singles,
+            boolean accumulate,
+            long[] pos,
+            int candidates,
+            long lo,
+            long hi) {
+        ScalarAttentionKernel.checkHammingArgs(sig, loss, n, words, pairs, singles, pos, candidates);
+        final int lanes = L.length();
+        LongVector best = LongVector.broadcast(L, Long.MIN_VALUE);
+        LongVector bestSlot = LongVector.broadcast(L, -1L);
+        LongVector iota = LongVector.zero(L).addIndex(1);
+        int s = 0;
+        // whole vectors below candidates: every lane may win
+        for (int bound = candidates - lanes; s <= bound; s += lanes) {
+            // written out here rather than in a helper: a vector returned from a call C2 does not
+            // inline is boxed
+            LongVector k = LongVector.fromArray(L, sig, s);
+            LongVector k2 = k.or(k.lanewise(VectorOperators.LSHL, 32));
+            LongVector hd = LongVector.zero(L);
+            for (int w = 0; w < pairs; w++) {
+                hd = hd.add(k2.lanewise(VectorOperators.XOR, words[w]).lanewise(VectorOperators.BIT_COUNT));
+            }
+            for (int w = pairs; w < pairs + singles; w++) {
+                hd = hd.add(k.lanewise(VectorOperators.XOR, words[w]).lanewise(VectorOperators.BIT_COUNT));
+            }
+            LongVector l = accumulate ? LongVector.fromArray(L, loss, s).add(hd) : hd;
+            l.intoArray(loss, s);
+            LongVector p = LongVector.fromArray(L, pos, s);
+            VectorMask<Long> win = p.compare(VectorOperators.GE, lo)
+                    .and(p.compare(VectorOperators.LT, hi))
+                    .and(l.compare(VectorOperators.GT, best));
+            best = best.blend(l, win);
+            bestSlot = bestSlot.blend(iota.add(s), win);
+        }
+        int found = -1;
+        long max = Long.MIN_VALUE;
+        for (int k = 0; k < lanes; k++) {
+            long slot = bestSlot.lane(k);
+            long value = best.lane(k);
+            if (slot >= 0 && (found < 0 || value > max || (value == max && slot < found))) {
+                found = (int) slot;
+                max = value;
+            }
+        }
+        // the rest (the last candidates, and slots that are scored but never candidates) slot by
+        // slot: a later slot wins only with a strictly larger loss, as in the twin
+        return ScalarAttentionKernel.hammingStepScalar(
+                sig, loss, s, n, words, pairs, singles, accumulate, pos, candidates, lo, hi, found);
+    }
+
+    /**
      * One vector compare per {@code LANES} slots; its mask, split into long-lane masks, blends the
      * updated states (shift, mask, subtract, max, or: the scalar twin's operations on longs) into
      * the old ones, so no slot costs a branch.

@@ -140,6 +140,76 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    @Override
+    public int hammingStep(
+            long[] sig,
+            long[] loss,
+            int n,
+            long[] words,
+            int pairs,
+            int singles,
+            boolean accumulate,
+            long[] pos,
+            int candidates,
+            long lo,
+            long hi) {
+        checkHammingArgs(sig, loss, n, words, pairs, singles, pos, candidates);
+        return hammingStepScalar(sig, loss, 0, n, words, pairs, singles, accumulate, pos, candidates, lo, hi, -1);
+    }
+
+    /**
+     * {@link #hammingStep} over slots {@code [from, n)}, continuing from the best slot {@code best}
+     * found below {@code from} (−1: none).
+     */
+    static int hammingStepScalar(
+            long[] sig,
+            long[] loss,
+            int from,
+            int n,
+            long[] words,
+            int pairs,
+            int singles,
+            boolean accumulate,
+            long[] pos,
+            int candidates,
+            long lo,
+            long hi,
+            int best) {
+        for (int s = from; s < n; s++) {
+            long k = sig[s];
+            long k2 = k | k << 32;
+            long hd = 0;
+            for (int w = 0; w < pairs; w++) {
+                hd += Long.bitCount(words[w] ^ k2);
+            }
+            for (int w = pairs; w < pairs + singles; w++) {
+                hd += Long.bitCount(words[w] ^ k);
+            }
+            long l = accumulate ? loss[s] + hd : hd;
+            loss[s] = l;
+            if (s < candidates && pos[s] >= lo && pos[s] < hi && (best < 0 || l > loss[best])) {
+                best = s;
+            }
+        }
+        return best;
+    }
+
+    static void checkHammingArgs(
+            long[] sig, long[] loss, int n, long[] words, int pairs, int singles, long[] pos, int candidates) {
+        if (n < 0 || n > sig.length || n > loss.length) {
+            throw new IllegalArgumentException(
+                    "n must be in [0, min(sig.length " + sig.length + ", loss.length " + loss.length + ")], was " + n);
+        }
+        if (candidates < 0 || candidates > n || candidates > pos.length) {
+            throw new IllegalArgumentException(
+                    "candidates must be in [0, min(n " + n + ", pos.length " + pos.length + ")], was " + candidates);
+        }
+        if (pairs < 0 || singles < 0 || (long) pairs + singles > words.length) {
+            throw new IllegalArgumentException("pairs " + pairs + " and singles " + singles
+                    + " must be >= 0 and fit in words of length " + words.length);
+        }
+    }
+
     static void checkRecurrenceArgs(float[] mass, int n, long[] state, int position) {
         if (n < 0 || n > mass.length || n > state.length) {
             throw new IllegalArgumentException("n must be in [0, min(mass.length " + mass.length + ", state.length "

@@ -1,5 +1,6 @@
 package io.kvcache4j.attention;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -253,6 +254,74 @@ class AttentionKernelTest {
         assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 16, x, 0, 4, 3, 4, out, 0));
         assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 16, x, 0, 4, 2, 5, out, 0));
         assertThrows(IllegalArgumentException.class, () -> util.projectSigns(planes, 8, 16, x, 0, 4, 2, 4, out, 1));
+    }
+
+    /**
+     * {@code hammingStep}: every slot's new loss and the returned slot equal plain arithmetic (the
+     * lowest slot of the largest loss among the candidates whose position lies in {@code [lo, hi)}),
+     * for pairs and singles of query words, accumulating or not, lengths around the vector sizes,
+     * losses drawn from a narrow range so that ties are common, no candidate at all, and bad
+     * arguments rejected.
+     */
+    @ParameterizedTest
+    @MethodSource("kernels")
+    void hammingStepScoresAndFindsTheWorstUnprotectedSlot(AttentionKernel kernel) {
+        long seed = TestSeeds.seed("hamming-step-" + kernel.name());
+        SplittableRandom r = TestSeeds.random(seed);
+        VectorUtilSupport util = (VectorUtilSupport) kernel;
+        int[][] shapes = {{0, 1}, {1, 0}, {2, 0}, {1, 1}, {0, 4}, {3, 2}};
+        for (int n : new int[] {0, 1, 7, 8, 9, 16, 17, 63, 200, 2049}) {
+            for (int[] shape : shapes) {
+                for (boolean accumulate : new boolean[] {true, false}) {
+                    int pairs = shape[0];
+                    int singles = shape[1];
+                    long[] words = new long[pairs + singles + 1];
+                    for (int w = 0; w < words.length; w++) {
+                        words[w] = w < pairs ? r.nextLong() : r.nextLong() & 0xFFFFFFFFL;
+                    }
+                    long[] sig = new long[n + 3];
+                    long[] loss = new long[n + 3];
+                    long[] pos = new long[n + 3];
+                    for (int i = 0; i < sig.length; i++) {
+                        sig[i] = r.nextLong() & 0xFFFFFFFFL;
+                        loss[i] = r.nextInt(4) == 0 ? 0 : r.nextInt(20);
+                        pos[i] = r.nextInt(2 * n + 10);
+                    }
+                    int candidates = n == 0 ? 0 : n - r.nextInt(Math.min(n, 3));
+                    long lo = r.nextInt(5);
+                    long hi = r.nextInt(4) == 0 ? lo : lo + r.nextInt(2 * n + 10);
+                    long[] wantLoss = loss.clone();
+                    int want = -1;
+                    for (int s = 0; s < n; s++) {
+                        long hd = 0;
+                        for (int w = 0; w < pairs; w++) {
+                            hd += Long.bitCount(words[w] ^ (sig[s] | sig[s] << 32));
+                        }
+                        for (int w = pairs; w < pairs + singles; w++) {
+                            hd += Long.bitCount(words[w] ^ sig[s]);
+                        }
+                        wantLoss[s] = accumulate ? loss[s] + hd : hd;
+                        if (s < candidates
+                                && pos[s] >= lo
+                                && pos[s] < hi
+                                && (want < 0 || wantLoss[s] > wantLoss[want])) {
+                            want = s;
+                        }
+                    }
+                    int got =
+                            util.hammingStep(sig, loss, n, words, pairs, singles, accumulate, pos, candidates, lo, hi);
+                    String where = "n=" + n + " pairs=" + pairs + " singles=" + singles + " accumulate=" + accumulate
+                            + " candidates=" + candidates + " [" + lo + ", " + hi + ") seed=" + seed;
+                    assertEquals(want, got, "slot, " + where);
+                    assertArrayEquals(wantLoss, loss, "losses, " + where);
+                }
+            }
+        }
+        long[] a = new long[8];
+        assertThrows(IllegalArgumentException.class, () -> util.hammingStep(a, a, 9, a, 1, 0, true, a, 4, 0, 9));
+        assertThrows(IllegalArgumentException.class, () -> util.hammingStep(a, a, 4, a, 1, 0, true, a, 5, 0, 9));
+        assertThrows(IllegalArgumentException.class, () -> util.hammingStep(a, a, 4, a, 5, 4, true, a, 4, 0, 9));
+        assertThrows(IllegalArgumentException.class, () -> util.hammingStep(a, a, 4, a, -1, 0, true, a, 4, 0, 9));
     }
 
     @ParameterizedTest

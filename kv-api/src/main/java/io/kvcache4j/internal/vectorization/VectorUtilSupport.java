@@ -47,4 +47,30 @@ public interface VectorUtilSupport {
      *     state}, or {@code position} is negative
      */
     void recurrences(float[] mass, int n, float threshold, long[] state, int position);
+
+    /**
+     * HashEvict's step over slots {@code [0, n)}: each slot's Hamming distance to the query
+     * signatures, {@code Σ_{w < pairs} bitCount(words[w] ^ (k | k << 32)) + Σ_{w < singles}
+     * bitCount(words[pairs + w] ^ k)} for its signature {@code k = sig[s]} (two 32-bit query
+     * signatures share a word in the first form), is added to {@code loss[s]} ({@code accumulate})
+     * or replaces it. Returns the slot with the largest new loss among {@code s < candidates} whose
+     * position {@code pos[s]} is in {@code [lo, hi)} (the unprotected ones), the lowest such slot on
+     * ties, or −1 when there is none. Both implementations give the same longs and slot.
+     *
+     * @throws IllegalArgumentException if {@code n} or {@code candidates} is negative or beyond the
+     *     arrays ({@code candidates <= n}), or {@code pairs}, {@code singles} do not fit in {@code
+     *     words}
+     */
+    int hammingStep(
+            long[] sig,
+            long[] loss,
+            int n,
+            long[] words,
+            int pairs,
+            int singles,
+            boolean accumulate,
+            long[] pos,
+            int candidates,
+            long lo,
+            long hi);
 }
