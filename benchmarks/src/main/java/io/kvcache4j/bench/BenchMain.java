@@ -443,7 +443,7 @@ public final class BenchMain implements Callable<Integer> {
         }
         if (!policyStepRatio.isEmpty()) {
             out.println();
-            out.println("== The same, interleaved: a decode step and an attention-alone step taken alternately,"
+            out.println("== The same, interleaved: runs of decode steps and of attention-alone steps taken alternately,"
                     + " so both see the same machine ==");
             for (var e : policyStepRatio.entrySet()) {
                 out.printf(

@@ -50,6 +50,10 @@ import org.openjdk.jmh.annotations.Warmup;
  *       attention with the drift cancelled; {@code bin/kvcache4j bench} prints it per policy.
  * </ul>
  *
+ * <p>Attention alone fills each head's store alone, the cache its heads in turn; both stores keep a
+ * head's pages at consecutive addresses whatever the order ({@link PageLayoutBenchmark}), so the
+ * difference is the step's bookkeeping and not where its pages lie.
+ *
  * <p><b>State.</b> Per-step and lagged policies ({@code streaming}, {@code h2o}, {@code hashevict},
  * {@code lazy}) stream {@code contextTokens} (32K) tokens through the cache once per trial, in chunks
  * of 64, so each head holds about the budget at position 32K (about 30 s of setup). One-shot policies
@@ -160,6 +164,10 @@ public class EvictionBenchmark {
         @Param({"2048"})
         public int attendTokens;
 
+        /** Steps of each kind in a run of {@link EvictionBenchmark#interleaved}. */
+        @Param({"32"})
+        public int runSteps;
+
         PagedHeadStore[] stores;
         GroupAttention state;
         float[] queries;
@@ -220,24 +228,21 @@ public class EvictionBenchmark {
         }
     }
 
-    /** Steps of each kind per {@link #interleaved} call. */
-    static final int INTERLEAVED_STEPS = 32;
-
     /**
-     * {@value #INTERLEAVED_STEPS} attention-alone steps, then as many decode steps, each run timed
-     * into its counter. Runs of steps rather than single steps: alternating every step would make
-     * each step fetch its working set (2 MB of keys and values) back from the last-level cache, a
-     * cost neither kind of step has when it runs alone.
+     * {@code runSteps} attention-alone steps, then as many decode steps, each run timed into its
+     * counter. Runs of steps rather than single steps: each run starts by fetching its working set
+     * (2 MB of keys and values) back from the last-level cache, a cost neither kind of step has when
+     * it runs alone and both pay alike here; {@code -p runSteps=256} spreads it thinner.
      */
     @Benchmark
     public float interleaved(AttentionState a, PolicyState p, StepTimes t) {
         float x = 0;
         long t0 = System.nanoTime();
-        for (int i = 0; i < INTERLEAVED_STEPS; i++) {
+        for (int i = 0; i < a.runSteps; i++) {
             x += a.step();
         }
         long t1 = System.nanoTime();
-        for (int i = 0; i < INTERLEAVED_STEPS; i++) {
+        for (int i = 0; i < a.runSteps; i++) {
             x += p.step();
         }
         long t2 = System.nanoTime();

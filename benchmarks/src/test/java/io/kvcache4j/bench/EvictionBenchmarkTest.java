@@ -46,9 +46,34 @@ class EvictionBenchmarkTest {
         s.setup();
         try {
             assertEquals(100, s.stores[0].count());
+            assertEquals(100, s.stores[1].count());
             assertTrue(Float.isFinite(new EvictionBenchmark().attentionOnly(s)));
         } finally {
             s.tearDown();
+        }
+    }
+
+    @Test
+    void interleavedTimesBothRuns() {
+        EvictionBenchmark.AttentionState a = new EvictionBenchmark.AttentionState();
+        a.attendTokens = 128;
+        a.runSteps = 4;
+        EvictionBenchmark.PolicyState p = new EvictionBenchmark.PolicyState();
+        p.policy = "streaming";
+        p.contextTokens = 256;
+        p.budgetTokens = 128;
+        EvictionBenchmark.StepTimes t = new EvictionBenchmark.StepTimes();
+        a.setup();
+        p.setupTrial();
+        try {
+            p.setupIteration();
+            int before = p.cache.nextPosition(0);
+            assertTrue(Float.isFinite(new EvictionBenchmark().interleaved(a, p, t)));
+            assertEquals(before + 4, p.cache.nextPosition(0), "one decode step per run step");
+            assertTrue(t.attentionNs > 0 && t.decodeNs > 0, t.attentionNs + " / " + t.decodeNs);
+        } finally {
+            p.tearDown();
+            a.tearDown();
         }
     }
 }
