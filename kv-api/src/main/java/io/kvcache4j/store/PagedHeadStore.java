@@ -29,7 +29,8 @@ import java.util.Arrays;
  * page {@code i} at the {@code i}-th page position of its regions, so its pages lie at consecutive
  * addresses even when the stores of a layer grow together, one page each in turn. Attention reads a
  * store's pages in order, and the hardware prefetcher follows one run of pages better: two KV heads'
- * pages alternating in memory made attention over them 6–13 % slower ({@code PageLayoutBenchmark}).
+ * pages alternating in memory made attention over them 1.10× slower at 2K tokens per head and up to
+ * 2.5× at 32K ({@code PageLayoutBenchmark.paired}).
  * A freed region page returns its memory to the system at once ({@link NativeMemory#decommit}),
  * which costs a system call, and its next use a page fault per system page; so a compaction keeps
  * the lowest of the region pages it frees committed as spares, up to {@link #maxSpares} (one, up to
