@@ -29,8 +29,9 @@ class AllocationTest {
     /**
      * The Vector API kernels allocate until C2 has compiled them, and the attention pass with and
      * without the score record (logits, softmax mass) compiles late on a busy machine, each profile
-     * deoptimising the other's code at first. Drive a bounded H2O cache (scores) and a StreamingLLM
-     * cache (no scores) in turn until 200 steps of each in a row allocate nothing, so that what the
+     * deoptimising the other's code at first; so does HashEvict's Hamming step, a Vector API kernel
+     * of its own. Drive a bounded H2O cache (scores), a StreamingLLM cache (no scores) and a
+     * HashEvict cache in turn until 200 steps of each in a row allocate nothing, so that what the
      * tests below measure is the policies' steady state.
      */
     @BeforeAll
@@ -48,9 +49,13 @@ class AllocationTest {
                         .build();
                 KvCache plain = KvCache.builder(SHAPE)
                         .policy(new StreamingLlmPolicy(StreamingLlmPolicy.Config.defaults(budget)))
+                        .build();
+                KvCache hashed = KvCache.builder(SHAPE)
+                        .policy(new HashEvictPolicy(HashEvictPolicy.Config.defaults(budget)))
                         .build()) {
             Streams.prefill(scores, r, 200, 64);
             Streams.prefill(plain, r, 200, 64);
+            Streams.prefill(hashed, r, 200, 64);
             int steps = 0;
             long allocated = Long.MAX_VALUE;
             while (allocated > 0 && steps < 100_000) {
@@ -58,12 +63,13 @@ class AllocationTest {
                 for (int t = 0; t < 200; t++) {
                     Streams.step(scores, r, k, v, q, out);
                     Streams.step(plain, r, k, v, q, out);
+                    Streams.step(hashed, r, k, v, q, out);
                 }
                 allocated = threads.getThreadAllocatedBytes(tid) - before;
                 steps += 200;
             }
-            System.out.println("[alloc] warm-up: " + steps + " decode steps of each of h2o and streaming until 200"
-                    + " in a row allocated nothing (" + allocated + " bytes in the last 200)");
+            System.out.println("[alloc] warm-up: " + steps + " decode steps of each of h2o, streaming and hashevict"
+                    + " until 200 in a row allocated nothing (" + allocated + " bytes in the last 200)");
         }
     }
 
