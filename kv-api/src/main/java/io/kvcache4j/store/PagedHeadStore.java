@@ -163,16 +163,6 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         return NativeMemory.allocate(pageBytes);
     }
 
-    /** Returns page {@code index}'s memory: decommits a region's page, frees a block. */
-    private void releasePage(MemorySegment page, int index) {
-        if (index < regionPages) {
-            int r = regionOf(index);
-            NativeMemory.decommit(regions[r], (long) (index - regionFirst[r]) * pageBytes, pageBytes);
-        } else {
-            NativeMemory.free(page);
-        }
-    }
-
     /** Decommits region pages {@code [from, to)}, one call per region they span. */
     private void decommitPages(int from, int to) {
         while (from < to) {
@@ -541,8 +531,9 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         sparesTaken = false;
         appended = false;
         if (spare != null && !spareTaken) {
-            // Unused for a whole step: the store no longer cycles at a page boundary.
-            releasePage(spare, pageCount);
+            // Unused for a whole step: the store no longer cycles at a page boundary. (Only blocks
+            // become this spare; region pages become `spares`.)
+            NativeMemory.free(spare);
             spare = null;
         }
         spareTaken = false;
@@ -556,7 +547,7 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
             if (spare == null && removed < pageTokens && index == needed) {
                 spare = page;
             } else {
-                releasePage(page, index);
+                NativeMemory.free(page);
             }
         }
         if (pageCount > needed) {
@@ -604,18 +595,18 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         }
         closed = true;
         if (spare != null) {
-            releasePage(spare, pageCount);
+            NativeMemory.free(spare);
             spare = null;
         }
-        if (spares > 0) {
-            decommitPages(pageCount, pageCount + spares);
-            spares = 0;
+        // blocks past the regions one by one, then the regions' committed pages in one call each
+        int regionTop = Math.min(pageCount + spares, regionPages);
+        for (int i = regionTop; i < pageCount; i++) {
+            NativeMemory.free(pages[i]);
+            pages[i] = null;
         }
-        while (pageCount > 0) {
-            int index = --pageCount;
-            releasePage(pages[index], index);
-            pages[index] = null;
-        }
+        decommitPages(0, regionTop);
+        pageCount = 0;
+        spares = 0;
         for (int r = 0; r < regionCount; r++) {
             NativeMemory.release(regions[r]);
             regions[r] = null;
