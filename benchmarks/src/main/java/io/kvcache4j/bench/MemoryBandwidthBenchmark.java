@@ -44,6 +44,15 @@ public class MemoryBandwidthBenchmark {
     @Param({"64", "512"})
     public int megabytes;
 
+    /**
+     * 0: each thread reads its whole slice. Otherwise each thread reads runs of {@code runKb} KB and
+     * skips the {@code runKb} KB after each, as a pass over only the keys (or only the values) of a
+     * store's pages does (f16, head_dim 128, 16-token pages: 4 KB of keys, then 4 KB of values):
+     * half the bytes, so compare times, not rates.
+     */
+    @Param({"0"})
+    public int runKb;
+
     /** Threads reading; 0 means every core. */
     @Param({"1", "0"})
     public int threads;
@@ -56,15 +65,28 @@ public class MemoryBandwidthBenchmark {
     @Setup(Level.Trial)
     public void setup() {
         long bytes = (long) megabytes << 20;
+        int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
+        long slice = bytes / n / 4096 * 4096;
+        if (runKb < 0 || (runKb > 0 && (slice % (2048L * runKb) != 0 || slice * n != bytes))) {
+            throw new IllegalArgumentException("runKb must be 0, or tile each of the " + n + " threads' slices of "
+                    + slice + " bytes (" + bytes + " in all) in runs of 2 × runKb KB; was " + runKb);
+        }
         buffer = NativeMemory.allocate(bytes);
         for (long i = 0; i < bytes; i += 4) {
             buffer.set(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) (i & 1023) * 1e-3f);
         }
-        int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
         pool = AttentionPool.create(n);
         sums = new float[n];
-        long slice = bytes / n / 4096 * 4096;
-        slices = (item, worker) -> sums[item] = sum(buffer, item * slice, item == n - 1 ? bytes : (item + 1) * slice);
+        long run = 1024L * runKb;
+        slices = run == 0
+                ? (item, worker) -> sums[item] = sum(buffer, item * slice, item == n - 1 ? bytes : (item + 1) * slice)
+                : (item, worker) -> {
+                    float s = 0;
+                    for (long off = item * slice, end = off + slice; off < end; off += 2 * run) {
+                        s += sum(buffer, off, off + run);
+                    }
+                    sums[item] = s;
+                };
     }
 
     @Benchmark
