@@ -109,7 +109,11 @@ class AllocationTest {
             long best = Long.MAX_VALUE;
             long bestRaw = Long.MAX_VALUE;
             StringBuilder rounds = new StringBuilder();
-            for (int round = 0; round < 3; round++) {
+            // Best of up to ROUNDS rounds, stopping at the first clean one: a round measured while C2
+            // was still compiling a path allocates, and a later round of a policy that keeps its decode
+            // tokens may cross a power of two (where the cache's amortised buffers grow) and allocate
+            // for that reason; one round without either is what the test asks for.
+            for (int round = 0; round < ROUNDS; round++) {
                 long pages = 0;
                 long before = threads.getThreadAllocatedBytes(tid);
                 for (int t = 0; t < 300; t++) {
@@ -131,6 +135,9 @@ class AllocationTest {
                 rounds.append(" ").append(excess).append(" (").append(pages).append(" pages)");
                 best = Math.min(best, excess);
                 bestRaw = Math.min(bestRaw, raw);
+                if (best <= 0 && (!PER_STEP.contains(name) || bestRaw == 0)) {
+                    break;
+                }
             }
             System.out.println("[alloc] " + name + " budget " + budget
                     + ": bytes beyond page handles per 300 decode steps:" + rounds);
@@ -146,6 +153,9 @@ class AllocationTest {
             }
         }
     }
+
+    /** Measured rounds of 300 decode steps at most. */
+    static final int ROUNDS = 6;
 
     /** Policies that evict one token per step, so a head stays at its budget. */
     static final java.util.Set<String> PER_STEP = java.util.Set.of("streaming", "h2o", "hashevict");
