@@ -100,10 +100,23 @@ class PeerBenchmarkTest {
     }
 
     @Test
+    void coldPrefillIsReportedWhenMeasured() {
+        Map<String, Object> ours = new LinkedHashMap<>();
+        assertEquals(null, PeerBenchmark.coldPrefillLine(1, ours));
+        ours.put("coldPrefillMs", 4023.4);
+        ours.put("coldPrefillTokensPerSecond", 1002.1);
+        assertEquals(
+                "shipped model, threads 1: kvcache4j's first prefill in its fresh JVM (JIT compiling): 1002 tokens/s"
+                        + " (4023 ms)",
+                PeerBenchmark.coldPrefillLine(1, ours));
+    }
+
+    @Test
     void optionsAreChecked() {
         PeerBenchmark.Options o = PeerBenchmark.parse(new String[] {"--peers", "--threads", "1,2", "--out", "x"});
         assertEquals(List.of(1, 2), o.threads());
         assertEquals(32768, o.longContext());
+        assertEquals(8, o.reps(), "enough repetitions for the JVM's kernels to be compiled by the best one");
         assertEquals(Path.of("x"), o.out());
         assertThrows(IllegalArgumentException.class, () -> PeerBenchmark.parse(new String[] {"--bogus"}));
         assertThrows(
