@@ -181,6 +181,7 @@ public final class BenchMain implements Callable<Integer> {
             runs.add(new OptionsBuilder()
                     .include(a)
                     .include(MemoryBandwidthBenchmark.class.getName() + ".read")
+                    .include(AttentionVsReadBenchmark.class.getName() + ".alternate")
                     .include(FmaThroughputBenchmark.class.getName() + ".fma")
                     .include(DotProductBenchmark.class.getName() + ".*")
                     .include(NaiveAttentionBenchmark.class.getName() + ".decode")
@@ -196,6 +197,7 @@ public final class BenchMain implements Callable<Integer> {
             runs.add(new OptionsBuilder()
                     .include(a)
                     .include(MemoryBandwidthBenchmark.class.getName() + ".read")
+                    .include(AttentionVsReadBenchmark.class.getName() + ".alternate")
                     .include(FmaThroughputBenchmark.class.getName() + ".fma")
                     .param("tokens", "1048576")
                     .param("dtype", "f16", "f32")
@@ -264,6 +266,7 @@ public final class BenchMain implements Callable<Integer> {
         Double fmaNs = null;
         Map<String, Double> engineMs = new TreeMap<>();
         Map<String, Double> dotNs = new TreeMap<>();
+        Map<String, Double> alternatedRatio = new TreeMap<>();
         List<String[]> rows = new ArrayList<>();
         for (RunResult r : results) {
             var params = r.getParams();
@@ -304,6 +307,18 @@ public final class BenchMain implements Callable<Integer> {
                             policyStepRatio.put(
                                     params.getParam("policy"),
                                     counters.get("decodeNs").getScore() / attention);
+                        }
+                    }
+                }
+                case "AttentionVsReadBenchmark.alternate" -> {
+                    var counters = r.getSecondaryResults();
+                    if (counters.containsKey("attentionNs") && counters.containsKey("readNs")) {
+                        double attention = counters.get("attentionNs").getScore();
+                        if (attention > 0) {
+                            alternatedRatio.put(
+                                    params.getParam("tokens") + "/" + params.getParam("pageTokens") + "/"
+                                            + params.getParam("threads"),
+                                    counters.get("readNs").getScore() / attention);
                         }
                     }
                 }
@@ -368,6 +383,17 @@ public final class BenchMain implements Callable<Integer> {
                     "read bandwidth (MemoryBandwidthBenchmark, largest buffer, %s threads): %s GB/s%n",
                     threadsText(e.getKey()),
                     fmt(e.getValue() * 1024 * 1024 / 1e9));
+        }
+        for (var e : alternatedRatio.entrySet()) {
+            String[] k = e.getKey().split("/");
+            out.printf(
+                    Locale.ROOT,
+                    "f16 attention, %s tokens, %s-token pages, %s threads, alternated with a read of the same bytes"
+                            + " in one fork (AttentionVsReadBenchmark): %s x the read ceiling%n",
+                    k[0],
+                    k[1],
+                    threadsText(k[2]),
+                    fmt(e.getValue()));
         }
         if (fmaNs != null
                 && ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()) {
