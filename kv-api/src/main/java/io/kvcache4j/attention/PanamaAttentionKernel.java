@@ -578,6 +578,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         if (keyStride == block) {
             decode(page, kBase, type, st.kBuf, 0, d * block);
+        } else if (LANES == block) {
+            widenBlockColumns(page, kBase, dimStride, type, st.kBuf, d);
         } else {
             for (int i = 0; i < d; i++) {
                 decode(page, kBase + i * dimStride, type, st.kBuf, i * block, block);
@@ -592,6 +594,38 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
         for (; h < g; h++) {
             scores1(st, h);
+        }
+    }
+
+    /**
+     * One key block of a page that holds several ({@code dimStride} bytes between a dimension's
+     * blocks): dimension {@code i}'s {@code BLOCK = LANES} keys widened into {@code kBuf[i·BLOCK ..]},
+     * one vector per dimension in one loop per type, as {@link #decode} widens them (the same
+     * operations, so the same bits) without a call and a type switch per dimension.
+     */
+    private static void widenBlockColumns(
+            MemorySegment page, long kBase, long dimStride, KvDType type, float[] kBuf, int d) {
+        long off = kBase;
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < d; i++, off += dimStride) {
+                    FloatVector.fromMemorySegment(F, page, off, LE).intoArray(kBuf, i * LANES);
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < d; i++, off += dimStride) {
+                    f16(page, off).intoArray(kBuf, i * LANES);
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < d; i++, off += dimStride) {
+                    ((IntVector) ShortVector.fromMemorySegment(S, page, off, LE)
+                                    .convertShape(VectorOperators.S2I, I, 0))
+                            .lanewise(VectorOperators.LSHL, 16)
+                            .reinterpretAsFloats()
+                            .intoArray(kBuf, i * LANES);
+                }
+            }
         }
     }
 
