@@ -300,26 +300,18 @@ public final class BenchMain implements Callable<Integer> {
                     policyStepUs.put(params.getParam("policy"), toMicros(score, unit));
                 case "EvictionBenchmark.attentionOnly" -> attentionOnlyUs = toMicros(score, unit);
                 case "EvictionBenchmark.interleaved" -> {
-                    var counters = r.getSecondaryResults();
-                    if (counters.containsKey("attentionNs") && counters.containsKey("decodeNs")) {
-                        double attention = counters.get("attentionNs").getScore();
-                        if (attention > 0) {
-                            policyStepRatio.put(
-                                    params.getParam("policy"),
-                                    counters.get("decodeNs").getScore() / attention);
-                        }
+                    Double ratio = counterRatio(r.getSecondaryResults(), "decodeNs", "attentionNs");
+                    if (ratio != null) {
+                        policyStepRatio.put(params.getParam("policy"), ratio);
                     }
                 }
                 case "AttentionVsReadBenchmark.alternate" -> {
-                    var counters = r.getSecondaryResults();
-                    if (counters.containsKey("attentionNs") && counters.containsKey("readNs")) {
-                        double attention = counters.get("attentionNs").getScore();
-                        if (attention > 0) {
-                            alternatedRatio.put(
-                                    params.getParam("tokens") + "/" + params.getParam("pageTokens") + "/"
-                                            + params.getParam("threads"),
-                                    counters.get("readNs").getScore() / attention);
-                        }
+                    Double ratio = counterRatio(r.getSecondaryResults(), "readNs", "attentionNs");
+                    if (ratio != null) {
+                        alternatedRatio.put(
+                                params.getParam("tokens") + "/" + params.getParam("pageTokens") + "/"
+                                        + params.getParam("threads"),
+                                ratio);
                     }
                 }
                 case "FmaThroughputBenchmark.fma" -> {
@@ -386,14 +378,7 @@ public final class BenchMain implements Callable<Integer> {
         }
         for (var e : alternatedRatio.entrySet()) {
             String[] k = e.getKey().split("/");
-            out.printf(
-                    Locale.ROOT,
-                    "f16 attention, %s tokens, %s-token pages, %s threads, alternated with a read of the same bytes"
-                            + " in one fork (AttentionVsReadBenchmark): %s x the read ceiling%n",
-                    k[0],
-                    k[1],
-                    threadsText(k[2]),
-                    fmt(e.getValue()));
+            out.println(alternatedLine(k[0], k[1], k[2], e.getValue()));
         }
         if (fmaNs != null
                 && ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()) {
@@ -525,6 +510,32 @@ public final class BenchMain implements Callable<Integer> {
     }
 
     /** {@code 0} (every core) written out with the core count. */
+    /**
+     * {@code numerator / denominator} of two of a benchmark's {@code @AuxCounters}, or null when
+     * either is missing or the denominator is not positive.
+     */
+    @SuppressWarnings("rawtypes") // RunResult.getSecondaryResults() hands out raw Results
+    static Double counterRatio(
+            Map<String, ? extends org.openjdk.jmh.results.Result> counters, String numerator, String denominator) {
+        if (!counters.containsKey(numerator) || !counters.containsKey(denominator)) {
+            return null;
+        }
+        double d = counters.get(denominator).getScore();
+        return d > 0 ? counters.get(numerator).getScore() / d : null;
+    }
+
+    /** The report line of {@link AttentionVsReadBenchmark}: its read / attention ratio for one configuration. */
+    static String alternatedLine(String tokens, String pageTokens, String threads, double ratio) {
+        return String.format(
+                Locale.ROOT,
+                "f16 attention, %s tokens, %s-token pages, %s threads, alternated with a read of the same bytes"
+                        + " in one fork (AttentionVsReadBenchmark): %s x the read ceiling",
+                tokens,
+                pageTokens,
+                threadsText(threads),
+                fmt(ratio));
+    }
+
     static String threadsText(String threads) {
         return threads.equals("0") ? "all(" + Runtime.getRuntime().availableProcessors() + ")" : threads;
     }

@@ -1,6 +1,7 @@
 package io.kvcache4j.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -8,8 +9,11 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.openjdk.jmh.results.AggregationPolicy;
+import org.openjdk.jmh.results.ScalarResult;
 
 /** {@code bench}'s options are checked before any benchmark runs: one line, exit status 2. */
 class BenchMainTest {
@@ -66,5 +70,20 @@ class BenchMainTest {
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
                 IllegalArgumentException.class, () -> BenchMain.fmaFloorNanosPerToken(0, 16));
         assertEquals("fmaNs must be > 0 and lanes >= 1, were 0.0 and 16", e.getMessage());
+    }
+
+    @Test
+    void alternatedRatiosComeFromTheSameIterationsCounters() {
+        var counters = Map.of(
+                "readNs", new ScalarResult("readNs", 5.193e9, "#", AggregationPolicy.SUM),
+                "attentionNs", new ScalarResult("attentionNs", 11.0e9, "#", AggregationPolicy.SUM),
+                "zeroNs", new ScalarResult("zeroNs", 0, "#", AggregationPolicy.SUM));
+        assertEquals(5.193 / 11.0, BenchMain.counterRatio(counters, "readNs", "attentionNs"), 1e-12);
+        assertNull(BenchMain.counterRatio(counters, "readNs", "missingNs"));
+        assertNull(BenchMain.counterRatio(counters, "readNs", "zeroNs"));
+        assertEquals(
+                "f16 attention, 1048576 tokens, 16-token pages, 1 threads, alternated with a read of the same bytes"
+                        + " in one fork (AttentionVsReadBenchmark): 0.4721 x the read ceiling",
+                BenchMain.alternatedLine("1048576", "16", "1", 5.193 / 11.0));
     }
 }
