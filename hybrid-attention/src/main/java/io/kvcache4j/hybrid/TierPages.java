@@ -3,6 +3,7 @@ package io.kvcache4j.hybrid;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.attention.ValueChunks;
 import io.kvcache4j.internal.vectorization.ConversionSupport;
 import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import io.kvcache4j.store.PagedHeadStore;
@@ -13,7 +14,7 @@ import java.util.Arrays;
 /**
  * Exact rows of one (layer, KV head) in pages allocated from a {@link Tier}, in {@link
  * PagedHeadStore}'s layout: each page one block of {@code [keys: headDim × pageTokens][values:
- * pageTokens × headDim]}, keys dimension-major, so that a range is scanned by the same {@link
+ * pageTokens × headDim]}, keys dimension-major and values in {@link ValueChunks}, so that a range is scanned by the same {@link
  * AttentionKernel#scan} calls, with the same arguments, as {@link PagedHeadStore} makes: the outputs
  * are bit-identical to the exact store of the same type and page size.
  *
@@ -122,7 +123,7 @@ final class TierPages implements SplitRows {
             MemorySegment p = pages[page];
             int src = t * rowStride;
             conversion.encodeStrided(keys, keysOffset + src, p, (long) row * type.bytes(), keyDimStride, type, headDim);
-            conversion.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
+            ValueChunks.encode(conversion, values, valuesOffset + src, p, this.valuesOffset, type, headDim, row);
             count++;
         }
     }
@@ -185,13 +186,12 @@ final class TierPages implements SplitRows {
         if (selection.isRange()) {
             int from = selection.from();
             int to = selection.to();
-            long e = type.bytes();
             for (int slot = from; slot < to; ) {
                 int page = slot / pageTokens;
                 int row = slot % pageTokens;
                 int rows = Math.min(pageTokens - row, to - slot);
                 MemorySegment p = page < stagedPages ? staged[page] : pages[page];
-                kernel.scan(state, p, row * e, pageTokens, valuesOffset + row * rowBytes, type, rows, slot - from);
+                kernel.scan(state, p, 0, pageTokens, valuesOffset, type, row, rows, slot - from);
                 slot += rows;
             }
             return;
@@ -238,8 +238,8 @@ final class TierPages implements SplitRows {
     @Override
     public void readValue(int slot, float[] dst, int offset) {
         checkSlot(slot);
-        conversion.decode(
-                pages[slot / pageTokens], valuesOffset + (slot % pageTokens) * rowBytes, type, dst, offset, headDim);
+        ValueChunks.decode(
+                conversion, pages[slot / pageTokens], valuesOffset, type, headDim, slot % pageTokens, dst, offset);
     }
 
     /** Compacts as {@link io.kvcache4j.store.HeadStore#compact}, freeing every page past the last occupied one. */
@@ -282,7 +282,7 @@ final class TierPages implements SplitRows {
         for (int i = 0; i < headDim; i++) {
             MemorySegment.copy(src, i * keyDimStride + fr * e, dst, i * keyDimStride + tr * e, e);
         }
-        MemorySegment.copy(src, valuesOffset + fr * rowBytes, dst, valuesOffset + tr * rowBytes, rowBytes);
+        ValueChunks.copy(src, valuesOffset, (int) fr, dst, valuesOffset, (int) tr, headDim, e);
     }
 
     private void checkSlot(int slot) {

@@ -16,8 +16,10 @@ import java.lang.foreign.MemorySegment;
  * <p>Storage is little-endian. Keys are stored dimension-major in blocks ("transposed"): element
  * {@code i} of the key of token {@code j} of a page is at {@code keyOffset + (i·keyStride + j)·bytes},
  * so that one vector load fetches dimension {@code i} of {@link GroupAttention#BLOCK} consecutive
- * keys and scores need no horizontal reductions. Values are stored token-major: row {@code j} at
- * {@code valueOffset + j·headDim·bytes}.
+ * keys and scores need no horizontal reductions. Values are stored in blocks of {@link
+ * GroupAttention#BLOCK} rows cut into column chunks ({@link ValueChunks}): each chunk of {@link
+ * ValueChunks#WIDTH} elements holds its slice of the block's rows, row after row, so that the value
+ * step reads a block's bytes in address order.
  */
 public interface AttentionKernel {
 
@@ -25,10 +27,14 @@ public interface AttentionKernel {
     String name();
 
     /**
-     * Feeds the first {@code rows} tokens of a page to the running attention in {@code state}: keys
-     * dimension-major with {@code keyStride} tokens per dimension (a multiple of {@link
-     * GroupAttention#BLOCK}; lanes past {@code rows} may hold anything and are ignored), values
-     * token-major. {@code firstSlot} is the slot index of the first token, for the logit record.
+     * Feeds rows {@code [row, row + rows)} of a page to the running attention in {@code state}: keys
+     * dimension-major at {@code keyOffset} with {@code keyStride} tokens per dimension (a multiple of
+     * {@link GroupAttention#BLOCK}; lanes past the rows may hold anything and are ignored), values in
+     * the {@link ValueChunks} layout at {@code valueOffset}. {@code firstSlot} is the
+     * slot index of the first of these rows, for the logit record.
+     *
+     * @throws IllegalArgumentException if {@code row < 0}, {@code rows < 0} or {@code row + rows >
+     *     keyStride}
      */
     void scan(
             GroupAttention state,
@@ -37,6 +43,7 @@ public interface AttentionKernel {
             int keyStride,
             long valueOffset,
             KvDType type,
+            int row,
             int rows,
             int firstSlot);
 
@@ -69,12 +76,15 @@ public interface AttentionKernel {
 
     /**
      * The value half of one {@link #scan} block: adds the weights the state's last online-softmax
-     * step left ({@link #onlineSoftmax}, {@link GroupAttention#pushLogits}) times the {@code nb}
-     * token-major value rows at {@code page + valueOffset} to the accumulator, with the arithmetic
-     * {@code scan} uses after its softmax step. So pushing a block's logits and then this gives the
-     * bits of {@code scan} over the same rows when the logits are the ones {@code scan} computes.
+     * step left ({@link #onlineSoftmax}, {@link GroupAttention#pushLogits}) times the {@code nb} value
+     * rows {@code [row, row + nb)} of the {@link ValueChunks} region at {@code page + valueOffset} to
+     * the accumulator, with the arithmetic {@code scan} uses after its softmax step. So pushing a
+     * block's logits and then this gives the bits of {@code scan} over the same rows when the logits
+     * are the ones {@code scan} computes.
+     *
+     * @throws IllegalArgumentException if {@code nb} is not in {@code [1, BLOCK]} or {@code row < 0}
      */
-    void accumulateValues(GroupAttention state, MemorySegment page, long valueOffset, KvDType type, int nb);
+    void accumulateValues(GroupAttention state, MemorySegment page, long valueOffset, int row, KvDType type, int nb);
 
     /**
      * After {@link GroupAttention#finish}, converts the recorded weights of slots {@code [0, slots)}

@@ -1,5 +1,6 @@
 package io.kvcache4j.attention;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -52,6 +53,12 @@ public final class GroupAttention {
     final float[] blockLogits;
     final float[] kBuf;
     final float[] vBuf;
+    /**
+     * One block of stored values ({@link ValueChunks} layout, up to 4 bytes an element): the rows of a
+     * scan that starts inside a stored block, which lie across two of them, are copied here first.
+     */
+    final MemorySegment valueScratch;
+
     final float[] lse;
     /** The recorded weights {@code exp(s − m_b)}, {@code [group][logitsStride]} by slot. */
     float[] logits;
@@ -105,6 +112,7 @@ public final class GroupAttention {
         this.blockLogits = new float[2 * group * BLOCK];
         this.kBuf = new float[BLOCK * headDim];
         this.vBuf = new float[BLOCK * headDim];
+        this.valueScratch = MemorySegment.ofArray(new long[2 * BLOCK * headDim]);
         this.lse = new float[group];
         this.logits = new float[0];
     }

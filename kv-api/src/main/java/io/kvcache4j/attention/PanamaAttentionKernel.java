@@ -402,63 +402,126 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int keyStride,
             long valueOffset,
             KvDType type,
+            int row,
             int rows,
             int firstSlot) {
+        ScalarAttentionKernel.checkRows(keyStride, row, rows);
         final int d = st.headDim;
         final int g = st.group;
         final int block = GroupAttention.BLOCK;
         final int e = type.bytes();
-        final long rowBytes = (long) d * e;
         final long dimStride = (long) keyStride * e;
         boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
-            long kBase = keyOffset + (long) r0 * e;
+            int r = row + r0;
+            long kBase = keyOffset + (long) r * e;
+            if ((r & (block - 1)) != 0) {
+                // rows across two stored blocks: their values go through the state's scratch block
+                scanStraddling(st, page, kBase, keyStride, valueOffset, type, r, nb, firstSlot + r0, directF16);
+                continue;
+            }
+            long vBase = valueOffset + (long) r * d * e;
             if (directF16) {
                 if (g == 4 && st.unit > 2 && rows - r0 >= 2 * block) {
-                    scanF16BlockPair(st, page, kBase, dimStride, valueOffset + r0 * rowBytes, firstSlot + r0);
+                    scanF16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
                     r0 += block;
                     continue;
                 }
-                scanF16Block(st, page, kBase, dimStride, valueOffset + r0 * rowBytes, nb, firstSlot + r0);
+                scanF16Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
                 continue;
             }
             scoresDecoded(st, page, kBase, keyStride, dimStride, type);
-            if (nb < block) {
-                for (int hh = 0; hh < g; hh++) {
-                    java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
-                }
-            }
+            padLogits(st, nb);
             softmaxBlock(st, nb, firstSlot + r0);
-            decode(page, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
-            int h = 0;
-            for (; h + 4 <= g; h += 4) {
-                accumulate4(st, nb, h);
-            }
-            for (; h + 2 <= g; h += 2) {
-                accumulate2(st, nb, h);
-            }
-            for (; h < g; h++) {
-                accumulate1(st, nb, h);
+            accumulateDecoded(st, page, vBase, type, nb);
+        }
+    }
+
+    /**
+     * One block of {@link #scan} whose rows start inside a stored block, so that their values lie in
+     * two: the keys read in place, the values copied into the state's scratch block first (only the
+     * first page of a range that starts off a block boundary takes this).
+     */
+    private void scanStraddling(
+            GroupAttention st,
+            MemorySegment page,
+            long kBase,
+            int keyStride,
+            long valueOffset,
+            KvDType type,
+            int r,
+            int nb,
+            int slot,
+            boolean directF16) {
+        final int e = type.bytes();
+        final long dimStride = (long) keyStride * e;
+        ValueChunks.copyBlock(page, valueOffset, r, nb, st.valueScratch, st.headDim, e);
+        if (directF16) {
+            scoresF16(st, page, kBase, dimStride);
+        } else {
+            scoresDecoded(st, page, kBase, keyStride, dimStride, type);
+        }
+        padLogits(st, nb);
+        softmaxBlock(st, nb, slot);
+        if (directF16) {
+            accumulateF16(st, st.valueScratch, 0, nb);
+        } else {
+            accumulateDecoded(st, st.valueScratch, 0, type, nb);
+        }
+    }
+
+    /** Lanes {@code nb ..} of every head's block logits to −∞, for a block of fewer than {@code BLOCK} keys. */
+    private static void padLogits(GroupAttention st, int nb) {
+        final int block = GroupAttention.BLOCK;
+        if (nb < block) {
+            for (int hh = 0; hh < st.group; hh++) {
+                java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
             }
         }
     }
 
     /** {@link #scan}'s value step for one block, with its dispatch (direct f16 rows, or decoded). */
     @Override
-    public void accumulateValues(GroupAttention st, MemorySegment page, long valueOffset, KvDType type, int nb) {
+    public void accumulateValues(
+            GroupAttention st, MemorySegment page, long valueOffset, int row, KvDType type, int nb) {
         final int d = st.headDim;
         final int g = st.group;
         final int block = GroupAttention.BLOCK;
         if (nb < 1 || nb > block) {
             throw new IllegalArgumentException("nb " + nb + " out of range [1, " + block + "]");
         }
+        ScalarAttentionKernel.checkRow(row);
+        final int e = type.bytes();
+        MemorySegment vPage = page;
+        long vBase = valueOffset + (long) row * d * e;
+        if ((row & (block - 1)) != 0) {
+            ValueChunks.copyBlock(page, valueOffset, row, nb, st.valueScratch, d, e);
+            vPage = st.valueScratch;
+            vBase = 0;
+        }
         boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
         if (directF16) {
-            accumulateF16(st, page, valueOffset, nb);
+            accumulateF16(st, vPage, vBase, nb);
             return;
         }
-        decode(page, valueOffset, type, st.vBuf, 0, nb * d);
+        accumulateDecoded(st, vPage, vBase, type, nb);
+    }
+
+    /**
+     * The value step of a block of any type: the first {@code nb} rows of the block of values at
+     * {@code vBase} ({@link ValueChunks} layout) widened chunk by chunk into {@code vBuf}, which has
+     * the same layout, then added to the accumulator.
+     */
+    private void accumulateDecoded(GroupAttention st, MemorySegment vPage, long vBase, KvDType type, int nb) {
+        final int d = st.headDim;
+        final int g = st.group;
+        final int e = type.bytes();
+        final int block = GroupAttention.BLOCK;
+        for (int c0 = 0; c0 < d; c0 += ValueChunks.WIDTH) {
+            int w = Math.min(ValueChunks.WIDTH, d - c0);
+            decode(vPage, vBase + (long) c0 * block * e, type, st.vBuf, c0 * block, nb * w);
+        }
         int h = 0;
         for (; h + 4 <= g; h += 4) {
             accumulate4(st, nb, h);
@@ -509,14 +572,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
      */
     private static void scanF16Block(
             GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
-        final int g = st.group;
-        final int block = GroupAttention.BLOCK;
         scoresF16(st, page, kBase, dimStride);
-        if (nb < block) {
-            for (int hh = 0; hh < g; hh++) {
-                java.util.Arrays.fill(st.blockLogits, hh * block + nb, (hh + 1) * block, Float.NEGATIVE_INFINITY);
-            }
-        }
+        padLogits(st, nb);
         softmaxBlock(st, nb, slot);
         accumulateF16(st, page, vBase, nb);
     }
@@ -915,7 +972,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
         final float[] acc = st.acc;
-        final long rowBytes = 2L * d;
         final int p0 = h * block;
         for (int i = 0; i < d; i += LANES) {
             int o0 = h * d + i;
@@ -935,8 +991,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a13 = FloatVector.fromArray(F, acc, o0 + 13 * d);
             FloatVector a14 = FloatVector.fromArray(F, acc, o0 + 14 * d);
             FloatVector a15 = FloatVector.fromArray(F, acc, o0 + 15 * d);
-            long off = vBase + 2L * i;
-            for (int j = 0; j < nb; j++, off += rowBytes) {
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
                 FloatVector x = f16(page, off);
                 int pj = p0 + j;
                 a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
@@ -981,7 +1038,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
         final float[] acc = st.acc;
-        final long rowBytes = 2L * d;
         final int p0 = h * block;
         for (int i = 0; i < d; i += LANES) {
             int o0 = h * d + i;
@@ -993,8 +1049,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a5 = FloatVector.fromArray(F, acc, o0 + 5 * d);
             FloatVector a6 = FloatVector.fromArray(F, acc, o0 + 6 * d);
             FloatVector a7 = FloatVector.fromArray(F, acc, o0 + 7 * d);
-            long off = vBase + 2L * i;
-            for (int j = 0; j < nb; j++, off += rowBytes) {
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
                 FloatVector x = f16(page, off);
                 int pj = p0 + j;
                 a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
@@ -1046,7 +1103,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
         final float[] acc = st.acc;
-        final long rowBytes = 2L * d;
         final int p0 = h * block;
         int i0 = 0;
         for (; i0 + 2 * LANES <= d; i0 += 2 * LANES) {
@@ -1060,8 +1116,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector b1 = FloatVector.fromArray(F, acc, o1 + d);
             FloatVector b2 = FloatVector.fromArray(F, acc, o1 + 2 * d);
             FloatVector b3 = FloatVector.fromArray(F, acc, o1 + 3 * d);
-            long off = vBase + 2L * i0;
-            for (int j = 0; j < nb; j++, off += rowBytes) {
+            long off = vBase + 2L * ValueChunks.element(d, 0, i0);
+            long step = 2L * ValueChunks.width(d, i0);
+            for (int j = 0; j < nb; j++, off += step) {
                 FloatVector x = f16(page, off);
                 FloatVector y = f16(page, off + 2L * LANES);
                 FloatVector w0 = FloatVector.broadcast(F, p[p0 + j]);
@@ -1092,8 +1149,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
             FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
             FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
-            long off = vBase + 2L * i;
-            for (int j = 0; j < nb; j++, off += rowBytes) {
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
                 FloatVector x = f16(page, off);
                 a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
@@ -1112,12 +1170,12 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
         final float[] acc = st.acc;
-        final long rowBytes = 2L * d;
         for (int i = 0; i < d; i += LANES) {
             FloatVector a0 = FloatVector.fromArray(F, acc, i);
             FloatVector a1 = FloatVector.fromArray(F, acc, i + d);
-            long off = vBase + 2L * i;
-            for (int j = 0; j < nb; j++, off += rowBytes) {
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
                 FloatVector x = f16(page, off);
                 a0 = x.fma(FloatVector.broadcast(F, p[j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[block + j]), a1);
@@ -1230,8 +1288,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
             FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
             FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            int vb = (int) ValueChunks.element(d, 0, i);
+            int vw = ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++) {
-                FloatVector x = FloatVector.fromArray(F, v, j * d + i);
+                FloatVector x = FloatVector.fromArray(F, v, vb + j * vw);
                 a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
                 a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
@@ -1259,8 +1319,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int o0 = h * d + i;
             FloatVector a0 = FloatVector.fromArray(F, acc, o0);
             FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            int vb = (int) ValueChunks.element(d, 0, i);
+            int vw = ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++) {
-                FloatVector x = FloatVector.fromArray(F, v, j * d + i);
+                FloatVector x = FloatVector.fromArray(F, v, vb + j * vw);
                 a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
             }
@@ -1279,8 +1341,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int bound = d - LANES; i <= bound; i += LANES) {
             int o = h * d + i;
             FloatVector a = FloatVector.fromArray(F, st.acc, o);
+            int vb = (int) ValueChunks.element(d, 0, i);
+            int vw = ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++) {
-                a = FloatVector.fromArray(F, st.vBuf, j * d + i).fma(FloatVector.broadcast(F, p[p0 + j]), a);
+                a = FloatVector.fromArray(F, st.vBuf, vb + j * vw).fma(FloatVector.broadcast(F, p[p0 + j]), a);
             }
             a.intoArray(st.acc, o);
         }
@@ -1292,8 +1356,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int p0 = h * GroupAttention.BLOCK;
         for (int i = from; i < d; i++) {
             float a = st.acc[h * d + i];
+            int vb = (int) ValueChunks.element(d, 0, i);
+            int vw = ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++) {
-                a = Math.fma(st.blockLogits[p0 + j], st.vBuf[j * d + i], a);
+                a = Math.fma(st.blockLogits[p0 + j], st.vBuf[vb + j * vw], a);
             }
             st.acc[h * d + i] = a;
         }

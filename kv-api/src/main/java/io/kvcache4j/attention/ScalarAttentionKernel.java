@@ -320,18 +320,20 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int keyStride,
             long valueOffset,
             KvDType type,
+            int row,
             int rows,
             int firstSlot) {
+        checkRows(keyStride, row, rows);
         final int d = st.headDim;
         final int g = st.group;
         final int block = GroupAttention.BLOCK;
         final int e = type.bytes();
-        final long rowBytes = (long) d * e;
         final float[] kt = st.kBuf; // [d][block]: dimension-major block of keys
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
+            int r = row + r0;
             for (int i = 0; i < d; i++) {
-                decodeScalar(page, keyOffset + ((long) i * keyStride + r0) * e, type, kt, i * block, nb);
+                decodeScalar(page, keyOffset + ((long) i * keyStride + r) * e, type, kt, i * block, nb);
             }
             for (int h = 0; h < g; h++) {
                 int pBase = h * block;
@@ -351,40 +353,75 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 }
             }
             softmaxBlock(st, nb, firstSlot + r0);
-            decodeScalar(page, valueOffset + r0 * rowBytes, type, st.vBuf, 0, nb * d);
-            for (int h = 0; h < g; h++) {
-                int pBase = h * block;
-                int aBase = h * d;
-                for (int i = 0; i < d; i++) {
-                    float a = st.acc[aBase + i];
-                    for (int j = 0; j < nb; j++) {
-                        a = Math.fma(st.blockLogits[pBase + j], st.vBuf[j * d + i], a);
-                    }
-                    st.acc[aBase + i] = a;
-                }
-            }
+            accumulateBlock(st, page, valueOffset, r, type, nb);
         }
     }
 
     /** {@link #scan}'s value step for one block. */
     @Override
-    public void accumulateValues(GroupAttention st, MemorySegment page, long valueOffset, KvDType type, int nb) {
-        final int d = st.headDim;
+    public void accumulateValues(
+            GroupAttention st, MemorySegment page, long valueOffset, int row, KvDType type, int nb) {
         final int block = GroupAttention.BLOCK;
         if (nb < 1 || nb > block) {
             throw new IllegalArgumentException("nb " + nb + " out of range [1, " + block + "]");
         }
-        decodeScalar(page, valueOffset, type, st.vBuf, 0, nb * d);
+        checkRow(row);
+        accumulateBlock(st, page, valueOffset, row, type, nb);
+    }
+
+    /**
+     * Rows {@code [row, row + nb)} of the {@link ValueChunks} region at {@code valueOffset} (through
+     * the state's scratch block when they cross two stored blocks), widened chunk by chunk into {@code
+     * vBuf} (the same layout) and added to the accumulator with the block's weights, each output
+     * element over the rows in order.
+     */
+    private static void accumulateBlock(
+            GroupAttention st, MemorySegment page, long valueOffset, int row, KvDType type, int nb) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final int e = type.bytes();
+        MemorySegment vPage = page;
+        long vBase = valueOffset + (long) row * d * e;
+        if ((row & (block - 1)) != 0) {
+            ValueChunks.copyBlock(page, valueOffset, row, nb, st.valueScratch, d, e);
+            vPage = st.valueScratch;
+            vBase = 0;
+        }
+        for (int c0 = 0; c0 < d; c0 += ValueChunks.WIDTH) {
+            int w = Math.min(ValueChunks.WIDTH, d - c0);
+            decodeScalar(vPage, vBase + (long) c0 * block * e, type, st.vBuf, c0 * block, nb * w);
+        }
         for (int h = 0; h < st.group; h++) {
             int pBase = h * block;
             int aBase = h * d;
             for (int i = 0; i < d; i++) {
                 float a = st.acc[aBase + i];
+                int vb = (int) ValueChunks.element(d, 0, i);
+                int vw = ValueChunks.width(d, i);
                 for (int j = 0; j < nb; j++) {
-                    a = Math.fma(st.blockLogits[pBase + j], st.vBuf[j * d + i], a);
+                    a = Math.fma(st.blockLogits[pBase + j], st.vBuf[vb + j * vw], a);
                 }
                 st.acc[aBase + i] = a;
             }
+        }
+    }
+
+    /** @throws IllegalArgumentException if {@code row < 0} */
+    static void checkRow(int row) {
+        if (row < 0) {
+            throw new IllegalArgumentException("row must be >= 0, was " + row);
+        }
+    }
+
+    /**
+     * Checks that rows {@code [row, row + rows)} lie in a page of {@code pageRows} rows.
+     *
+     * @throws IllegalArgumentException naming the values otherwise
+     */
+    static void checkRows(int pageRows, int row, int rows) {
+        if (row < 0 || rows < 0 || (long) row + rows > pageRows) {
+            throw new IllegalArgumentException(
+                    "rows [" + row + ", " + ((long) row + rows) + ") out of range for a page of " + pageRows + " rows");
         }
     }
 

@@ -3,6 +3,7 @@ package io.kvcache4j.store;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.attention.ValueChunks;
 import io.kvcache4j.internal.vectorization.ConversionSupport;
 import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import java.lang.foreign.MemorySegment;
@@ -15,7 +16,8 @@ import java.util.Arrays;
  * GroupAttention#BLOCK}), each one off-heap block laid out as {@code [keys: headDim ×
  * pageTokens][values: pageTokens × headDim]} in the storage type. Keys are dimension-major within
  * the page (see {@link AttentionKernel}) so the attention kernel scores a block of keys with
- * vertical vector operations only. Appending allocates a page only when the last one is full, so
+ * vertical vector operations only; values are in {@link ValueChunks} of {@code pageTokens} rows, so
+ * the value step reads them in address order. Appending allocates a page only when the last one is full, so
  * the store grows without copying; compaction frees every page past the last occupied one at once,
  * except that one free page is kept when a compaction removed fewer than {@code pageTokens} slots
  * (the steady state of a decode-time policy at a budget that is a multiple of the page size would
@@ -304,7 +306,7 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
             appended = true;
             int src = t * rowStride;
             conversion.encodeStrided(keys, keysOffset + src, p, (long) row * type.bytes(), keyDimStride, type, headDim);
-            conversion.encode(values, valuesOffset + src, p, this.valuesOffset + row * rowBytes, type, headDim);
+            ValueChunks.encode(conversion, values, valuesOffset + src, p, this.valuesOffset, type, headDim, row);
             count++;
         }
     }
@@ -366,15 +368,7 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
             for (int slot = from; slot < to; ) {
                 int row = slot % pageTokens;
                 int rows = Math.min(pageTokens - row, to - slot);
-                kernel.scan(
-                        state,
-                        pages[slot / pageTokens],
-                        row * e,
-                        pageTokens,
-                        valuesOffset + row * rowBytes,
-                        type,
-                        rows,
-                        slot - from);
+                kernel.scan(state, pages[slot / pageTokens], 0, pageTokens, valuesOffset, type, row, rows, slot - from);
                 slot += rows;
             }
             return;
@@ -396,7 +390,7 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
 
     /**
      * Attends the slots of a bitmap or list {@code selection} over {@code pages} in this store's page
-     * layout (per page: keys dimension-major, {@code pageTokens} per dimension, then value rows),
+     * layout (per page: keys dimension-major, {@code pageTokens} per dimension, then value chunks),
      * copying each block of {@link GroupAttention#BLOCK} selected slots into {@code gather} (from
      * {@link #gatherBuffer}) and scanning it with {@code kernel}. Stores that keep this layout in other
      * memory (a tier) share it.
@@ -426,15 +420,15 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
             for (int i = 0; i < headDim; i++) {
                 MemorySegment.copy(src, i * keyDimStride + r * e, gather, i * gatherDimStride + (long) n * e, e);
             }
-            MemorySegment.copy(src, valuesOffset + r * rowBytes, gather, gatherValues + n * rowBytes, rowBytes);
+            ValueChunks.copy(src, valuesOffset, (int) r, gather, gatherValues, n, headDim, e);
             if (++n == block) {
-                kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
+                kernel.scan(state, gather, 0, block, gatherValues, type, 0, n, ordinal);
                 ordinal += n;
                 n = 0;
             }
         }
         if (n > 0) {
-            kernel.scan(state, gather, 0, block, gatherValues, type, n, ordinal);
+            kernel.scan(state, gather, 0, block, gatherValues, type, 0, n, ordinal);
         }
     }
 
@@ -461,7 +455,8 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         int block = GroupAttention.BLOCK;
         int g = state.group();
         KeyScoring.checkScoredLogits(selection, g, logits, offset, stride);
-        long rowBytes = (long) headDim * type.bytes();
+        int e = type.bytes();
+        long rowBytes = (long) headDim * e;
         long valuesOffset = rowBytes * pageTokens;
         long gatherValues = rowBytes * block;
         selection.reset();
@@ -470,20 +465,20 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         for (int slot = selection.next(); slot >= 0; slot = selection.next()) {
             MemorySegment src = pages[slot / pageTokens];
             long r = slot % pageTokens;
-            MemorySegment.copy(src, valuesOffset + r * rowBytes, gather, gatherValues + n * rowBytes, rowBytes);
+            ValueChunks.copy(src, valuesOffset, (int) r, gather, gatherValues, n, headDim, e);
             for (int h = 0; h < g; h++) {
                 blockLogits[h * block + n] = logits[offset + h * stride + slot];
             }
             if (++n == block) {
                 state.pushLogits(blockLogits, n, ordinal);
-                kernel.accumulateValues(state, gather, gatherValues, type, n);
+                kernel.accumulateValues(state, gather, gatherValues, 0, type, n);
                 ordinal += n;
                 n = 0;
             }
         }
         if (n > 0) {
             state.pushLogits(blockLogits, n, ordinal);
-            kernel.accumulateValues(state, gather, gatherValues, type, n);
+            kernel.accumulateValues(state, gather, gatherValues, 0, type, n);
         }
     }
 
@@ -503,8 +498,8 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
     @Override
     public void readValue(int slot, float[] dst, int offset) {
         checkSlot(slot);
-        conversion.decode(
-                pages[slot / pageTokens], valuesOffset + (slot % pageTokens) * rowBytes, type, dst, offset, headDim);
+        ValueChunks.decode(
+                conversion, pages[slot / pageTokens], valuesOffset, type, headDim, slot % pageTokens, dst, offset);
     }
 
     @Override
@@ -571,7 +566,7 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         for (int i = 0; i < headDim; i++) {
             MemorySegment.copy(src, i * keyDimStride + fr * e, dst, i * keyDimStride + tr * e, e);
         }
-        MemorySegment.copy(src, valuesOffset + fr * rowBytes, dst, valuesOffset + tr * rowBytes, rowBytes);
+        ValueChunks.copy(src, valuesOffset, (int) fr, dst, valuesOffset, (int) tr, headDim, e);
     }
 
     private void checkSlot(int slot) {

@@ -135,12 +135,12 @@ final class DeterminismWorkload {
             for (int p = 0; p < pages; p++) {
                 page[p] = arena.allocate(pageBytes, 64);
                 for (int j = 0; j < PAGE_TOKENS; j++) {
-                    // the key dimension-major (stride PAGE_TOKENS), the value token-major
+                    // the key dimension-major (stride PAGE_TOKENS), the value in column chunks
                     fill(r, row, 2f);
                     ScalarAttentionKernel.INSTANCE.encodeStrided(
                             row, 0, page[p], (long) j * e, (long) PAGE_TOKENS * e, type, d);
                     fill(r, row, 2f);
-                    ScalarAttentionKernel.INSTANCE.encode(row, 0, page[p], valueOffset + (long) j * d * e, type, d);
+                    ValueChunks.encode(ScalarAttentionKernel.INSTANCE, row, 0, page[p], valueOffset, type, d, j);
                 }
             }
             float[] q = new float[g * d];
@@ -150,7 +150,7 @@ final class DeterminismWorkload {
             st.recordLogits(tokens);
             for (int p = 0; p < pages; p++) {
                 int rows = Math.min(PAGE_TOKENS, tokens - p * PAGE_TOKENS);
-                kernel.scan(st, page[p], 0, PAGE_TOKENS, valueOffset, type, rows, p * PAGE_TOKENS);
+                kernel.scan(st, page[p], 0, PAGE_TOKENS, valueOffset, type, 0, rows, p * PAGE_TOKENS);
             }
             ScoreAggregation[] aggs = ScoreAggregation.values();
             float[] result = new float[g * d + g + aggs.length * tokens + g * d];
@@ -178,7 +178,7 @@ final class DeterminismWorkload {
                         System.arraycopy(logits, h * PAGE_TOKENS + r0, blockLogits, h * block, nb);
                     }
                     scored.pushLogits(blockLogits, nb, p * PAGE_TOKENS + r0);
-                    kernel.accumulateValues(scored, page[p], valueOffset + (long) r0 * d * e, type, nb);
+                    kernel.accumulateValues(scored, page[p], valueOffset, r0, type, nb);
                 }
             }
             scored.finish(result, g * d + g + aggs.length * tokens);

@@ -48,8 +48,8 @@ class ScanBlockPairsTest {
                                     ScalarAttentionKernel.INSTANCE.encodeStrided(
                                             row, 0, page[p], (long) j * e, (long) pageTokens * e, type, d);
                                     fill(r, row, 2f);
-                                    ScalarAttentionKernel.INSTANCE.encode(
-                                            row, 0, page[p], valueOffset + (long) j * d * e, type, d);
+                                    ValueChunks.encode(
+                                            ScalarAttentionKernel.INSTANCE, row, 0, page[p], valueOffset, type, d, j);
                                 }
                             }
                             float[] q = new float[group * d];
@@ -94,17 +94,18 @@ class ScanBlockPairsTest {
         for (int p = 0; p < page.length; p++) {
             int rows = Math.min(pageTokens, tokens - p * pageTokens);
             if (!byBlock) {
-                kernel.scan(st, page[p], 0, pageTokens, valueOffset, type, rows, p * pageTokens);
+                kernel.scan(st, page[p], 0, pageTokens, valueOffset, type, 0, rows, p * pageTokens);
                 continue;
             }
             for (int r0 = 0; r0 < rows; r0 += BLOCK) {
                 kernel.scan(
                         st,
                         page[p],
-                        r0 * e,
+                        0,
                         pageTokens,
-                        valueOffset + r0 * d * e,
+                        valueOffset,
                         type,
+                        r0,
                         Math.min(BLOCK, rows - r0),
                         p * pageTokens + r0);
             }

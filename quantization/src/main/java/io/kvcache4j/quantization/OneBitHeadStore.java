@@ -3,6 +3,7 @@ package io.kvcache4j.quantization;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.attention.AttentionKernel;
 import io.kvcache4j.attention.GroupAttention;
+import io.kvcache4j.attention.ValueChunks;
 import io.kvcache4j.internal.vectorization.ConversionSupport;
 import io.kvcache4j.internal.vectorization.VectorizationProvider;
 import io.kvcache4j.store.HeadStore;
@@ -25,7 +26,7 @@ import java.util.Arrays;
  * newest {@code count mod G} tokens (the incomplete last group, fewer than {@code G}) stay exact in
  * binary16, as KIVI keeps its key window until a group is full; the group is quantized from these
  * binary16 rows when its last token arrives. The residual block has kv-api's page layout ({@code
- * [keys: d × G, dimension-major][values: G × d]}, binary16) and is scored by kv-api's attention
+ * [keys: d × G, dimension-major][values: G × d, in column chunks]}, binary16) and is scored by kv-api's attention
  * kernel.
  *
  * <p><b>Memory.</b> One off-heap block per complete group, {@link #groupBytes} bytes: value codes
@@ -166,13 +167,8 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             int row = residualTokens();
             int src = t * rowStride;
             conversion.encodeStrided(keys, keysOffset + src, residual, 2L * row, 2L * groupTokens, KvDType.F16, d);
-            conversion.encode(
-                    values,
-                    valuesOffset + src,
-                    residual,
-                    residualValuesOffset + row * residualRowBytes,
-                    KvDType.F16,
-                    d);
+            ValueChunks.encode(
+                    conversion, values, valuesOffset + src, residual, residualValuesOffset, KvDType.F16, d, row);
             count++;
             if (row + 1 == groupTokens) {
                 quantizeResidual();
@@ -189,9 +185,11 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
             channel = new float[g];
             sorted = new float[g];
         }
-        // keys dimension-major (channel c at [c·G, (c+1)·G)), values token-major
+        // keys dimension-major (channel c at [c·G, (c+1)·G)), values in column chunks read back token-major
         conversion.decode(residual, 0, KvDType.F16, groupKeys, 0, g * d);
-        conversion.decode(residual, residualValuesOffset, KvDType.F16, groupValues, 0, g * d);
+        for (int t = 0; t < g; t++) {
+            ValueChunks.decode(conversion, residual, residualValuesOffset, KvDType.F16, d, t, groupValues, t * d);
+        }
         MemorySegment block = NativeMemory.allocate(groupBytes);
         block.fill((byte) 0);
         for (int c = 0; c < d; c++) {
@@ -328,14 +326,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
                 int a = Math.max(from, packed) - packed;
                 int b = to - packed;
                 residualKernel.scan(
-                        state,
-                        residual,
-                        2L * a,
-                        groupTokens,
-                        residualValuesOffset + a * residualRowBytes,
-                        KvDType.F16,
-                        b - a,
-                        ordinal);
+                        state, residual, 0, groupTokens, residualValuesOffset, KvDType.F16, a, b - a, ordinal);
             }
             return;
         }
@@ -502,16 +493,11 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         for (int i = 0; i < d; i++) {
             MemorySegment.copy(residual, i * dimStride + 2L * row, p.gather, 2L * ((long) i * BLOCK + n), 2);
         }
-        MemorySegment.copy(
-                residual,
-                residualValuesOffset + row * residualRowBytes,
-                p.gather,
-                residualRowBytes * BLOCK + n * residualRowBytes,
-                residualRowBytes);
+        ValueChunks.copy(residual, residualValuesOffset, row, p.gather, residualRowBytes * BLOCK, n, d, 2);
     }
 
     private void scanGathered(Pass p, GroupAttention state, int n, int ordinal) {
-        residualKernel.scan(state, p.gather, 0, BLOCK, residualRowBytes * BLOCK, KvDType.F16, n, ordinal);
+        residualKernel.scan(state, p.gather, 0, BLOCK, residualRowBytes * BLOCK, KvDType.F16, 0, n, ordinal);
     }
 
     /**
@@ -591,8 +577,7 @@ public final class OneBitHeadStore implements HeadStore, KeyScoring {
         checkSlot(slot);
         int packed = groupCount * groupTokens;
         if (slot >= packed) {
-            conversion.decode(
-                    residual, residualValuesOffset + (slot - packed) * residualRowBytes, KvDType.F16, dst, offset, d);
+            ValueChunks.decode(conversion, residual, residualValuesOffset, KvDType.F16, d, slot - packed, dst, offset);
             return;
         }
         MemorySegment block = groups[slot / groupTokens];
