@@ -518,9 +518,14 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int g = st.group;
         final int e = type.bytes();
         final int block = GroupAttention.BLOCK;
-        for (int c0 = 0; c0 < d; c0 += ValueChunks.WIDTH) {
-            int w = Math.min(ValueChunks.WIDTH, d - c0);
-            decode(vPage, vBase + (long) c0 * block * e, type, st.vBuf, c0 * block, nb * w);
+        if (nb == block) {
+            // a whole block: its chunks lie back to back, as in vBuf
+            decode(vPage, vBase, type, st.vBuf, 0, block * d);
+        } else {
+            for (int c0 = 0; c0 < d; c0 += ValueChunks.WIDTH) {
+                int w = Math.min(ValueChunks.WIDTH, d - c0);
+                decode(vPage, vBase + (long) c0 * block * e, type, st.vBuf, c0 * block, nb * w);
+            }
         }
         int h = 0;
         for (; h + 4 <= g; h += 4) {

@@ -387,9 +387,14 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
             vPage = st.valueScratch;
             vBase = 0;
         }
-        for (int c0 = 0; c0 < d; c0 += ValueChunks.WIDTH) {
-            int w = Math.min(ValueChunks.WIDTH, d - c0);
-            decodeScalar(vPage, vBase + (long) c0 * block * e, type, st.vBuf, c0 * block, nb * w);
+        if (nb == block) {
+            // a whole block: its chunks lie back to back, as in vBuf
+            decodeScalar(vPage, vBase, type, st.vBuf, 0, block * d);
+        } else {
+            for (int c0 = 0; c0 < d; c0 += ValueChunks.WIDTH) {
+                int w = Math.min(ValueChunks.WIDTH, d - c0);
+                decodeScalar(vPage, vBase + (long) c0 * block * e, type, st.vBuf, c0 * block, nb * w);
+            }
         }
         for (int h = 0; h < st.group; h++) {
             int pBase = h * block;
