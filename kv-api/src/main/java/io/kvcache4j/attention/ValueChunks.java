@@ -20,8 +20,8 @@ import java.lang.foreign.MemorySegment;
  * head's chunk), so over token-major rows it reads a 64-byte piece of every row, 256 bytes apart for
  * f16 at {@code headDim} 128, four times over the block. Over this layout the same reads walk the
  * block's bytes in address order, one stream the hardware prefetcher follows on from the keys; on
- * the development machine that made decode attention over a 1M-token f16 head 1.5× faster with the
- * same arithmetic (the README's benchmarks section has the measurement).
+ * the development machine the same kernel over a 1M-token f16 head took 0.77× the time reading in
+ * this order (the README's benchmarks section has the measurements).
  */
 public final class ValueChunks {
     /** Elements per column chunk: 64 bytes of an f16 or bf16 row, two 16-lane vectors. */
