@@ -63,6 +63,7 @@ public final class ValueChunks {
             KvDType type,
             int headDim,
             int row) {
+        checkRow(headDim, row);
         int e = type.bytes();
         for (int c0 = 0; c0 < headDim; c0 += WIDTH) {
             conversion.encode(
@@ -80,6 +81,7 @@ public final class ValueChunks {
             int row,
             float[] dst,
             int dstOff) {
+        checkRow(headDim, row);
         int e = type.bytes();
         for (int c0 = 0; c0 < headDim; c0 += WIDTH) {
             conversion.decode(
@@ -100,6 +102,8 @@ public final class ValueChunks {
             int dstRow,
             int headDim,
             int bytes) {
+        checkRow(headDim, srcRow);
+        checkRow(headDim, dstRow);
         for (int c0 = 0; c0 < headDim; c0 += WIDTH) {
             MemorySegment.copy(
                     src,
@@ -107,6 +111,19 @@ public final class ValueChunks {
                     dst,
                     dstBase + element(headDim, dstRow, c0) * bytes,
                     (long) Math.min(WIDTH, headDim - c0) * bytes);
+        }
+    }
+
+    /**
+     * @throws IllegalArgumentException if {@code headDim < 1} or {@code row < 0} (the segment access
+     *     itself refuses rows past the region's end)
+     */
+    private static void checkRow(int headDim, int row) {
+        if (headDim < 1) {
+            throw new IllegalArgumentException("headDim must be >= 1, was " + headDim);
+        }
+        if (row < 0) {
+            throw new IllegalArgumentException("row must be >= 0, was " + row);
         }
     }
 

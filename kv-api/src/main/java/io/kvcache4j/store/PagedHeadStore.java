@@ -364,7 +364,6 @@ public final class PagedHeadStore implements HeadStore, KeyScoring {
         if (selection.isRange()) {
             int from = selection.from();
             int to = selection.to();
-            long e = type.bytes();
             for (int slot = from; slot < to; ) {
                 int row = slot % pageTokens;
                 int rows = Math.min(pageTokens - row, to - slot);

@@ -90,7 +90,6 @@ class ScanBlockPairsTest {
         GroupAttention st = new GroupAttention(group, d, kernel, unit);
         st.begin(q, 0, (float) (1 / Math.sqrt(d)));
         st.recordLogits(tokens);
-        long e = type.bytes();
         for (int p = 0; p < page.length; p++) {
             int rows = Math.min(pageTokens, tokens - p * pageTokens);
             if (!byBlock) {

@@ -205,6 +205,27 @@ class ValueChunksTest {
         }
     }
 
+    @Test
+    void rowHelpersRefuseNegativeRowsAndEmptyHeads() {
+        MemorySegment region = MemorySegment.ofArray(new byte[4 * 16 * 32]);
+        float[] row = new float[32];
+        var negative = assertThrows(
+                IllegalArgumentException.class,
+                () -> ValueChunks.encode(ScalarAttentionKernel.INSTANCE, row, 0, region, 0, KvDType.F32, 32, -1));
+        assertEquals("row must be >= 0, was -1", negative.getMessage());
+        var empty = assertThrows(
+                IllegalArgumentException.class,
+                () -> ValueChunks.decode(ScalarAttentionKernel.INSTANCE, region, 0, KvDType.F32, 0, 3, row, 0));
+        assertEquals("headDim must be >= 1, was 0", empty.getMessage());
+        var copy = assertThrows(
+                IllegalArgumentException.class, () -> ValueChunks.copy(region, 0, 2, region, 0, -5, 32, 4));
+        assertEquals("row must be >= 0, was -5", copy.getMessage());
+        assertThrows(
+                IndexOutOfBoundsException.class,
+                () -> ValueChunks.encode(ScalarAttentionKernel.INSTANCE, row, 0, region, 0, KvDType.F32, 32, 16),
+                "a row past the region's end is refused by the segment");
+    }
+
     private static ConversionSupport kernelConversion() {
         return (ConversionSupport) AttentionKernels.get();
     }
