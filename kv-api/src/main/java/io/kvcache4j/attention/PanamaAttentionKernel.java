@@ -22,8 +22,10 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Half-precision rows are widened in registers: binary16 by the exponent-rebias trick ({@code
  * (h & 0x7fff) << 13} reinterpreted as float and multiplied by 2<sup>112</sup>, which is exact for
  * normal and subnormal values; the cache never stores NaN or infinity), bfloat16 by a 16-bit shift.
- * A block of {@link GroupAttention#BLOCK} rows is widened once into L1-resident scratch and then
- * used by every query head of the group, so each stored byte is read from memory once.
+ * f16 and f32 blocks are read straight from the page, each key and value vector loaded (and widened)
+ * once for every query head of the group ({@link #direct}); other types and shapes widen a block of
+ * {@link GroupAttention#BLOCK} rows once into L1-resident scratch first. Either way each stored byte
+ * is read from memory once.
  *
  * <p>Results do not depend on the JIT tier: every operation used has one IEEE result, the same in
  * C2's intrinsics as in the Java fallback that the interpreter and C1 run. That rules out two
@@ -73,8 +75,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     /**
      * Eight one-head tokens, four tokens of two or four heads, two of eight: the direct f16 path then
-     * widens each key and value vector once for eight rows ({@link #scoresF16x8Paired}, {@link
-     * #accumulateF16x8}) or sixteen ({@link #scoresF16x16}, {@link #accumulateF16x16}), with each
+     * widens each key and value vector once for eight rows ({@link #scoresDirect8Paired}, {@link
+     * #accumulateDirect8}) or sixteen ({@link #scoresDirect16}, {@link #accumulateDirect16}), with each
      * head's arithmetic that of its own token's pass (a one-head pass takes the widen-first path,
      * whose {@code scores1} sums even and odd dimensions in two chains, as the paired kernel does).
      */
@@ -411,24 +413,24 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
-        boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
+        boolean direct = direct(type, d, g);
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
             int r = row + r0;
             long kBase = keyOffset + (long) r * e;
             if ((r & (block - 1)) != 0) {
                 // rows across two stored blocks: their values go through the state's scratch block
-                scanStraddling(st, page, kBase, keyStride, valueOffset, type, r, nb, firstSlot + r0, directF16);
+                scanStraddling(st, page, kBase, keyStride, valueOffset, type, r, nb, firstSlot + r0, direct);
                 continue;
             }
             long vBase = valueOffset + (long) r * d * e;
-            if (directF16) {
+            if (direct) {
                 if (g == 4 && st.unit > 2 && rows - r0 >= 2 * block) {
-                    scanF16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
+                    scanDirectBlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0, e);
                     r0 += block;
                     continue;
                 }
-                scanF16Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
+                scanDirectBlock(st, page, kBase, dimStride, vBase, nb, firstSlot + r0, e);
                 continue;
             }
             scoresDecoded(st, page, kBase, keyStride, dimStride, type);
@@ -453,19 +455,19 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int r,
             int nb,
             int slot,
-            boolean directF16) {
+            boolean direct) {
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
         ValueChunks.copyBlock(page, valueOffset, r, nb, st.valueScratch, st.headDim, e);
-        if (directF16) {
-            scoresF16(st, page, kBase, dimStride);
+        if (direct) {
+            scoresDirect(st, page, kBase, dimStride, e);
         } else {
             scoresDecoded(st, page, kBase, keyStride, dimStride, type);
         }
         padLogits(st, nb);
         softmaxBlock(st, nb, slot);
-        if (directF16) {
-            accumulateF16(st, st.valueScratch, 0, nb);
+        if (direct) {
+            accumulateDirect(st, st.valueScratch, 0, nb, e);
         } else {
             accumulateDecoded(st, st.valueScratch, 0, type, nb);
         }
@@ -481,7 +483,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** {@link #scan}'s value step for one block, with its dispatch (direct f16 rows, or decoded). */
+    /** {@link #scan}'s value step for one block, with its dispatch (f16/f32 rows in place, or decoded). */
     @Override
     public void accumulateValues(
             GroupAttention st, MemorySegment page, long valueOffset, int row, KvDType type, int nb) {
@@ -500,9 +502,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             vPage = st.valueScratch;
             vBase = 0;
         }
-        boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
-        if (directF16) {
-            accumulateF16(st, vPage, vBase, nb);
+        boolean direct = direct(type, d, g);
+        if (direct) {
+            accumulateDirect(st, vPage, vBase, nb, e);
             return;
         }
         accumulateDecoded(st, vPage, vBase, type, nb);
@@ -555,12 +557,12 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
-        boolean directF16 = type == KvDType.F16 && LANES == block && d % LANES == 0 && (g == 2 || g % 4 == 0);
+        boolean direct = direct(type, d, g);
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
             long kBase = keyOffset + (long) r0 * e;
-            if (directF16) {
-                scoresF16(st, page, kBase, dimStride);
+            if (direct) {
+                scoresDirect(st, page, kBase, dimStride, e);
             } else {
                 scoresDecoded(st, page, kBase, keyStride, dimStride, type);
             }
@@ -571,63 +573,64 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * One block of f16 keys and values read straight from the page (no scratch round trip), for
-     * 16-lane vectors and GQA groups of 2 or a multiple of 4: each key lane vector is widened once and
-     * feeds every head's FMA, each value vector likewise.
+     * One block of f16 or f32 ({@code e} bytes per element) keys and values read straight from the
+     * page (no scratch round trip), for 16-lane vectors and GQA groups of 2 or a multiple of 4: each
+     * key lane vector is loaded (and widened) once and feeds every head's FMA, each value vector
+     * likewise.
      */
-    private static void scanF16Block(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
-        scoresF16(st, page, kBase, dimStride);
+    private static void scanDirectBlock(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot, int e) {
+        scoresDirect(st, page, kBase, dimStride, e);
         padLogits(st, nb);
         softmaxBlock(st, nb, slot);
-        accumulateF16(st, page, vBase, nb);
+        accumulateDirect(st, page, vBase, nb, e);
     }
 
     /**
-     * Two full f16 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
-     * tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair}: each query
+     * Two full f16 or f32 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
+     * tokens or more): both blocks' keys scored in one pass ({@link #scoresDirect4Pair}: each query
      * broadcast feeds two key vectors, eight chains in flight), then each block's softmax and value
-     * step as {@link #scanF16Block} runs them, so the bits are those of two single-block steps.
+     * step as {@link #scanDirectBlock} runs them, so the bits are those of two single-block steps.
      */
-    private static void scanF16BlockPair(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
+    private static void scanDirectBlockPair(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot, int e) {
         final int block = GroupAttention.BLOCK;
-        scoresF16x4Pair(st, page, kBase, dimStride);
+        scoresDirect4Pair(st, page, kBase, dimStride, e);
         softmaxBlock(st, block, slot);
-        accumulateF16x4(st, page, vBase, block, 0);
+        accumulateDirect4(st, page, vBase, block, 0, e);
         // the second block's logits, kept in the upper half, become the block's
         for (int j = 0; j < 4 * block; j += LANES) {
             FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
         }
         softmaxBlock(st, block, slot + block);
-        accumulateF16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
+        accumulateDirect4(st, page, vBase + (long) e * block * st.headDim, block, 0, e);
     }
 
-    /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
-    private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+    /** Logits of one f16 or f32 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
+    private static void scoresDirect(GroupAttention st, MemorySegment page, long kBase, long dimStride, int e) {
         final int g = st.group;
         if (g == 2) {
-            scoresF16x2(st, page, kBase, dimStride, 0);
+            scoresDirect2(st, page, kBase, dimStride, 0, e);
         } else if (st.unit <= 2) {
             // rows of one- or two-head tokens keep the two chains per head (even and odd
-            // dimensions) of scoresF16x2 and of scores1, which a one-head pass runs
+            // dimensions) of scoresDirect2 and of scores1, which a one-head pass runs
             int h = 0;
             for (; h + 8 <= g; h += 8) {
-                scoresF16x8Paired(st, page, kBase, dimStride, h);
+                scoresDirect8Paired(st, page, kBase, dimStride, h, e);
             }
             for (; h < g; h += 2) {
-                scoresF16x2(st, page, kBase, dimStride, h);
+                scoresDirect2(st, page, kBase, dimStride, h, e);
             }
         } else {
             int h = 0;
             for (; h + 16 <= g; h += 16) {
-                scoresF16x16(st, page, kBase, dimStride, h);
+                scoresDirect16(st, page, kBase, dimStride, h, e);
             }
             for (; h + 8 <= g; h += 8) {
-                scoresF16x8(st, page, kBase, dimStride, h);
+                scoresDirect8(st, page, kBase, dimStride, h, e);
             }
             for (; h < g; h += 4) {
-                scoresF16x4(st, page, kBase, dimStride, h);
+                scoresDirect4(st, page, kBase, dimStride, h, e);
             }
         }
     }
@@ -691,6 +694,27 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    /**
+     * Whether blocks of {@code type} are read straight from the page by the {@code *Direct} kernels
+     * (no widening into {@code kBuf}/{@code vBuf} first): f16 and f32 rows with 16-lane vectors, head
+     * dims a multiple of 16 and groups of 2 or a multiple of 4. Each lane's sum is taken in the order of
+     * the widen-first path for the same group, so both give the same bits.
+     */
+    private static boolean direct(KvDType type, int d, int g) {
+        return (type == KvDType.F16 || type == KvDType.F32)
+                && LANES == GroupAttention.BLOCK
+                && d % LANES == 0
+                && (g == 2 || g % 4 == 0);
+    }
+
+    /**
+     * {@code LANES} stored values at {@code at} of elements of {@code e} bytes: binary16 ({@code e ==
+     * 2}) widened by {@link #f16}, or f32 ({@code e == 4}) as stored.
+     */
+    private static FloatVector load(MemorySegment page, long at, int e) {
+        return e == 4 ? FloatVector.fromMemorySegment(F, page, at, LE) : f16(page, at);
+    }
+
     /** {@code LANES} binary16 values at {@code at}, widened exactly (finite inputs; see {@link #decode}). */
     private static FloatVector f16(MemorySegment page, long at) {
         return ((IntVector) ShortVector.fromMemorySegment(S, page, at, LE).convertShape(VectorOperators.S2I, I, 0))
@@ -700,7 +724,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 .mul(TWO_POW_112);
     }
 
-    private static void scoresF16x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+    private static void scoresDirect4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -713,7 +737,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         FloatVector a3 = FloatVector.zero(F);
         long off = kBase;
         for (int i = 0; i < d; i++, off += dimStride) {
-            FloatVector k = f16(page, off);
+            FloatVector k = load(page, off, e);
             a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
             a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
             a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
@@ -727,12 +751,12 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * {@link #scoresF16x4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
+     * {@link #scoresDirect4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
      * {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code BLOCK} elements
      * further, so with 32-token pages one cache line holds both): the first block's logits into
      * {@code blockLogits[0, 4·BLOCK)}, the second's into {@code [4·BLOCK, 8·BLOCK)}.
      */
-    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+    private static void scoresDirect4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride, int e) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] q = st.q;
@@ -746,8 +770,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         FloatVector b3 = FloatVector.zero(F);
         long off = kBase;
         for (int i = 0; i < d; i++, off += dimStride) {
-            FloatVector k = f16(page, off);
-            FloatVector kk = f16(page, off + 2L * block);
+            FloatVector k = load(page, off, e);
+            FloatVector kk = load(page, off + (long) e * block, e);
             FloatVector q0 = FloatVector.broadcast(F, q[i]);
             FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
             FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
@@ -772,7 +796,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /** Heads {@code h} and {@code h + 1}: two chains per head (even and odd dimensions), added at the end. */
-    private static void scoresF16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+    private static void scoresDirect2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int qa = h * d;
@@ -784,15 +808,15 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         long off = kBase;
         int i = 0;
         for (; i + 1 < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = f16(page, off);
-            FloatVector k1 = f16(page, off + dimStride);
+            FloatVector k0 = load(page, off, e);
+            FloatVector k1 = load(page, off + dimStride, e);
             a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
             b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
             a1 = k1.fma(FloatVector.broadcast(F, q[qa + i + 1]), a1);
             b1 = k1.fma(FloatVector.broadcast(F, q[qb + i + 1]), b1);
         }
         if (i < d) {
-            FloatVector k0 = f16(page, off);
+            FloatVector k0 = load(page, off, e);
             a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
             b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
         }
@@ -801,11 +825,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Heads {@code h .. h+8} with one chain each, as {@link #scoresF16x4} computes them: each key
+     * Heads {@code h .. h+8} with one chain each, as {@link #scoresDirect4} computes them: each key
      * vector is widened once for eight heads (a prefill tile of two four-head tokens, or one token
      * of a group of eight).
      */
-    private static void scoresF16x8(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+    private static void scoresDirect8(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -819,7 +843,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         FloatVector a7 = FloatVector.zero(F);
         long off = kBase;
         for (int i = 0; i < d; i++, off += dimStride) {
-            FloatVector k = f16(page, off);
+            FloatVector k = load(page, off, e);
             int qi = q0 + i;
             a0 = k.fma(FloatVector.broadcast(F, q[qi]), a0);
             a1 = k.fma(FloatVector.broadcast(F, q[qi + d]), a1);
@@ -844,10 +868,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     /**
      * Heads {@code h .. h+8} of two-head tokens (a prefill tile of four), with {@link
-     * #scoresF16x2}'s two chains per head, so each head's logits have the bits of a two-head pass;
+     * #scoresDirect2}'s two chains per head, so each head's logits have the bits of a two-head pass;
      * each pair of key vectors is widened once for the eight heads.
      */
-    private static void scoresF16x8Paired(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+    private static void scoresDirect8Paired(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -862,8 +887,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         long off = kBase;
         int i = 0;
         for (; i + 1 < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = f16(page, off);
-            FloatVector k1 = f16(page, off + dimStride);
+            FloatVector k0 = load(page, off, e);
+            FloatVector k1 = load(page, off + dimStride, e);
             int qi = q0 + i;
             a0 = k0.fma(FloatVector.broadcast(F, q[qi]), a0);
             b0 = k1.fma(FloatVector.broadcast(F, q[qi + 1]), b0);
@@ -883,7 +908,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             b7 = k1.fma(FloatVector.broadcast(F, q[qi + 7 * d + 1]), b7);
         }
         if (i < d) {
-            FloatVector k0 = f16(page, off);
+            FloatVector k0 = load(page, off, e);
             int qi = q0 + i;
             a0 = k0.fma(FloatVector.broadcast(F, q[qi]), a0);
             a1 = k0.fma(FloatVector.broadcast(F, q[qi + d]), a1);
@@ -907,10 +932,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Heads {@code h .. h+16} with one chain each, as {@link #scoresF16x4} computes them: each key
+     * Heads {@code h .. h+16} with one chain each, as {@link #scoresDirect4} computes them: each key
      * vector is widened once for sixteen heads (a prefill tile of four four-head tokens).
      */
-    private static void scoresF16x16(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+    private static void scoresDirect16(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -932,7 +958,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         FloatVector a15 = FloatVector.zero(F);
         long off = kBase;
         for (int i = 0; i < d; i++, off += dimStride) {
-            FloatVector k = f16(page, off);
+            FloatVector k = load(page, off, e);
             int qi = q0 + i;
             a0 = k.fma(FloatVector.broadcast(F, q[qi]), a0);
             a1 = k.fma(FloatVector.broadcast(F, q[qi + d]), a1);
@@ -971,8 +997,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         a15.intoArray(st.blockLogits, base + 15 * block);
     }
 
-    /** {@link #accumulateF16x4} for heads {@code h .. h+16}: each value vector widened once for sixteen heads. */
-    private static void accumulateF16x16(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+    /** {@link #accumulateDirect4} for heads {@code h .. h+16}: each value vector widened once for sixteen heads. */
+    private static void accumulateDirect16(GroupAttention st, MemorySegment page, long vBase, int nb, int h, int e) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -996,10 +1022,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a13 = FloatVector.fromArray(F, acc, o0 + 13 * d);
             FloatVector a14 = FloatVector.fromArray(F, acc, o0 + 14 * d);
             FloatVector a15 = FloatVector.fromArray(F, acc, o0 + 15 * d);
-            long off = vBase + 2L * ValueChunks.element(d, 0, i);
-            long step = 2L * ValueChunks.width(d, i);
+            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
+            long step = (long) e * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = f16(page, off);
+                FloatVector x = load(page, off, e);
                 int pj = p0 + j;
                 a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[pj + block]), a1);
@@ -1037,8 +1063,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** {@link #accumulateF16x4} for heads {@code h .. h+8}: each value vector widened once for eight heads. */
-    private static void accumulateF16x8(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+    /** {@link #accumulateDirect4} for heads {@code h .. h+8}: each value vector widened once for eight heads. */
+    private static void accumulateDirect8(GroupAttention st, MemorySegment page, long vBase, int nb, int h, int e) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -1054,10 +1080,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a5 = FloatVector.fromArray(F, acc, o0 + 5 * d);
             FloatVector a6 = FloatVector.fromArray(F, acc, o0 + 6 * d);
             FloatVector a7 = FloatVector.fromArray(F, acc, o0 + 7 * d);
-            long off = vBase + 2L * ValueChunks.element(d, 0, i);
-            long step = 2L * ValueChunks.width(d, i);
+            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
+            long step = (long) e * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = f16(page, off);
+                FloatVector x = load(page, off, e);
                 int pj = p0 + j;
                 a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[pj + block]), a1);
@@ -1079,22 +1105,22 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** The direct f16 value step for heads of any group the direct path takes (2 or a multiple of 4). */
-    private static void accumulateF16(GroupAttention st, MemorySegment page, long vBase, int nb) {
+    /** The direct (f16 or f32) value step for heads of any group the direct path takes (2 or a multiple of 4). */
+    private static void accumulateDirect(GroupAttention st, MemorySegment page, long vBase, int nb, int e) {
         final int g = st.group;
         if (g == 2) {
-            accumulateF16x2(st, page, vBase, nb);
+            accumulateDirect2(st, page, vBase, nb, e);
             return;
         }
         int h = 0;
         for (; h + 16 <= g; h += 16) {
-            accumulateF16x16(st, page, vBase, nb, h);
+            accumulateDirect16(st, page, vBase, nb, h, e);
         }
         for (; h + 8 <= g; h += 8) {
-            accumulateF16x8(st, page, vBase, nb, h);
+            accumulateDirect8(st, page, vBase, nb, h, e);
         }
         for (; h < g; h += 4) {
-            accumulateF16x4(st, page, vBase, nb, h);
+            accumulateDirect4(st, page, vBase, nb, h, e);
         }
     }
 
@@ -1103,7 +1129,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
      * pass, so each weight broadcast feeds two FMAs and eight chains are in flight; each lane's sum
      * is still taken over the block's tokens in order, as {@code accumulate4} takes it.
      */
-    private static void accumulateF16x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+    private static void accumulateDirect4(GroupAttention st, MemorySegment page, long vBase, int nb, int h, int e) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -1121,11 +1147,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector b1 = FloatVector.fromArray(F, acc, o1 + d);
             FloatVector b2 = FloatVector.fromArray(F, acc, o1 + 2 * d);
             FloatVector b3 = FloatVector.fromArray(F, acc, o1 + 3 * d);
-            long off = vBase + 2L * ValueChunks.element(d, 0, i0);
-            long step = 2L * ValueChunks.width(d, i0);
+            long off = vBase + (long) e * ValueChunks.element(d, 0, i0);
+            long step = (long) e * ValueChunks.width(d, i0);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = f16(page, off);
-                FloatVector y = f16(page, off + 2L * LANES);
+                FloatVector x = load(page, off, e);
+                FloatVector y = load(page, off + (long) e * LANES, e);
                 FloatVector w0 = FloatVector.broadcast(F, p[p0 + j]);
                 FloatVector w1 = FloatVector.broadcast(F, p[p0 + block + j]);
                 FloatVector w2 = FloatVector.broadcast(F, p[p0 + 2 * block + j]);
@@ -1154,10 +1180,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
             FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
             FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
-            long off = vBase + 2L * ValueChunks.element(d, 0, i);
-            long step = 2L * ValueChunks.width(d, i);
+            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
+            long step = (long) e * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = f16(page, off);
+                FloatVector x = load(page, off, e);
                 a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
                 a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
@@ -1170,7 +1196,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    private static void accumulateF16x2(GroupAttention st, MemorySegment page, long vBase, int nb) {
+    private static void accumulateDirect2(GroupAttention st, MemorySegment page, long vBase, int nb, int e) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -1178,10 +1204,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int i = 0; i < d; i += LANES) {
             FloatVector a0 = FloatVector.fromArray(F, acc, i);
             FloatVector a1 = FloatVector.fromArray(F, acc, i + d);
-            long off = vBase + 2L * ValueChunks.element(d, 0, i);
-            long step = 2L * ValueChunks.width(d, i);
+            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
+            long step = (long) e * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = f16(page, off);
+                FloatVector x = load(page, off, e);
                 a0 = x.fma(FloatVector.broadcast(F, p[j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[block + j]), a1);
             }
