@@ -1,5 +1,9 @@
 package io.kvcache4j.attention;
 
+import static io.kvcache4j.api.KvDType.BF16;
+import static io.kvcache4j.api.KvDType.F16;
+import static io.kvcache4j.api.KvDType.F32;
+
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ScoreAggregation;
 import io.kvcache4j.internal.vectorization.ConversionSupport;
@@ -23,7 +27,7 @@ import jdk.incubator.vector.VectorSpecies;
  * (h & 0x7fff) << 13} reinterpreted as float and multiplied by 2<sup>112</sup>, which is exact for
  * normal and subnormal values; the cache never stores NaN or infinity), bfloat16 by a 16-bit shift.
  * f16 and f32 blocks are read straight from the page, each key and value vector loaded (and widened)
- * once for every query head of the group ({@link #direct}); other types and shapes widen a block of
+ * once for every query head of the group ({@link #path}); other types and shapes widen a block of
  * {@link GroupAttention#BLOCK} rows once into L1-resident scratch first. Either way each stored byte
  * is read from memory once.
  *
@@ -75,8 +79,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     /**
      * Eight one-head tokens, four tokens of two or four heads, two of eight: the direct f16 path then
-     * widens each key vector once for eight rows ({@link #scoresDirect8}) and each value vector once
-     * for eight or sixteen ({@link #accumulateDirect8}, {@link #accumulateDirect16}), with each head's
+     * widens each key vector once for eight rows ({@link #scoresF16x8}) and each value vector once
+     * for eight or sixteen ({@link #accumulateF16x8}, {@link #accumulateF16x16}), with each head's
      * arithmetic that of its own token's pass (every score kernel sums a head's even and odd
      * dimensions in two chains, whatever the number of rows).
      */
@@ -413,24 +417,35 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
-        boolean direct = direct(type, d, g);
+        final int path = path(type, d, g);
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
             int r = row + r0;
             long kBase = keyOffset + (long) r * e;
             if ((r & (block - 1)) != 0) {
                 // rows across two stored blocks: their values go through the state's scratch block
-                scanStraddling(st, page, kBase, keyStride, valueOffset, type, r, nb, firstSlot + r0, direct);
+                scanStraddling(st, page, kBase, keyStride, valueOffset, type, r, nb, firstSlot + r0, path);
                 continue;
             }
             long vBase = valueOffset + (long) r * d * e;
-            if (direct) {
-                if (g == 4 && st.unit > 2 && rows - r0 >= 2 * block) {
-                    scanDirectBlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0, e);
+            // two full blocks of a four-head group are scored in one pass (pages of 32 tokens or more)
+            boolean pair = g == 4 && rows - r0 >= 2 * block;
+            if (path == F16_ROWS) {
+                if (pair) {
+                    scanF16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
                     r0 += block;
-                    continue;
+                } else {
+                    scanF16Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
                 }
-                scanDirectBlock(st, page, kBase, dimStride, vBase, nb, firstSlot + r0, e);
+                continue;
+            }
+            if (path == F32_ROWS) {
+                if (pair) {
+                    scanF32BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
+                    r0 += block;
+                } else {
+                    scanF32Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
+                }
                 continue;
             }
             scoresDecoded(st, page, kBase, keyStride, dimStride, type);
@@ -455,21 +470,32 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             int r,
             int nb,
             int slot,
-            boolean direct) {
+            int path) {
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
         ValueChunks.copyBlock(page, valueOffset, r, nb, st.valueScratch, st.headDim, e);
-        if (direct) {
-            scoresDirect(st, page, kBase, dimStride, e);
-        } else {
-            scoresDecoded(st, page, kBase, keyStride, dimStride, type);
-        }
+        scoresOf(st, page, kBase, keyStride, dimStride, type, path);
         padLogits(st, nb);
         softmaxBlock(st, nb, slot);
-        if (direct) {
-            accumulateDirect(st, st.valueScratch, 0, nb, e);
-        } else {
-            accumulateDecoded(st, st.valueScratch, 0, type, nb);
+        accumulateOf(st, st.valueScratch, 0, type, nb, path);
+    }
+
+    /** One key block's logits into {@code blockLogits} by {@code path}. */
+    private void scoresOf(
+            GroupAttention st, MemorySegment page, long kBase, int keyStride, long dimStride, KvDType type, int path) {
+        switch (path) {
+            case F16_ROWS -> scoresF16(st, page, kBase, dimStride);
+            case F32_ROWS -> scoresF32(st, page, kBase, dimStride);
+            default -> scoresDecoded(st, page, kBase, keyStride, dimStride, type);
+        }
+    }
+
+    /** One value block's step by {@code path}. */
+    private void accumulateOf(GroupAttention st, MemorySegment vPage, long vBase, KvDType type, int nb, int path) {
+        switch (path) {
+            case F16_ROWS -> accumulateF16(st, vPage, vBase, nb);
+            case F32_ROWS -> accumulateF32(st, vPage, vBase, nb);
+            default -> accumulateDecoded(st, vPage, vBase, type, nb);
         }
     }
 
@@ -483,7 +509,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** {@link #scan}'s value step for one block, with its dispatch (f16/f32 rows in place, or decoded). */
+    /** {@link #scan}'s value step for one block, with its dispatch (f16 or f32 rows in place, or decoded). */
     @Override
     public void accumulateValues(
             GroupAttention st, MemorySegment page, long valueOffset, int row, KvDType type, int nb) {
@@ -502,12 +528,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             vPage = st.valueScratch;
             vBase = 0;
         }
-        boolean direct = direct(type, d, g);
-        if (direct) {
-            accumulateDirect(st, vPage, vBase, nb, e);
-            return;
-        }
-        accumulateDecoded(st, vPage, vBase, type, nb);
+        accumulateOf(st, vPage, vBase, type, nb, path(type, d, g));
     }
 
     /**
@@ -557,15 +578,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int block = GroupAttention.BLOCK;
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
-        boolean direct = direct(type, d, g);
+        final int path = path(type, d, g);
         for (int r0 = 0; r0 < rows; r0 += block) {
             int nb = Math.min(block, rows - r0);
             long kBase = keyOffset + (long) r0 * e;
-            if (direct) {
-                scoresDirect(st, page, kBase, dimStride, e);
-            } else {
-                scoresDecoded(st, page, kBase, keyStride, dimStride, type);
-            }
+            scoresOf(st, page, kBase, keyStride, dimStride, type, path);
             for (int h = 0; h < g; h++) {
                 System.arraycopy(st.blockLogits, h * block, out, h * outStride + outOffset + r0, nb);
             }
@@ -573,56 +590,254 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * One block of f16 or f32 ({@code e} bytes per element) keys and values read straight from the
-     * page (no scratch round trip), for 16-lane vectors and GQA groups of 2 or a multiple of 4: each
-     * key lane vector is loaded (and widened) once and feeds every head's FMA, each value vector
-     * likewise.
+     * One block of f16 keys and values read straight from the page (no scratch round trip), for
+     * 16-lane vectors and GQA groups of 2 or a multiple of 4: each key lane vector is widened once and
+     * feeds every head's FMA, each value vector likewise.
      */
-    private static void scanDirectBlock(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot, int e) {
-        scoresDirect(st, page, kBase, dimStride, e);
+    private static void scanF16Block(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
+        scoresF16(st, page, kBase, dimStride);
         padLogits(st, nb);
         softmaxBlock(st, nb, slot);
-        accumulateDirect(st, page, vBase, nb, e);
+        accumulateF16(st, page, vBase, nb);
     }
 
     /**
-     * Two full f16 or f32 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
-     * tokens or more): both blocks' keys scored in one pass ({@link #scoresDirect4Pair}: each query
+     * Two full f16 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
+     * tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair}: each query
      * broadcast feeds two key vectors, sixteen chains in flight), then each block's softmax and value
-     * step as {@link #scanDirectBlock} runs them, so the bits are those of two single-block steps.
+     * step as {@link #scanF16Block} runs them, so the bits are those of two single-block steps.
      */
-    private static void scanDirectBlockPair(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot, int e) {
+    private static void scanF16BlockPair(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
         final int block = GroupAttention.BLOCK;
-        scoresDirect4Pair(st, page, kBase, dimStride, e);
+        scoresF16x4Pair(st, page, kBase, dimStride);
         softmaxBlock(st, block, slot);
-        accumulateDirect4(st, page, vBase, block, 0, e);
+        accumulateF16x4(st, page, vBase, block, 0);
         // the second block's logits, kept in the upper half, become the block's
         for (int j = 0; j < 4 * block; j += LANES) {
             FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
         }
         softmaxBlock(st, block, slot + block);
-        accumulateDirect4(st, page, vBase + (long) e * block * st.headDim, block, 0, e);
+        accumulateF16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
     }
 
     /**
-     * Logits of one f16 or f32 key block straight from the page (groups of 2 or a multiple of 4) into
+     * Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into
      * {@code blockLogits}, two chains per head (even and odd dimensions), as every score kernel of
      * both twins keeps them: a head's logits have the same bits in any group, tile or page size.
      */
-    private static void scoresDirect(GroupAttention st, MemorySegment page, long kBase, long dimStride, int e) {
+    private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         final int g = st.group;
         if (g == 2) {
-            scoresDirect2(st, page, kBase, dimStride, 0, e);
+            scoresF16x2(st, page, kBase, dimStride, 0);
             return;
         }
         int h = 0;
         for (; h + 8 <= g; h += 8) {
-            scoresDirect8(st, page, kBase, dimStride, h, e);
+            scoresF16x8(st, page, kBase, dimStride, h);
         }
         for (; h < g; h += 4) {
-            scoresDirect4(st, page, kBase, dimStride, h, e);
+            scoresF16x4(st, page, kBase, dimStride, h);
+        }
+    }
+
+    /**
+     * The f32 twin of {@link #scanF16Block}: one block of f32 keys and values read straight from the
+     * page, for 16-lane vectors and groups of a multiple of 4, with the f16 kernels' sums (so the bits
+     * of the widen-first path). The f32 kernels are separate methods rather than the f16 ones with a
+     * type test: see {@link #path}.
+     */
+    private static void scanF32Block(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
+        scoresF32(st, page, kBase, dimStride);
+        padLogits(st, nb);
+        softmaxBlock(st, nb, slot);
+        accumulateF32(st, page, vBase, nb);
+    }
+
+    /** The f32 twin of {@link #scanF16BlockPair} (a four-head group, two full blocks of one page). */
+    private static void scanF32BlockPair(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
+        final int block = GroupAttention.BLOCK;
+        scoresF32x4Pair(st, page, kBase, dimStride);
+        softmaxBlock(st, block, slot);
+        accumulateF32x4(st, page, vBase, block, 0);
+        // the second block's logits, kept in the upper half, become the block's
+        for (int j = 0; j < 4 * block; j += LANES) {
+            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
+        }
+        softmaxBlock(st, block, slot + block);
+        accumulateF32x4(st, page, vBase + 4L * block * st.headDim, block, 0);
+    }
+
+    /** Logits of one f32 key block straight from the page, four heads at a time (a group of a multiple of 4). */
+    private static void scoresF32(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        for (int h = 0; h < st.group; h += 4) {
+            scoresF32x4(st, page, kBase, dimStride, h);
+        }
+    }
+
+    /** The f32 value step, four heads at a time (a group of a multiple of 4). */
+    private static void accumulateF32(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        for (int h = 0; h < st.group; h += 4) {
+            accumulateF32x4(st, page, vBase, nb, h);
+        }
+    }
+
+    /** {@link #scoresF16x4} over f32 keys. */
+    private static void scoresF32x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        final int q2 = q1 + d;
+        final int q3 = q2 + d;
+        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
+            FloatVector k0 = f32(page, off);
+            FloatVector k1 = f32(page, off + dimStride);
+            a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+            a1 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+            a2 = k0.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+            a3 = k0.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
+            b0 = k1.fma(FloatVector.broadcast(F, q[q0 + i + 1]), b0);
+            b1 = k1.fma(FloatVector.broadcast(F, q[q1 + i + 1]), b1);
+            b2 = k1.fma(FloatVector.broadcast(F, q[q2 + i + 1]), b2);
+            b3 = k1.fma(FloatVector.broadcast(F, q[q3 + i + 1]), b3);
+        }
+        final int block = GroupAttention.BLOCK;
+        int base = h * block;
+        a0.add(b0).intoArray(st.blockLogits, base);
+        a1.add(b1).intoArray(st.blockLogits, base + block);
+        a2.add(b2).intoArray(st.blockLogits, base + 2 * block);
+        a3.add(b3).intoArray(st.blockLogits, base + 3 * block);
+    }
+
+    /** {@link #scoresF16x4Pair} over f32 keys. */
+    private static void scoresF32x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        final long second = 4L * block;
+        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+        FloatVector c0 = FloatVector.zero(F), e0 = FloatVector.zero(F);
+        FloatVector c1 = FloatVector.zero(F), e1 = FloatVector.zero(F);
+        FloatVector c2 = FloatVector.zero(F), e2 = FloatVector.zero(F);
+        FloatVector c3 = FloatVector.zero(F), e3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
+            FloatVector k0 = f32(page, off);
+            FloatVector kk0 = f32(page, off + second);
+            FloatVector q0 = FloatVector.broadcast(F, q[i]);
+            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
+            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
+            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
+            a0 = k0.fma(q0, a0);
+            a1 = k0.fma(q1, a1);
+            a2 = k0.fma(q2, a2);
+            a3 = k0.fma(q3, a3);
+            c0 = kk0.fma(q0, c0);
+            c1 = kk0.fma(q1, c1);
+            c2 = kk0.fma(q2, c2);
+            c3 = kk0.fma(q3, c3);
+            FloatVector k1 = f32(page, off + dimStride);
+            FloatVector kk1 = f32(page, off + dimStride + second);
+            q0 = FloatVector.broadcast(F, q[i + 1]);
+            q1 = FloatVector.broadcast(F, q[d + i + 1]);
+            q2 = FloatVector.broadcast(F, q[2 * d + i + 1]);
+            q3 = FloatVector.broadcast(F, q[3 * d + i + 1]);
+            b0 = k1.fma(q0, b0);
+            b1 = k1.fma(q1, b1);
+            b2 = k1.fma(q2, b2);
+            b3 = k1.fma(q3, b3);
+            e0 = kk1.fma(q0, e0);
+            e1 = kk1.fma(q1, e1);
+            e2 = kk1.fma(q2, e2);
+            e3 = kk1.fma(q3, e3);
+        }
+        a0.add(b0).intoArray(st.blockLogits, 0);
+        a1.add(b1).intoArray(st.blockLogits, block);
+        a2.add(b2).intoArray(st.blockLogits, 2 * block);
+        a3.add(b3).intoArray(st.blockLogits, 3 * block);
+        c0.add(e0).intoArray(st.blockLogits, 4 * block);
+        c1.add(e1).intoArray(st.blockLogits, 5 * block);
+        c2.add(e2).intoArray(st.blockLogits, 6 * block);
+        c3.add(e3).intoArray(st.blockLogits, 7 * block);
+    }
+
+    /** {@link #accumulateF16x4} over f32 values. */
+    private static void accumulateF32x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        final int p0 = h * block;
+        int i0 = 0;
+        for (; i0 + 2 * LANES <= d; i0 += 2 * LANES) {
+            int o0 = h * d + i0;
+            int o1 = o0 + LANES;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            FloatVector b0 = FloatVector.fromArray(F, acc, o1);
+            FloatVector b1 = FloatVector.fromArray(F, acc, o1 + d);
+            FloatVector b2 = FloatVector.fromArray(F, acc, o1 + 2 * d);
+            FloatVector b3 = FloatVector.fromArray(F, acc, o1 + 3 * d);
+            long off = vBase + 4L * ValueChunks.element(d, 0, i0);
+            long step = 4L * ValueChunks.width(d, i0);
+            for (int j = 0; j < nb; j++, off += step) {
+                FloatVector x = f32(page, off);
+                FloatVector y = f32(page, off + 4L * LANES);
+                FloatVector w0 = FloatVector.broadcast(F, p[p0 + j]);
+                FloatVector w1 = FloatVector.broadcast(F, p[p0 + block + j]);
+                FloatVector w2 = FloatVector.broadcast(F, p[p0 + 2 * block + j]);
+                FloatVector w3 = FloatVector.broadcast(F, p[p0 + 3 * block + j]);
+                a0 = x.fma(w0, a0);
+                a1 = x.fma(w1, a1);
+                a2 = x.fma(w2, a2);
+                a3 = x.fma(w3, a3);
+                b0 = y.fma(w0, b0);
+                b1 = y.fma(w1, b1);
+                b2 = y.fma(w2, b2);
+                b3 = y.fma(w3, b3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+            b0.intoArray(acc, o1);
+            b1.intoArray(acc, o1 + d);
+            b2.intoArray(acc, o1 + 2 * d);
+            b3.intoArray(acc, o1 + 3 * d);
+        }
+        for (int i = i0; i < d; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            long off = vBase + 4L * ValueChunks.element(d, 0, i);
+            long step = 4L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                FloatVector x = f32(page, off);
+                a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[p0 + 3 * block + j]), a3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
         }
     }
 
@@ -685,25 +900,39 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /**
-     * Whether blocks of {@code type} are read straight from the page by the {@code *Direct} kernels
-     * (no widening into {@code kBuf}/{@code vBuf} first): f16 and f32 rows with 16-lane vectors, head
-     * dims a multiple of 16 and groups of 2 or a multiple of 4. Each lane's sum is taken in the order of
-     * the widen-first path for the same group, so both give the same bits.
-     */
-    private static boolean direct(KvDType type, int d, int g) {
-        return (type == KvDType.F16 || type == KvDType.F32)
-                && LANES == GroupAttention.BLOCK
-                && d % LANES == 0
-                && (g == 2 || g % 4 == 0);
-    }
+    /** {@link #path}: keys and values widened into {@code kBuf}/{@code vBuf} first. */
+    private static final int DECODED = 0;
+    /** {@link #path}: f16 blocks read straight from the page ({@code *F16*} kernels). */
+    private static final int F16_ROWS = 1;
+    /** {@link #path}: f32 blocks read straight from the page ({@code *F32*} kernels). */
+    private static final int F32_ROWS = 2;
 
     /**
-     * {@code LANES} stored values at {@code at} of elements of {@code e} bytes: binary16 ({@code e ==
-     * 2}) widened by {@link #f16}, or f32 ({@code e == 4}) as stored.
+     * How a block of {@code type} is read, for head dim {@code d} and {@code g} rows: f16 straight
+     * from the page for 16-lane vectors, {@code d} a multiple of 16 and groups of 2 or a multiple of
+     * 4; f32 likewise for groups of a multiple of 4; anything else widened into scratch first. All
+     * three take each lane's sum in the same order, so they give the same bits.
+     *
+     * <p>The f16 and f32 kernels are separate methods, each calling one single-type load helper. A
+     * shared kernel with a type test at each load, once C2 had compiled it with both types in its
+     * profile, passed C2's node-count cutoff for inlining (the two-block key step has four load
+     * sites); the load helpers were then called, not inlined, and every vector they returned was
+     * boxed: gigabytes per second on the decode path after a JVM had attended both types
+     * ({@code PagedKvCacheTest.decodeStepsAllocateNothing} attends every type before it measures).
      */
-    private static FloatVector load(MemorySegment page, long at, int e) {
-        return e == 4 ? FloatVector.fromMemorySegment(F, page, at, LE) : f16(page, at);
+    private static int path(KvDType type, int d, int g) {
+        if (LANES != GroupAttention.BLOCK || d % LANES != 0) {
+            return DECODED;
+        }
+        if (type == F16 && (g == 2 || g % 4 == 0)) {
+            return F16_ROWS;
+        }
+        return type == F32 && g % 4 == 0 ? F32_ROWS : DECODED;
+    }
+
+    /** {@code LANES} f32 values at {@code at}. */
+    private static FloatVector f32(MemorySegment page, long at) {
+        return FloatVector.fromMemorySegment(F, page, at, LE);
     }
 
     /** {@code LANES} binary16 values at {@code at}, widened exactly (finite inputs; see {@link #decode}). */
@@ -720,7 +949,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
      * dimensions, added at the end): eight FMA chains in flight, each key vector loaded once for the
      * four heads.
      */
-    private static void scoresDirect4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
+    private static void scoresF16x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -733,8 +962,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
         long off = kBase;
         for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = load(page, off, e);
-            FloatVector k1 = load(page, off + dimStride, e);
+            FloatVector k0 = f16(page, off);
+            FloatVector k1 = f16(page, off + dimStride);
             a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
             a1 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
             a2 = k0.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
@@ -753,17 +982,17 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * {@link #scoresDirect4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
+     * {@link #scoresF16x4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
      * {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code BLOCK} elements
      * further, so with 32-token pages one cache line holds both): each query broadcast feeds both
      * blocks' key vectors, sixteen chains. The first block's logits go into {@code blockLogits[0,
      * 4·BLOCK)}, the second's into {@code [4·BLOCK, 8·BLOCK)}, each with the bits of its own block.
      */
-    private static void scoresDirect4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride, int e) {
+    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] q = st.q;
-        final long second = (long) e * block;
+        final long second = 2L * block;
         FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
@@ -774,8 +1003,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         FloatVector c3 = FloatVector.zero(F), e3 = FloatVector.zero(F);
         long off = kBase;
         for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = load(page, off, e);
-            FloatVector kk0 = load(page, off + second, e);
+            FloatVector k0 = f16(page, off);
+            FloatVector kk0 = f16(page, off + second);
             FloatVector q0 = FloatVector.broadcast(F, q[i]);
             FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
             FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
@@ -788,8 +1017,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             c1 = kk0.fma(q1, c1);
             c2 = kk0.fma(q2, c2);
             c3 = kk0.fma(q3, c3);
-            FloatVector k1 = load(page, off + dimStride, e);
-            FloatVector kk1 = load(page, off + dimStride + second, e);
+            FloatVector k1 = f16(page, off + dimStride);
+            FloatVector kk1 = f16(page, off + dimStride + second);
             q0 = FloatVector.broadcast(F, q[i + 1]);
             q1 = FloatVector.broadcast(F, q[d + i + 1]);
             q2 = FloatVector.broadcast(F, q[2 * d + i + 1]);
@@ -814,7 +1043,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /** Heads {@code h} and {@code h + 1}: two chains per head (even and odd dimensions), added at the end. */
-    private static void scoresDirect2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
+    private static void scoresF16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int qa = h * d;
@@ -826,15 +1055,15 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         long off = kBase;
         int i = 0;
         for (; i + 1 < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = load(page, off, e);
-            FloatVector k1 = load(page, off + dimStride, e);
+            FloatVector k0 = f16(page, off);
+            FloatVector k1 = f16(page, off + dimStride);
             a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
             b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
             a1 = k1.fma(FloatVector.broadcast(F, q[qa + i + 1]), a1);
             b1 = k1.fma(FloatVector.broadcast(F, q[qb + i + 1]), b1);
         }
         if (i < d) {
-            FloatVector k0 = load(page, off, e);
+            FloatVector k0 = f16(page, off);
             a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
             b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
         }
@@ -843,11 +1072,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Heads {@code h .. h+8} with {@link #scoresDirect4}'s two chains per head, so each head's logits
+     * Heads {@code h .. h+8} with {@link #scoresF16x4}'s two chains per head, so each head's logits
      * have the bits of a pass of fewer heads: each pair of key vectors is loaded (and widened) once
      * for the eight heads (a group of eight, or a prefill tile of two to eight tokens).
      */
-    private static void scoresDirect8(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h, int e) {
+    private static void scoresF16x8(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -862,8 +1091,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         long off = kBase;
         int i = 0;
         for (; i + 1 < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = load(page, off, e);
-            FloatVector k1 = load(page, off + dimStride, e);
+            FloatVector k0 = f16(page, off);
+            FloatVector k1 = f16(page, off + dimStride);
             int qi = q0 + i;
             a0 = k0.fma(FloatVector.broadcast(F, q[qi]), a0);
             b0 = k1.fma(FloatVector.broadcast(F, q[qi + 1]), b0);
@@ -883,7 +1112,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             b7 = k1.fma(FloatVector.broadcast(F, q[qi + 7 * d + 1]), b7);
         }
         if (i < d) {
-            FloatVector k0 = load(page, off, e);
+            FloatVector k0 = f16(page, off);
             int qi = q0 + i;
             a0 = k0.fma(FloatVector.broadcast(F, q[qi]), a0);
             a1 = k0.fma(FloatVector.broadcast(F, q[qi + d]), a1);
@@ -906,8 +1135,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         a7.add(b7).intoArray(st.blockLogits, base + 7 * block);
     }
 
-    /** {@link #accumulateDirect4} for heads {@code h .. h+16}: each value vector widened once for sixteen heads. */
-    private static void accumulateDirect16(GroupAttention st, MemorySegment page, long vBase, int nb, int h, int e) {
+    /** {@link #accumulateF16x4} for heads {@code h .. h+16}: each value vector widened once for sixteen heads. */
+    private static void accumulateF16x16(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -931,10 +1160,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a13 = FloatVector.fromArray(F, acc, o0 + 13 * d);
             FloatVector a14 = FloatVector.fromArray(F, acc, o0 + 14 * d);
             FloatVector a15 = FloatVector.fromArray(F, acc, o0 + 15 * d);
-            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
-            long step = (long) e * ValueChunks.width(d, i);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = load(page, off, e);
+                FloatVector x = f16(page, off);
                 int pj = p0 + j;
                 a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[pj + block]), a1);
@@ -972,8 +1201,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** {@link #accumulateDirect4} for heads {@code h .. h+8}: each value vector widened once for eight heads. */
-    private static void accumulateDirect8(GroupAttention st, MemorySegment page, long vBase, int nb, int h, int e) {
+    /** {@link #accumulateF16x4} for heads {@code h .. h+8}: each value vector widened once for eight heads. */
+    private static void accumulateF16x8(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -989,10 +1218,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a5 = FloatVector.fromArray(F, acc, o0 + 5 * d);
             FloatVector a6 = FloatVector.fromArray(F, acc, o0 + 6 * d);
             FloatVector a7 = FloatVector.fromArray(F, acc, o0 + 7 * d);
-            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
-            long step = (long) e * ValueChunks.width(d, i);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = load(page, off, e);
+                FloatVector x = f16(page, off);
                 int pj = p0 + j;
                 a0 = x.fma(FloatVector.broadcast(F, p[pj]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[pj + block]), a1);
@@ -1014,22 +1243,22 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** The direct (f16 or f32) value step for heads of any group the direct path takes (2 or a multiple of 4). */
-    private static void accumulateDirect(GroupAttention st, MemorySegment page, long vBase, int nb, int e) {
+    /** The direct f16 value step for heads of any group the direct path takes (2 or a multiple of 4). */
+    private static void accumulateF16(GroupAttention st, MemorySegment page, long vBase, int nb) {
         final int g = st.group;
         if (g == 2) {
-            accumulateDirect2(st, page, vBase, nb, e);
+            accumulateF16x2(st, page, vBase, nb);
             return;
         }
         int h = 0;
         for (; h + 16 <= g; h += 16) {
-            accumulateDirect16(st, page, vBase, nb, h, e);
+            accumulateF16x16(st, page, vBase, nb, h);
         }
         for (; h + 8 <= g; h += 8) {
-            accumulateDirect8(st, page, vBase, nb, h, e);
+            accumulateF16x8(st, page, vBase, nb, h);
         }
         for (; h < g; h += 4) {
-            accumulateDirect4(st, page, vBase, nb, h, e);
+            accumulateF16x4(st, page, vBase, nb, h);
         }
     }
 
@@ -1038,7 +1267,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
      * pass, so each weight broadcast feeds two FMAs and eight chains are in flight; each lane's sum
      * is still taken over the block's tokens in order, as {@code accumulate4} takes it.
      */
-    private static void accumulateDirect4(GroupAttention st, MemorySegment page, long vBase, int nb, int h, int e) {
+    private static void accumulateF16x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -1056,11 +1285,11 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector b1 = FloatVector.fromArray(F, acc, o1 + d);
             FloatVector b2 = FloatVector.fromArray(F, acc, o1 + 2 * d);
             FloatVector b3 = FloatVector.fromArray(F, acc, o1 + 3 * d);
-            long off = vBase + (long) e * ValueChunks.element(d, 0, i0);
-            long step = (long) e * ValueChunks.width(d, i0);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i0);
+            long step = 2L * ValueChunks.width(d, i0);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = load(page, off, e);
-                FloatVector y = load(page, off + (long) e * LANES, e);
+                FloatVector x = f16(page, off);
+                FloatVector y = f16(page, off + 2L * LANES);
                 FloatVector w0 = FloatVector.broadcast(F, p[p0 + j]);
                 FloatVector w1 = FloatVector.broadcast(F, p[p0 + block + j]);
                 FloatVector w2 = FloatVector.broadcast(F, p[p0 + 2 * block + j]);
@@ -1089,10 +1318,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
             FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
             FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
-            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
-            long step = (long) e * ValueChunks.width(d, i);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = load(page, off, e);
+                FloatVector x = f16(page, off);
                 a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
                 a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
@@ -1105,7 +1334,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    private static void accumulateDirect2(GroupAttention st, MemorySegment page, long vBase, int nb, int e) {
+    private static void accumulateF16x2(GroupAttention st, MemorySegment page, long vBase, int nb) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] p = st.blockLogits;
@@ -1113,10 +1342,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int i = 0; i < d; i += LANES) {
             FloatVector a0 = FloatVector.fromArray(F, acc, i);
             FloatVector a1 = FloatVector.fromArray(F, acc, i + d);
-            long off = vBase + (long) e * ValueChunks.element(d, 0, i);
-            long step = (long) e * ValueChunks.width(d, i);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
             for (int j = 0; j < nb; j++, off += step) {
-                FloatVector x = load(page, off, e);
+                FloatVector x = f16(page, off);
                 a0 = x.fma(FloatVector.broadcast(F, p[j]), a0);
                 a1 = x.fma(FloatVector.broadcast(F, p[block + j]), a1);
             }

@@ -202,14 +202,35 @@ class PagedKvCacheTest {
         float[] v = TestSeeds.floats(r, 128, 1);
         float[] q = TestSeeds.floats(r, 512, 1);
         float[] out = new float[512];
+        // First attend every stored type, group and page size the direct kernels take, so that they are
+        // compiled with all of them in their profiles, as in an engine that runs several caches.
+        for (KvDType type : KvDType.values()) {
+            for (int group : new int[] {2, 4, 8}) {
+                for (int pageTokens : new int[] {16, 32}) {
+                    ModelShape other = new ModelShape(1, 2 * group, 2, 64);
+                    float[] ko = TestSeeds.floats(r, 128, 1);
+                    float[] qo = TestSeeds.floats(r, 2 * group * 64, 1);
+                    float[] oo = new float[qo.length];
+                    try (KvCache c = KvCache.builder(other)
+                            .dtype(type)
+                            .pageTokens(pageTokens)
+                            .build()) {
+                        for (int t = 0; t < 1500; t++) {
+                            c.append(0, ko, 0, ko, 0, 1);
+                            c.attend(0, qo, 0, 1, oo, 0);
+                        }
+                    }
+                }
+            }
+        }
         try (KvCache cache = KvCache.builder(shape).capacityTokens(1 << 20).build()) {
             // Warm up until the JIT has compiled the decode path (the Vector API allocates until then):
             // rounds of 1,000 steps until one allocates nothing in attention. How many it takes depends
             // on the compile queue (other tests' shapes and types recompile the kernels), so the count
-            // is not fixed; a path that still allocates after 40 rounds fails below as well.
+            // is not fixed; a path that still allocates after 12 rounds fails below as well.
             long tid = Thread.currentThread().threadId();
             int warmRounds = 0;
-            for (long roundBytes = -1; roundBytes != 0 && warmRounds < 40; warmRounds++) {
+            for (long roundBytes = -1; roundBytes != 0 && warmRounds < 12; warmRounds++) {
                 roundBytes = 0;
                 for (int t = 0; t < 1000; t++) {
                     for (int l = 0; l < 2; l++) {
