@@ -1,6 +1,5 @@
 package io.kvcache4j.attention;
 
-import static io.kvcache4j.api.KvDType.BF16;
 import static io.kvcache4j.api.KvDType.F16;
 import static io.kvcache4j.api.KvDType.F32;
 
@@ -79,10 +78,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     /**
      * Eight one-head tokens, four tokens of two or four heads, two of eight: the direct f16 path then
-     * widens each key vector once for eight rows ({@link #scoresF16x8}) and each value vector once
-     * for eight or sixteen ({@link #accumulateF16x8}, {@link #accumulateF16x16}), with each head's
-     * arithmetic that of its own token's pass (every score kernel sums a head's even and odd
-     * dimensions in two chains, whatever the number of rows).
+     * widens each key and value vector once for eight rows ({@link #scoresF16x8Paired}, {@link
+     * #accumulateF16x8}) or sixteen ({@link #scoresF16x16}, {@link #accumulateF16x16}), with each
+     * head's arithmetic that of its own token's pass (a one-head pass takes the widen-first path,
+     * whose {@code scores1} sums even and odd dimensions in two chains, as the paired kernel does).
      */
     @Override
     public int prefillTileTokens(KvDType type, int headDim, int group) {
@@ -429,7 +428,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             }
             long vBase = valueOffset + (long) r * d * e;
             // two full blocks of a four-head group are scored in one pass (pages of 32 tokens or more)
-            boolean pair = g == 4 && rows - r0 >= 2 * block;
+            boolean pair = g == 4 && st.unit > 2 && rows - r0 >= 2 * block;
             if (path == F16_ROWS) {
                 if (pair) {
                     scanF16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
@@ -605,7 +604,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     /**
      * Two full f16 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
      * tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair}: each query
-     * broadcast feeds two key vectors, sixteen chains in flight), then each block's softmax and value
+     * broadcast feeds two key vectors, eight chains in flight), then each block's softmax and value
      * step as {@link #scanF16Block} runs them, so the bits are those of two single-block steps.
      */
     private static void scanF16BlockPair(
@@ -622,23 +621,32 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         accumulateF16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
     }
 
-    /**
-     * Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into
-     * {@code blockLogits}, two chains per head (even and odd dimensions), as every score kernel of
-     * both twins keeps them: a head's logits have the same bits in any group, tile or page size.
-     */
+    /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
     private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         final int g = st.group;
         if (g == 2) {
             scoresF16x2(st, page, kBase, dimStride, 0);
-            return;
-        }
-        int h = 0;
-        for (; h + 8 <= g; h += 8) {
-            scoresF16x8(st, page, kBase, dimStride, h);
-        }
-        for (; h < g; h += 4) {
-            scoresF16x4(st, page, kBase, dimStride, h);
+        } else if (st.unit <= 2) {
+            // rows of one- or two-head tokens keep the two chains per head (even and odd
+            // dimensions) of scoresF16x2 and of scores1, which a one-head pass runs
+            int h = 0;
+            for (; h + 8 <= g; h += 8) {
+                scoresF16x8Paired(st, page, kBase, dimStride, h);
+            }
+            for (; h < g; h += 2) {
+                scoresF16x2(st, page, kBase, dimStride, h);
+            }
+        } else {
+            int h = 0;
+            for (; h + 16 <= g; h += 16) {
+                scoresF16x16(st, page, kBase, dimStride, h);
+            }
+            for (; h + 8 <= g; h += 8) {
+                scoresF16x8(st, page, kBase, dimStride, h);
+            }
+            for (; h < g; h += 4) {
+                scoresF16x4(st, page, kBase, dimStride, h);
+            }
         }
     }
 
@@ -693,29 +701,23 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int q1 = q0 + d;
         final int q2 = q1 + d;
         final int q3 = q2 + d;
-        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
-        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
-        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
         long off = kBase;
-        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = f32(page, off);
-            FloatVector k1 = f32(page, off + dimStride);
-            a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
-            a1 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
-            a2 = k0.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
-            a3 = k0.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
-            b0 = k1.fma(FloatVector.broadcast(F, q[q0 + i + 1]), b0);
-            b1 = k1.fma(FloatVector.broadcast(F, q[q1 + i + 1]), b1);
-            b2 = k1.fma(FloatVector.broadcast(F, q[q2 + i + 1]), b2);
-            b3 = k1.fma(FloatVector.broadcast(F, q[q3 + i + 1]), b3);
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f32(page, off);
+            a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
         }
-        final int block = GroupAttention.BLOCK;
-        int base = h * block;
-        a0.add(b0).intoArray(st.blockLogits, base);
-        a1.add(b1).intoArray(st.blockLogits, base + block);
-        a2.add(b2).intoArray(st.blockLogits, base + 2 * block);
-        a3.add(b3).intoArray(st.blockLogits, base + 3 * block);
+        int base = h * GroupAttention.BLOCK;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + GroupAttention.BLOCK);
+        a2.intoArray(st.blockLogits, base + 2 * GroupAttention.BLOCK);
+        a3.intoArray(st.blockLogits, base + 3 * GroupAttention.BLOCK);
     }
 
     /** {@link #scoresF16x4Pair} over f32 keys. */
@@ -723,54 +725,39 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] q = st.q;
-        final long second = 4L * block;
-        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
-        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
-        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-        FloatVector c0 = FloatVector.zero(F), e0 = FloatVector.zero(F);
-        FloatVector c1 = FloatVector.zero(F), e1 = FloatVector.zero(F);
-        FloatVector c2 = FloatVector.zero(F), e2 = FloatVector.zero(F);
-        FloatVector c3 = FloatVector.zero(F), e3 = FloatVector.zero(F);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        FloatVector b2 = FloatVector.zero(F);
+        FloatVector b3 = FloatVector.zero(F);
         long off = kBase;
-        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = f32(page, off);
-            FloatVector kk0 = f32(page, off + second);
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f32(page, off);
+            FloatVector kk = f32(page, off + 4L * block);
             FloatVector q0 = FloatVector.broadcast(F, q[i]);
             FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
             FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
             FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
-            a0 = k0.fma(q0, a0);
-            a1 = k0.fma(q1, a1);
-            a2 = k0.fma(q2, a2);
-            a3 = k0.fma(q3, a3);
-            c0 = kk0.fma(q0, c0);
-            c1 = kk0.fma(q1, c1);
-            c2 = kk0.fma(q2, c2);
-            c3 = kk0.fma(q3, c3);
-            FloatVector k1 = f32(page, off + dimStride);
-            FloatVector kk1 = f32(page, off + dimStride + second);
-            q0 = FloatVector.broadcast(F, q[i + 1]);
-            q1 = FloatVector.broadcast(F, q[d + i + 1]);
-            q2 = FloatVector.broadcast(F, q[2 * d + i + 1]);
-            q3 = FloatVector.broadcast(F, q[3 * d + i + 1]);
-            b0 = k1.fma(q0, b0);
-            b1 = k1.fma(q1, b1);
-            b2 = k1.fma(q2, b2);
-            b3 = k1.fma(q3, b3);
-            e0 = kk1.fma(q0, e0);
-            e1 = kk1.fma(q1, e1);
-            e2 = kk1.fma(q2, e2);
-            e3 = kk1.fma(q3, e3);
+            a0 = k.fma(q0, a0);
+            a1 = k.fma(q1, a1);
+            a2 = k.fma(q2, a2);
+            a3 = k.fma(q3, a3);
+            b0 = kk.fma(q0, b0);
+            b1 = kk.fma(q1, b1);
+            b2 = kk.fma(q2, b2);
+            b3 = kk.fma(q3, b3);
         }
-        a0.add(b0).intoArray(st.blockLogits, 0);
-        a1.add(b1).intoArray(st.blockLogits, block);
-        a2.add(b2).intoArray(st.blockLogits, 2 * block);
-        a3.add(b3).intoArray(st.blockLogits, 3 * block);
-        c0.add(e0).intoArray(st.blockLogits, 4 * block);
-        c1.add(e1).intoArray(st.blockLogits, 5 * block);
-        c2.add(e2).intoArray(st.blockLogits, 6 * block);
-        c3.add(e3).intoArray(st.blockLogits, 7 * block);
+        a0.intoArray(st.blockLogits, 0);
+        a1.intoArray(st.blockLogits, block);
+        a2.intoArray(st.blockLogits, 2 * block);
+        a3.intoArray(st.blockLogits, 3 * block);
+        b0.intoArray(st.blockLogits, 4 * block);
+        b1.intoArray(st.blockLogits, 5 * block);
+        b2.intoArray(st.blockLogits, 6 * block);
+        b3.intoArray(st.blockLogits, 7 * block);
     }
 
     /** {@link #accumulateF16x4} over f32 values. */
@@ -944,104 +931,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 .mul(TWO_POW_112);
     }
 
-    /**
-     * Heads {@code h .. h+4}, two chains per head as every score kernel keeps them (even and odd
-     * dimensions, added at the end): eight FMA chains in flight, each key vector loaded once for the
-     * four heads.
-     */
-    private static void scoresF16x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
-        final int d = st.headDim;
-        final float[] q = st.q;
-        final int q0 = h * d;
-        final int q1 = q0 + d;
-        final int q2 = q1 + d;
-        final int q3 = q2 + d;
-        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
-        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
-        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-        long off = kBase;
-        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = f16(page, off);
-            FloatVector k1 = f16(page, off + dimStride);
-            a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
-            a1 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
-            a2 = k0.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
-            a3 = k0.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
-            b0 = k1.fma(FloatVector.broadcast(F, q[q0 + i + 1]), b0);
-            b1 = k1.fma(FloatVector.broadcast(F, q[q1 + i + 1]), b1);
-            b2 = k1.fma(FloatVector.broadcast(F, q[q2 + i + 1]), b2);
-            b3 = k1.fma(FloatVector.broadcast(F, q[q3 + i + 1]), b3);
-        }
-        final int block = GroupAttention.BLOCK;
-        int base = h * block;
-        a0.add(b0).intoArray(st.blockLogits, base);
-        a1.add(b1).intoArray(st.blockLogits, base + block);
-        a2.add(b2).intoArray(st.blockLogits, base + 2 * block);
-        a3.add(b3).intoArray(st.blockLogits, base + 3 * block);
-    }
-
-    /**
-     * {@link #scoresF16x4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
-     * {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code BLOCK} elements
-     * further, so with 32-token pages one cache line holds both): each query broadcast feeds both
-     * blocks' key vectors, sixteen chains. The first block's logits go into {@code blockLogits[0,
-     * 4·BLOCK)}, the second's into {@code [4·BLOCK, 8·BLOCK)}, each with the bits of its own block.
-     */
-    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
-        final int d = st.headDim;
-        final int block = GroupAttention.BLOCK;
-        final float[] q = st.q;
-        final long second = 2L * block;
-        FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
-        FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
-        FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
-        FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-        FloatVector c0 = FloatVector.zero(F), e0 = FloatVector.zero(F);
-        FloatVector c1 = FloatVector.zero(F), e1 = FloatVector.zero(F);
-        FloatVector c2 = FloatVector.zero(F), e2 = FloatVector.zero(F);
-        FloatVector c3 = FloatVector.zero(F), e3 = FloatVector.zero(F);
-        long off = kBase;
-        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
-            FloatVector k0 = f16(page, off);
-            FloatVector kk0 = f16(page, off + second);
-            FloatVector q0 = FloatVector.broadcast(F, q[i]);
-            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
-            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
-            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
-            a0 = k0.fma(q0, a0);
-            a1 = k0.fma(q1, a1);
-            a2 = k0.fma(q2, a2);
-            a3 = k0.fma(q3, a3);
-            c0 = kk0.fma(q0, c0);
-            c1 = kk0.fma(q1, c1);
-            c2 = kk0.fma(q2, c2);
-            c3 = kk0.fma(q3, c3);
-            FloatVector k1 = f16(page, off + dimStride);
-            FloatVector kk1 = f16(page, off + dimStride + second);
-            q0 = FloatVector.broadcast(F, q[i + 1]);
-            q1 = FloatVector.broadcast(F, q[d + i + 1]);
-            q2 = FloatVector.broadcast(F, q[2 * d + i + 1]);
-            q3 = FloatVector.broadcast(F, q[3 * d + i + 1]);
-            b0 = k1.fma(q0, b0);
-            b1 = k1.fma(q1, b1);
-            b2 = k1.fma(q2, b2);
-            b3 = k1.fma(q3, b3);
-            e0 = kk1.fma(q0, e0);
-            e1 = kk1.fma(q1, e1);
-            e2 = kk1.fma(q2, e2);
-            e3 = kk1.fma(q3, e3);
-        }
-        a0.add(b0).intoArray(st.blockLogits, 0);
-        a1.add(b1).intoArray(st.blockLogits, block);
-        a2.add(b2).intoArray(st.blockLogits, 2 * block);
-        a3.add(b3).intoArray(st.blockLogits, 3 * block);
-        c0.add(e0).intoArray(st.blockLogits, 4 * block);
-        c1.add(e1).intoArray(st.blockLogits, 5 * block);
-        c2.add(e2).intoArray(st.blockLogits, 6 * block);
-        c3.add(e3).intoArray(st.blockLogits, 7 * block);
-    }
-
     /** Heads {@code h} and {@code h + 1}: two chains per head (even and odd dimensions), added at the end. */
     private static void scoresF16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
@@ -1071,12 +960,125 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         b0.add(b1).intoArray(st.blockLogits, (h + 1) * GroupAttention.BLOCK);
     }
 
+    private static void scoresF16x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        final int q2 = q1 + d;
+        final int q3 = q2 + d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
+        }
+        int base = h * GroupAttention.BLOCK;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + GroupAttention.BLOCK);
+        a2.intoArray(st.blockLogits, base + 2 * GroupAttention.BLOCK);
+        a3.intoArray(st.blockLogits, base + 3 * GroupAttention.BLOCK);
+    }
+
     /**
-     * Heads {@code h .. h+8} with {@link #scoresF16x4}'s two chains per head, so each head's logits
-     * have the bits of a pass of fewer heads: each pair of key vectors is loaded (and widened) once
-     * for the eight heads (a group of eight, or a prefill tile of two to eight tokens).
+     * {@link #scoresF16x4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
+     * {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code BLOCK} elements
+     * further, so with 32-token pages one cache line holds both): the first block's logits into
+     * {@code blockLogits[0, 4·BLOCK)}, the second's into {@code [4·BLOCK, 8·BLOCK)}.
+     */
+    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        FloatVector b2 = FloatVector.zero(F);
+        FloatVector b3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            FloatVector kk = f16(page, off + 2L * block);
+            FloatVector q0 = FloatVector.broadcast(F, q[i]);
+            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
+            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
+            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
+            a0 = k.fma(q0, a0);
+            a1 = k.fma(q1, a1);
+            a2 = k.fma(q2, a2);
+            a3 = k.fma(q3, a3);
+            b0 = kk.fma(q0, b0);
+            b1 = kk.fma(q1, b1);
+            b2 = kk.fma(q2, b2);
+            b3 = kk.fma(q3, b3);
+        }
+        a0.intoArray(st.blockLogits, 0);
+        a1.intoArray(st.blockLogits, block);
+        a2.intoArray(st.blockLogits, 2 * block);
+        a3.intoArray(st.blockLogits, 3 * block);
+        b0.intoArray(st.blockLogits, 4 * block);
+        b1.intoArray(st.blockLogits, 5 * block);
+        b2.intoArray(st.blockLogits, 6 * block);
+        b3.intoArray(st.blockLogits, 7 * block);
+    }
+
+    /**
+     * Heads {@code h .. h+8} with one chain each, as {@link #scoresF16x4} computes them: each key
+     * vector is widened once for eight heads (a prefill tile of two four-head tokens, or one token
+     * of a group of eight).
      */
     private static void scoresF16x8(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F);
+        FloatVector a5 = FloatVector.zero(F);
+        FloatVector a6 = FloatVector.zero(F);
+        FloatVector a7 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            int qi = q0 + i;
+            a0 = k.fma(FloatVector.broadcast(F, q[qi]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[qi + d]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[qi + 2 * d]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[qi + 3 * d]), a3);
+            a4 = k.fma(FloatVector.broadcast(F, q[qi + 4 * d]), a4);
+            a5 = k.fma(FloatVector.broadcast(F, q[qi + 5 * d]), a5);
+            a6 = k.fma(FloatVector.broadcast(F, q[qi + 6 * d]), a6);
+            a7 = k.fma(FloatVector.broadcast(F, q[qi + 7 * d]), a7);
+        }
+        final int block = GroupAttention.BLOCK;
+        int base = h * block;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + block);
+        a2.intoArray(st.blockLogits, base + 2 * block);
+        a3.intoArray(st.blockLogits, base + 3 * block);
+        a4.intoArray(st.blockLogits, base + 4 * block);
+        a5.intoArray(st.blockLogits, base + 5 * block);
+        a6.intoArray(st.blockLogits, base + 6 * block);
+        a7.intoArray(st.blockLogits, base + 7 * block);
+    }
+
+    /**
+     * Heads {@code h .. h+8} of two-head tokens (a prefill tile of four), with {@link
+     * #scoresF16x2}'s two chains per head, so each head's logits have the bits of a two-head pass;
+     * each pair of key vectors is widened once for the eight heads.
+     */
+    private static void scoresF16x8Paired(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final float[] q = st.q;
         final int q0 = h * d;
@@ -1133,6 +1135,71 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         a5.add(b5).intoArray(st.blockLogits, base + 5 * block);
         a6.add(b6).intoArray(st.blockLogits, base + 6 * block);
         a7.add(b7).intoArray(st.blockLogits, base + 7 * block);
+    }
+
+    /**
+     * Heads {@code h .. h+16} with one chain each, as {@link #scoresF16x4} computes them: each key
+     * vector is widened once for sixteen heads (a prefill tile of four four-head tokens).
+     */
+    private static void scoresF16x16(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector a4 = FloatVector.zero(F);
+        FloatVector a5 = FloatVector.zero(F);
+        FloatVector a6 = FloatVector.zero(F);
+        FloatVector a7 = FloatVector.zero(F);
+        FloatVector a8 = FloatVector.zero(F);
+        FloatVector a9 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F);
+        FloatVector a11 = FloatVector.zero(F);
+        FloatVector a12 = FloatVector.zero(F);
+        FloatVector a13 = FloatVector.zero(F);
+        FloatVector a14 = FloatVector.zero(F);
+        FloatVector a15 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = f16(page, off);
+            int qi = q0 + i;
+            a0 = k.fma(FloatVector.broadcast(F, q[qi]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[qi + d]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[qi + 2 * d]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[qi + 3 * d]), a3);
+            a4 = k.fma(FloatVector.broadcast(F, q[qi + 4 * d]), a4);
+            a5 = k.fma(FloatVector.broadcast(F, q[qi + 5 * d]), a5);
+            a6 = k.fma(FloatVector.broadcast(F, q[qi + 6 * d]), a6);
+            a7 = k.fma(FloatVector.broadcast(F, q[qi + 7 * d]), a7);
+            a8 = k.fma(FloatVector.broadcast(F, q[qi + 8 * d]), a8);
+            a9 = k.fma(FloatVector.broadcast(F, q[qi + 9 * d]), a9);
+            a10 = k.fma(FloatVector.broadcast(F, q[qi + 10 * d]), a10);
+            a11 = k.fma(FloatVector.broadcast(F, q[qi + 11 * d]), a11);
+            a12 = k.fma(FloatVector.broadcast(F, q[qi + 12 * d]), a12);
+            a13 = k.fma(FloatVector.broadcast(F, q[qi + 13 * d]), a13);
+            a14 = k.fma(FloatVector.broadcast(F, q[qi + 14 * d]), a14);
+            a15 = k.fma(FloatVector.broadcast(F, q[qi + 15 * d]), a15);
+        }
+        final int block = GroupAttention.BLOCK;
+        int base = h * block;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + block);
+        a2.intoArray(st.blockLogits, base + 2 * block);
+        a3.intoArray(st.blockLogits, base + 3 * block);
+        a4.intoArray(st.blockLogits, base + 4 * block);
+        a5.intoArray(st.blockLogits, base + 5 * block);
+        a6.intoArray(st.blockLogits, base + 6 * block);
+        a7.intoArray(st.blockLogits, base + 7 * block);
+        a8.intoArray(st.blockLogits, base + 8 * block);
+        a9.intoArray(st.blockLogits, base + 9 * block);
+        a10.intoArray(st.blockLogits, base + 10 * block);
+        a11.intoArray(st.blockLogits, base + 11 * block);
+        a12.intoArray(st.blockLogits, base + 12 * block);
+        a13.intoArray(st.blockLogits, base + 13 * block);
+        a14.intoArray(st.blockLogits, base + 14 * block);
+        a15.intoArray(st.blockLogits, base + 15 * block);
     }
 
     /** {@link #accumulateF16x4} for heads {@code h .. h+16}: each value vector widened once for sixteen heads. */
@@ -1356,8 +1423,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     /**
      * Logits of four query heads for one block from the widened, dimension-major key block: one key
-     * vector load feeds four FMAs, two chains per head (even and odd dimensions, as every score kernel
-     * keeps them), and no horizontal reductions are needed.
+     * vector load feeds four FMAs, and no horizontal reductions are needed.
      */
     private static void scores4(GroupAttention st, int h) {
         final int d = st.headDim;
@@ -1369,35 +1435,22 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int q2 = q1 + d;
         final int q3 = q2 + d;
         for (int c = 0; c < block; c += LANES) {
-            FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
-            FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
-            FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-            int i = 0;
-            for (; i + 1 < d; i += 2) {
-                FloatVector k0 = FloatVector.fromArray(F, kt, i * block + c);
-                FloatVector k1 = FloatVector.fromArray(F, kt, (i + 1) * block + c);
-                a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
-                a1 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
-                a2 = k0.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
-                a3 = k0.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
-                b0 = k1.fma(FloatVector.broadcast(F, q[q0 + i + 1]), b0);
-                b1 = k1.fma(FloatVector.broadcast(F, q[q1 + i + 1]), b1);
-                b2 = k1.fma(FloatVector.broadcast(F, q[q2 + i + 1]), b2);
-                b3 = k1.fma(FloatVector.broadcast(F, q[q3 + i + 1]), b3);
-            }
-            if (i < d) {
-                FloatVector k0 = FloatVector.fromArray(F, kt, i * block + c);
-                a0 = k0.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
-                a1 = k0.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
-                a2 = k0.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
-                a3 = k0.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int i = 0; i < d; i++) {
+                FloatVector k = FloatVector.fromArray(F, kt, i * block + c);
+                a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+                a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+                a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+                a3 = k.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
             }
             int base = h * block + c;
-            a0.add(b0).intoArray(st.blockLogits, base);
-            a1.add(b1).intoArray(st.blockLogits, base + block);
-            a2.add(b2).intoArray(st.blockLogits, base + 2 * block);
-            a3.add(b3).intoArray(st.blockLogits, base + 3 * block);
+            a0.intoArray(st.blockLogits, base);
+            a1.intoArray(st.blockLogits, base + block);
+            a2.intoArray(st.blockLogits, base + 2 * block);
+            a3.intoArray(st.blockLogits, base + 3 * block);
         }
     }
 

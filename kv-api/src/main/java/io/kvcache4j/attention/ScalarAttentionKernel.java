@@ -337,7 +337,17 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
             }
             for (int h = 0; h < g; h++) {
                 int pBase = h * block;
-                logits(st.q, h * d, kt, d, nb, st.blockLogits, pBase);
+                for (int j = 0; j < nb; j++) {
+                    st.blockLogits[pBase + j] = 0f;
+                }
+                // Sixteen independent accumulators (one per key), one pass over the dimensions.
+                for (int i = 0; i < d; i++) {
+                    float qi = st.q[h * d + i];
+                    int kRow = i * block;
+                    for (int j = 0; j < nb; j++) {
+                        st.blockLogits[pBase + j] = Math.fma(qi, kt[kRow + j], st.blockLogits[pBase + j]);
+                    }
+                }
                 for (int j = nb; j < block; j++) {
                     st.blockLogits[pBase + j] = Float.NEGATIVE_INFINITY;
                 }
@@ -401,29 +411,6 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /**
-     * The logits {@code q·k_j} of keys {@code j < nb} of the dimension-major block {@code kt} ({@code
-     * kt[i·BLOCK + j]}) into {@code out[o + j]}: two chains per key, one over the even dimensions and
-     * one over the odd ones, added at the end (an odd last dimension goes to the even chain). The
-     * vector kernel keeps the same two chains in every score kernel, so the twins agree to the bit.
-     */
-    static void logits(float[] q, int qOff, float[] kt, int d, int nb, float[] out, int o) {
-        final int block = GroupAttention.BLOCK;
-        for (int j = 0; j < nb; j++) {
-            float even = 0f;
-            float odd = 0f;
-            int i = 0;
-            for (; i + 1 < d; i += 2) {
-                even = Math.fma(q[qOff + i], kt[i * block + j], even);
-                odd = Math.fma(q[qOff + i + 1], kt[(i + 1) * block + j], odd);
-            }
-            if (i < d) {
-                even = Math.fma(q[qOff + i], kt[i * block + j], even);
-            }
-            out[o + j] = even + odd;
-        }
-    }
-
     /** @throws IllegalArgumentException if {@code row < 0} */
     static void checkRow(int row) {
         if (row < 0) {
@@ -465,7 +452,17 @@ final class ScalarAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 decodeScalar(page, keyOffset + ((long) i * keyStride + r0) * e, type, kt, i * block, nb);
             }
             for (int h = 0; h < g; h++) {
-                logits(st.q, h * d, kt, d, nb, out, h * outStride + outOffset + r0);
+                int o = h * outStride + outOffset + r0;
+                for (int j = 0; j < nb; j++) {
+                    out[o + j] = 0f;
+                }
+                for (int i = 0; i < d; i++) {
+                    float qi = st.q[h * d + i];
+                    int kRow = i * block;
+                    for (int j = 0; j < nb; j++) {
+                        out[o + j] = Math.fma(qi, kt[kRow + j], out[o + j]);
+                    }
+                }
             }
         }
     }
