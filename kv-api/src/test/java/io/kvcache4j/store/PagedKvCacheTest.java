@@ -223,51 +223,57 @@ class PagedKvCacheTest {
                 }
             }
         }
-        try (KvCache cache = KvCache.builder(shape).capacityTokens(1 << 20).build()) {
-            // Warm up until the JIT has compiled the decode path (the Vector API allocates until then):
-            // rounds of 1,000 steps until one allocates nothing in attention. How many it takes depends
-            // on the compile queue (other tests' shapes and types recompile the kernels), so the count
-            // is not fixed; a path that still allocates after 12 rounds fails below as well.
-            long tid = Thread.currentThread().threadId();
-            int warmRounds = 0;
-            for (long roundBytes = -1; roundBytes != 0 && warmRounds < 12; warmRounds++) {
-                roundBytes = 0;
-                for (int t = 0; t < 1000; t++) {
+        // The cache's default type and f32, each read in place by its own kernels.
+        for (KvDType measured : List.of(KvDType.F16, KvDType.F32)) {
+            try (KvCache cache = KvCache.builder(shape)
+                    .dtype(measured)
+                    .capacityTokens(1 << 20)
+                    .build()) {
+                // Warm up until the JIT has compiled the decode path (the Vector API allocates until then):
+                // rounds of 1,000 steps until one allocates nothing in attention. How many it takes depends
+                // on the compile queue (other tests' shapes and types recompile the kernels), so the count
+                // is not fixed; a path that still allocates after 12 rounds fails below as well.
+                long tid = Thread.currentThread().threadId();
+                int warmRounds = 0;
+                for (long roundBytes = -1; roundBytes != 0 && warmRounds < 12; warmRounds++) {
+                    roundBytes = 0;
+                    for (int t = 0; t < 1000; t++) {
+                        for (int l = 0; l < 2; l++) {
+                            cache.append(l, k, 0, v, 0, 1);
+                            long a0 = threads.getThreadAllocatedBytes(tid);
+                            cache.attend(l, q, 0, 1, out, 0);
+                            roundBytes += threads.getThreadAllocatedBytes(tid) - a0;
+                        }
+                    }
+                }
+                System.out.println("[no-alloc] " + measured + ": warm after " + warmRounds + " rounds of 1000 steps");
+                long before = threads.getThreadAllocatedBytes(tid);
+                long inAttention = 0;
+                int steps = 2000;
+                for (int t = 0; t < steps; t++) {
                     for (int l = 0; l < 2; l++) {
                         cache.append(l, k, 0, v, 0, 1);
                         long a0 = threads.getThreadAllocatedBytes(tid);
                         cache.attend(l, q, 0, 1, out, 0);
-                        roundBytes += threads.getThreadAllocatedBytes(tid) - a0;
+                        inAttention += threads.getThreadAllocatedBytes(tid) - a0;
                     }
                 }
+                long allocated = threads.getThreadAllocatedBytes(tid) - before;
+                // Steady state is zero; a late JIT recompilation may box a few vectors once, never per step.
+                assertTrue(
+                        inAttention < steps,
+                        measured + ": bytes allocated by the attention path over " + steps + " steps: " + inAttention);
+                // A full cache grows: each new page costs its segment handle and its live-block record (under 192
+                // bytes), and the on-heap positions column doubles (amortised: at most 8 bytes per appended token
+                // per head). Nothing else is allocated per token.
+                long newPages = 2L * 2 * steps / KvCacheBuilder.DEFAULT_PAGE_TOKENS;
+                long appendedPerHead = steps;
+                long allowed = newPages * 192 + 2L * 2 * 8 * appendedPerHead + 16 * 1024;
+                assertTrue(
+                        allocated <= allowed,
+                        measured + ": decode steps allocated " + allocated + " bytes over " + steps + " steps ("
+                                + newPages + " new pages; allowed " + allowed + ")");
             }
-            System.out.println("[no-alloc] warm after " + warmRounds + " rounds of 1000 steps");
-            long before = threads.getThreadAllocatedBytes(tid);
-            long inAttention = 0;
-            int steps = 2000;
-            for (int t = 0; t < steps; t++) {
-                for (int l = 0; l < 2; l++) {
-                    cache.append(l, k, 0, v, 0, 1);
-                    long a0 = threads.getThreadAllocatedBytes(tid);
-                    cache.attend(l, q, 0, 1, out, 0);
-                    inAttention += threads.getThreadAllocatedBytes(tid) - a0;
-                }
-            }
-            long allocated = threads.getThreadAllocatedBytes(tid) - before;
-            // Steady state is zero; a late JIT recompilation may box a few vectors once, never per step.
-            assertTrue(
-                    inAttention < steps,
-                    "bytes allocated by the attention path over " + steps + " steps: " + inAttention);
-            // A full cache grows: each new page costs its segment handle and its live-block record (under 192
-            // bytes), and the on-heap positions column doubles (amortised: at most 8 bytes per appended token
-            // per head). Nothing else is allocated per token.
-            long newPages = 2L * 2 * steps / KvCacheBuilder.DEFAULT_PAGE_TOKENS;
-            long appendedPerHead = steps;
-            long allowed = newPages * 192 + 2L * 2 * 8 * appendedPerHead + 16 * 1024;
-            assertTrue(
-                    allocated <= allowed,
-                    "decode steps allocated " + allocated + " bytes over " + steps + " steps (" + newPages
-                            + " new pages; allowed " + allowed + ")");
         }
     }
 }
