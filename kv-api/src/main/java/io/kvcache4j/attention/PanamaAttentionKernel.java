@@ -25,7 +25,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Half-precision rows are widened in registers: binary16 by the exponent-rebias trick ({@code
  * (h & 0x7fff) << 13} reinterpreted as float and multiplied by 2<sup>112</sup>, which is exact for
  * normal and subnormal values; the cache never stores NaN or infinity), bfloat16 by a 16-bit shift.
- * f16 and f32 blocks are read straight from the page, each key and value vector loaded (and widened)
+ * f16, bf16 and f32 blocks are read straight from the page, each key and value vector loaded (and widened)
  * once for every query head of the group ({@link #path}); other types and shapes widen a block of
  * {@link GroupAttention#BLOCK} rows once into L1-resident scratch first. Either way each stored byte
  * is read from memory once.
@@ -447,6 +447,15 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 }
                 continue;
             }
+            if (path == BF16_ROWS) {
+                if (pair) {
+                    scanBf16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
+                    r0 += block;
+                } else {
+                    scanBf16Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
+                }
+                continue;
+            }
             scoresDecoded(st, page, kBase, keyStride, dimStride, type);
             padLogits(st, nb);
             softmaxBlock(st, nb, firstSlot + r0);
@@ -485,6 +494,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         switch (path) {
             case F16_ROWS -> scoresF16(st, page, kBase, dimStride);
             case F32_ROWS -> scoresF32(st, page, kBase, dimStride);
+            case BF16_ROWS -> scoresBf16(st, page, kBase, dimStride);
             default -> scoresDecoded(st, page, kBase, keyStride, dimStride, type);
         }
     }
@@ -494,6 +504,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         switch (path) {
             case F16_ROWS -> accumulateF16(st, vPage, vBase, nb);
             case F32_ROWS -> accumulateF32(st, vPage, vBase, nb);
+            case BF16_ROWS -> accumulateBf16(st, vPage, vBase, nb);
             default -> accumulateDecoded(st, vPage, vBase, type, nb);
         }
     }
@@ -508,7 +519,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** {@link #scan}'s value step for one block, with its dispatch (f16 or f32 rows in place, or decoded). */
+    /** {@link #scan}'s value step for one block, with its dispatch (f16, f32 or bf16 rows in place, or decoded). */
     @Override
     public void accumulateValues(
             GroupAttention st, MemorySegment page, long valueOffset, int row, KvDType type, int nb) {
@@ -828,6 +839,179 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
+    /** {@link #scanF32Block} over bf16 keys and values (widened by a 16-bit shift, exactly). */
+    private static void scanBf16Block(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
+        scoresBf16(st, page, kBase, dimStride);
+        padLogits(st, nb);
+        softmaxBlock(st, nb, slot);
+        accumulateBf16(st, page, vBase, nb);
+    }
+
+    /** The bf16 twin of {@link #scanF16BlockPair} (a four-head group, two full blocks of one page). */
+    private static void scanBf16BlockPair(
+            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
+        final int block = GroupAttention.BLOCK;
+        scoresBf16x4Pair(st, page, kBase, dimStride);
+        softmaxBlock(st, block, slot);
+        accumulateBf16x4(st, page, vBase, block, 0);
+        // the second block's logits, kept in the upper half, become the block's
+        for (int j = 0; j < 4 * block; j += LANES) {
+            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
+        }
+        softmaxBlock(st, block, slot + block);
+        accumulateBf16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
+    }
+
+    /** Logits of one bf16 key block straight from the page, four heads at a time. */
+    private static void scoresBf16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        for (int h = 0; h < st.group; h += 4) {
+            scoresBf16x4(st, page, kBase, dimStride, h);
+        }
+    }
+
+    /** The bf16 value step, four heads at a time. */
+    private static void accumulateBf16(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        for (int h = 0; h < st.group; h += 4) {
+            accumulateBf16x4(st, page, vBase, nb, h);
+        }
+    }
+
+    /** {@link #scoresF16x4} over bf16 keys. */
+    private static void scoresBf16x4(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int q0 = h * d;
+        final int q1 = q0 + d;
+        final int q2 = q1 + d;
+        final int q3 = q2 + d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = bf16(page, off);
+            a0 = k.fma(FloatVector.broadcast(F, q[q0 + i]), a0);
+            a1 = k.fma(FloatVector.broadcast(F, q[q1 + i]), a1);
+            a2 = k.fma(FloatVector.broadcast(F, q[q2 + i]), a2);
+            a3 = k.fma(FloatVector.broadcast(F, q[q3 + i]), a3);
+        }
+        int base = h * GroupAttention.BLOCK;
+        a0.intoArray(st.blockLogits, base);
+        a1.intoArray(st.blockLogits, base + GroupAttention.BLOCK);
+        a2.intoArray(st.blockLogits, base + 2 * GroupAttention.BLOCK);
+        a3.intoArray(st.blockLogits, base + 3 * GroupAttention.BLOCK);
+    }
+
+    /** {@link #scoresF16x4Pair} over bf16 keys. */
+    private static void scoresBf16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        FloatVector b2 = FloatVector.zero(F);
+        FloatVector b3 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i++, off += dimStride) {
+            FloatVector k = bf16(page, off);
+            FloatVector kk = bf16(page, off + 2L * block);
+            FloatVector q0 = FloatVector.broadcast(F, q[i]);
+            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
+            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
+            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
+            a0 = k.fma(q0, a0);
+            a1 = k.fma(q1, a1);
+            a2 = k.fma(q2, a2);
+            a3 = k.fma(q3, a3);
+            b0 = kk.fma(q0, b0);
+            b1 = kk.fma(q1, b1);
+            b2 = kk.fma(q2, b2);
+            b3 = kk.fma(q3, b3);
+        }
+        a0.intoArray(st.blockLogits, 0);
+        a1.intoArray(st.blockLogits, block);
+        a2.intoArray(st.blockLogits, 2 * block);
+        a3.intoArray(st.blockLogits, 3 * block);
+        b0.intoArray(st.blockLogits, 4 * block);
+        b1.intoArray(st.blockLogits, 5 * block);
+        b2.intoArray(st.blockLogits, 6 * block);
+        b3.intoArray(st.blockLogits, 7 * block);
+    }
+
+    /** {@link #accumulateF16x4} over bf16 values. */
+    private static void accumulateBf16x4(GroupAttention st, MemorySegment page, long vBase, int nb, int h) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        final int p0 = h * block;
+        int i0 = 0;
+        for (; i0 + 2 * LANES <= d; i0 += 2 * LANES) {
+            int o0 = h * d + i0;
+            int o1 = o0 + LANES;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            FloatVector b0 = FloatVector.fromArray(F, acc, o1);
+            FloatVector b1 = FloatVector.fromArray(F, acc, o1 + d);
+            FloatVector b2 = FloatVector.fromArray(F, acc, o1 + 2 * d);
+            FloatVector b3 = FloatVector.fromArray(F, acc, o1 + 3 * d);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i0);
+            long step = 2L * ValueChunks.width(d, i0);
+            for (int j = 0; j < nb; j++, off += step) {
+                FloatVector x = bf16(page, off);
+                FloatVector y = bf16(page, off + 2L * LANES);
+                FloatVector w0 = FloatVector.broadcast(F, p[p0 + j]);
+                FloatVector w1 = FloatVector.broadcast(F, p[p0 + block + j]);
+                FloatVector w2 = FloatVector.broadcast(F, p[p0 + 2 * block + j]);
+                FloatVector w3 = FloatVector.broadcast(F, p[p0 + 3 * block + j]);
+                a0 = x.fma(w0, a0);
+                a1 = x.fma(w1, a1);
+                a2 = x.fma(w2, a2);
+                a3 = x.fma(w3, a3);
+                b0 = y.fma(w0, b0);
+                b1 = y.fma(w1, b1);
+                b2 = y.fma(w2, b2);
+                b3 = y.fma(w3, b3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+            b0.intoArray(acc, o1);
+            b1.intoArray(acc, o1 + d);
+            b2.intoArray(acc, o1 + 2 * d);
+            b3.intoArray(acc, o1 + 3 * d);
+        }
+        for (int i = i0; i < d; i += LANES) {
+            int o0 = h * d + i;
+            FloatVector a0 = FloatVector.fromArray(F, acc, o0);
+            FloatVector a1 = FloatVector.fromArray(F, acc, o0 + d);
+            FloatVector a2 = FloatVector.fromArray(F, acc, o0 + 2 * d);
+            FloatVector a3 = FloatVector.fromArray(F, acc, o0 + 3 * d);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                FloatVector x = bf16(page, off);
+                a0 = x.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[p0 + block + j]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[p0 + 2 * block + j]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[p0 + 3 * block + j]), a3);
+            }
+            a0.intoArray(acc, o0);
+            a1.intoArray(acc, o0 + d);
+            a2.intoArray(acc, o0 + 2 * d);
+            a3.intoArray(acc, o0 + 3 * d);
+        }
+    }
+
     /** Logits of one key block of any type, widened into {@code kBuf} first, into {@code blockLogits}. */
     private void scoresDecoded(
             GroupAttention st, MemorySegment page, long kBase, int keyStride, long dimStride, KvDType type) {
@@ -893,14 +1077,16 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     private static final int F16_ROWS = 1;
     /** {@link #path}: f32 blocks read straight from the page ({@code *F32*} kernels). */
     private static final int F32_ROWS = 2;
+    /** {@link #path}: bf16 blocks read straight from the page ({@code *Bf16*} kernels). */
+    private static final int BF16_ROWS = 3;
 
     /**
      * How a block of {@code type} is read, for head dim {@code d} and {@code g} rows: f16 straight
      * from the page for 16-lane vectors, {@code d} a multiple of 16 and groups of 2 or a multiple of
-     * 4; f32 likewise for groups of a multiple of 4; anything else widened into scratch first. All
-     * three take each lane's sum in the same order, so they give the same bits.
+     * 4; f32 and bf16 likewise for groups of a multiple of 4; anything else widened into scratch
+     * first. All take each lane's sum in the same order, so they give the same bits.
      *
-     * <p>The f16 and f32 kernels are separate methods, each calling one single-type load helper. A
+     * <p>The f16, f32 and bf16 kernels are separate methods, each calling one single-type load helper. A
      * shared kernel with a type test at each load, once C2 had compiled it with both types in its
      * profile, passed C2's node-count cutoff for inlining (the two-block key step has four load
      * sites); the load helpers were then called, not inlined, and every vector they returned was
@@ -914,12 +1100,22 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         if (type == F16 && (g == 2 || g % 4 == 0)) {
             return F16_ROWS;
         }
-        return type == F32 && g % 4 == 0 ? F32_ROWS : DECODED;
+        if (g % 4 != 0) {
+            return DECODED;
+        }
+        return type == F32 ? F32_ROWS : type == KvDType.BF16 ? BF16_ROWS : DECODED;
     }
 
     /** {@code LANES} f32 values at {@code at}. */
     private static FloatVector f32(MemorySegment page, long at) {
         return FloatVector.fromMemorySegment(F, page, at, LE);
+    }
+
+    /** {@code LANES} bfloat16 values at {@code at}, widened exactly (each the upper half of a float). */
+    private static FloatVector bf16(MemorySegment page, long at) {
+        return ((IntVector) ShortVector.fromMemorySegment(S, page, at, LE).convertShape(VectorOperators.S2I, I, 0))
+                .lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
     }
 
     /** {@code LANES} binary16 values at {@code at}, widened exactly (finite inputs; see {@link #decode}). */
