@@ -427,39 +427,13 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 continue;
             }
             long vBase = valueOffset + (long) r * d * e;
-            // two full blocks of a four-head group are scored in one pass (pages of 32 tokens or more)
-            boolean pair = g == 4 && st.unit > 2 && rows - r0 >= 2 * block;
-            if (path == F16_ROWS) {
-                if (pair) {
-                    scanF16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
-                    r0 += block;
-                } else {
-                    scanF16Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
-                }
+            if (path != DECODED && g == 4 && st.unit > 2 && rows - r0 >= 2 * block) {
+                // two full blocks of a four-head group scored in one pass (pages of 32 tokens or more)
+                scanBlockPair(st, page, kBase, dimStride, vBase, type, firstSlot + r0, path);
+                r0 += block;
                 continue;
             }
-            if (path == F32_ROWS) {
-                if (pair) {
-                    scanF32BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
-                    r0 += block;
-                } else {
-                    scanF32Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
-                }
-                continue;
-            }
-            if (path == BF16_ROWS) {
-                if (pair) {
-                    scanBf16BlockPair(st, page, kBase, dimStride, vBase, firstSlot + r0);
-                    r0 += block;
-                } else {
-                    scanBf16Block(st, page, kBase, dimStride, vBase, nb, firstSlot + r0);
-                }
-                continue;
-            }
-            scoresDecoded(st, page, kBase, keyStride, dimStride, type);
-            padLogits(st, nb);
-            softmaxBlock(st, nb, firstSlot + r0);
-            accumulateDecoded(st, page, vBase, type, nb);
+            scanBlock(st, page, kBase, keyStride, dimStride, page, vBase, type, nb, firstSlot + r0, path);
         }
     }
 
@@ -482,10 +456,62 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         final int e = type.bytes();
         final long dimStride = (long) keyStride * e;
         ValueChunks.copyBlock(page, valueOffset, r, nb, st.valueScratch, st.headDim, e);
+        scanBlock(st, page, kBase, keyStride, dimStride, st.valueScratch, 0, type, nb, slot, path);
+    }
+
+    /**
+     * One block of {@link #scan} by {@code path}: the keys at {@code kBase} of {@code page}, the values
+     * at {@code vBase} of {@code vPage} (the page itself, or the state's scratch block).
+     */
+    private void scanBlock(
+            GroupAttention st,
+            MemorySegment page,
+            long kBase,
+            int keyStride,
+            long dimStride,
+            MemorySegment vPage,
+            long vBase,
+            KvDType type,
+            int nb,
+            int slot,
+            int path) {
         scoresOf(st, page, kBase, keyStride, dimStride, type, path);
         padLogits(st, nb);
         softmaxBlock(st, nb, slot);
-        accumulateOf(st, st.valueScratch, 0, type, nb, path);
+        accumulateOf(st, vPage, vBase, type, nb, path);
+    }
+
+    /**
+     * Two full key blocks of one page for a four-head group read in place (decode at GQA group 4,
+     * pages of 32 tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair} and
+     * its f32 and bf16 twins: each query broadcast feeds two key vectors, eight chains in flight),
+     * then each block's softmax and value step as {@link #scanBlock} runs them, so the bits are those
+     * of two single-block steps.
+     */
+    private void scanBlockPair(
+            GroupAttention st,
+            MemorySegment page,
+            long kBase,
+            long dimStride,
+            long vBase,
+            KvDType type,
+            int slot,
+            int path) {
+        final int block = GroupAttention.BLOCK;
+        switch (path) {
+            case F16_ROWS -> scoresF16x4Pair(st, page, kBase, dimStride);
+            case F32_ROWS -> scoresF32x4Pair(st, page, kBase, dimStride);
+            case BF16_ROWS -> scoresBf16x4Pair(st, page, kBase, dimStride);
+            default -> throw new IllegalStateException("no block pairs on the widen-first path");
+        }
+        softmaxBlock(st, block, slot);
+        accumulateOf(st, page, vBase, type, block, path);
+        // the second block's logits, kept in the upper half, become the block's
+        for (int j = 0; j < 4 * block; j += LANES) {
+            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
+        }
+        softmaxBlock(st, block, slot + block);
+        accumulateOf(st, page, vBase + (long) type.bytes() * block * st.headDim, type, block, path);
     }
 
     /** One key block's logits into {@code blockLogits} by {@code path}. */
@@ -599,39 +625,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /**
-     * One block of f16 keys and values read straight from the page (no scratch round trip), for
-     * 16-lane vectors and GQA groups of 2 or a multiple of 4: each key lane vector is widened once and
-     * feeds every head's FMA, each value vector likewise.
-     */
-    private static void scanF16Block(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
-        scoresF16(st, page, kBase, dimStride);
-        padLogits(st, nb);
-        softmaxBlock(st, nb, slot);
-        accumulateF16(st, page, vBase, nb);
-    }
-
-    /**
-     * Two full f16 key blocks of one page for a four-head group (decode at GQA group 4, pages of 32
-     * tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair}: each query
-     * broadcast feeds two key vectors, eight chains in flight), then each block's softmax and value
-     * step as {@link #scanF16Block} runs them, so the bits are those of two single-block steps.
-     */
-    private static void scanF16BlockPair(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
-        final int block = GroupAttention.BLOCK;
-        scoresF16x4Pair(st, page, kBase, dimStride);
-        softmaxBlock(st, block, slot);
-        accumulateF16x4(st, page, vBase, block, 0);
-        // the second block's logits, kept in the upper half, become the block's
-        for (int j = 0; j < 4 * block; j += LANES) {
-            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
-        }
-        softmaxBlock(st, block, slot + block);
-        accumulateF16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
-    }
-
     /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
     private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         final int g = st.group;
@@ -659,35 +652,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 scoresF16x4(st, page, kBase, dimStride, h);
             }
         }
-    }
-
-    /**
-     * The f32 twin of {@link #scanF16Block}: one block of f32 keys and values read straight from the
-     * page, for 16-lane vectors and groups of a multiple of 4, with the f16 kernels' sums (so the bits
-     * of the widen-first path). The f32 kernels are separate methods rather than the f16 ones with a
-     * type test: see {@link #path}.
-     */
-    private static void scanF32Block(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
-        scoresF32(st, page, kBase, dimStride);
-        padLogits(st, nb);
-        softmaxBlock(st, nb, slot);
-        accumulateF32(st, page, vBase, nb);
-    }
-
-    /** The f32 twin of {@link #scanF16BlockPair} (a four-head group, two full blocks of one page). */
-    private static void scanF32BlockPair(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
-        final int block = GroupAttention.BLOCK;
-        scoresF32x4Pair(st, page, kBase, dimStride);
-        softmaxBlock(st, block, slot);
-        accumulateF32x4(st, page, vBase, block, 0);
-        // the second block's logits, kept in the upper half, become the block's
-        for (int j = 0; j < 4 * block; j += LANES) {
-            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
-        }
-        softmaxBlock(st, block, slot + block);
-        accumulateF32x4(st, page, vBase + 4L * block * st.headDim, block, 0);
     }
 
     /** Logits of one f32 key block straight from the page, four heads at a time (a group of a multiple of 4). */
@@ -837,30 +801,6 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
             a2.intoArray(acc, o0 + 2 * d);
             a3.intoArray(acc, o0 + 3 * d);
         }
-    }
-
-    /** {@link #scanF32Block} over bf16 keys and values (widened by a 16-bit shift, exactly). */
-    private static void scanBf16Block(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int nb, int slot) {
-        scoresBf16(st, page, kBase, dimStride);
-        padLogits(st, nb);
-        softmaxBlock(st, nb, slot);
-        accumulateBf16(st, page, vBase, nb);
-    }
-
-    /** The bf16 twin of {@link #scanF16BlockPair} (a four-head group, two full blocks of one page). */
-    private static void scanBf16BlockPair(
-            GroupAttention st, MemorySegment page, long kBase, long dimStride, long vBase, int slot) {
-        final int block = GroupAttention.BLOCK;
-        scoresBf16x4Pair(st, page, kBase, dimStride);
-        softmaxBlock(st, block, slot);
-        accumulateBf16x4(st, page, vBase, block, 0);
-        // the second block's logits, kept in the upper half, become the block's
-        for (int j = 0; j < 4 * block; j += LANES) {
-            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
-        }
-        softmaxBlock(st, block, slot + block);
-        accumulateBf16x4(st, page, vBase + 2L * block * st.headDim, block, 0);
     }
 
     /** Logits of one bf16 key block straight from the page, four heads at a time. */
