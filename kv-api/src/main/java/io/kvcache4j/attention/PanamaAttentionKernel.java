@@ -427,9 +427,9 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 continue;
             }
             long vBase = valueOffset + (long) r * d * e;
-            if (path != DECODED && g == 4 && st.unit > 2 && rows - r0 >= 2 * block) {
-                // two full blocks of a four-head group scored in one pass (pages of 32 tokens or more)
-                scanBlockPair(st, page, kBase, dimStride, vBase, type, firstSlot + r0, path);
+            if (rows - r0 >= 2 * block && pairs(st, path)) {
+                // two full blocks scored in one pass (pages of 32 tokens or more)
+                scanBlockPair(st, page, kBase, vBase, dimStride, type, firstSlot + r0, path);
                 r0 += block;
                 continue;
             }
@@ -482,36 +482,48 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * Two full key blocks of one page for a four-head group read in place (decode at GQA group 4,
-     * pages of 32 tokens or more): both blocks' keys scored in one pass ({@link #scoresF16x4Pair} and
-     * its f32 and bf16 twins: each query broadcast feeds two key vectors, eight chains in flight),
-     * then each block's softmax and value step as {@link #scanBlock} runs them, so the bits are those
-     * of two single-block steps.
+     * Two full key blocks of one page read in place for a group of four or eight heads (decode at GQA
+     * group 4 or 8, pages of 32 tokens or more): both blocks' keys scored in one pass per four heads
+     * ({@link #scoresF16x4Pair} and its f32 and bf16 twins: each query broadcast feeds two key vectors,
+     * eight chains in flight), then each block's softmax and value step as {@link #scanBlock} runs
+     * them, so the bits are those of two single-block steps.
      */
     private void scanBlockPair(
             GroupAttention st,
             MemorySegment page,
             long kBase,
-            long dimStride,
             long vBase,
+            long dimStride,
             KvDType type,
             int slot,
             int path) {
         final int block = GroupAttention.BLOCK;
-        switch (path) {
-            case F16_ROWS -> scoresF16x4Pair(st, page, kBase, dimStride);
-            case F32_ROWS -> scoresF32x4Pair(st, page, kBase, dimStride);
-            case BF16_ROWS -> scoresBf16x4Pair(st, page, kBase, dimStride);
-            default -> throw new IllegalStateException("no block pairs on the widen-first path");
+        final int g = st.group;
+        for (int h = 0; h < g; h += 4) {
+            switch (path) {
+                case F16_ROWS -> scoresF16x4Pair(st, page, kBase, dimStride, h);
+                case F32_ROWS -> scoresF32x4Pair(st, page, kBase, dimStride, h);
+                case BF16_ROWS -> scoresBf16x4Pair(st, page, kBase, dimStride, h);
+                default -> throw new IllegalStateException("no block pairs on the widen-first path");
+            }
         }
         softmaxBlock(st, block, slot);
         accumulateOf(st, page, vBase, type, block, path);
         // the second block's logits, kept in the upper half, become the block's
-        for (int j = 0; j < 4 * block; j += LANES) {
-            FloatVector.fromArray(F, st.blockLogits, 4 * block + j).intoArray(st.blockLogits, j);
+        for (int j = 0; j < g * block; j += LANES) {
+            FloatVector.fromArray(F, st.blockLogits, g * block + j).intoArray(st.blockLogits, j);
         }
         softmaxBlock(st, block, slot + block);
         accumulateOf(st, page, vBase + (long) type.bytes() * block * st.headDim, type, block, path);
+    }
+
+    /**
+     * Whether two full blocks of this state take {@link #scanBlockPair}: a direct path, one chain per
+     * head ({@code unit > 2}) and four or eight heads. Larger groups already keep sixteen chains in
+     * flight on one block ({@link #scoresF16x16}).
+     */
+    private static boolean pairs(GroupAttention st, int path) {
+        return path != DECODED && (st.group == 4 || st.group == 8) && st.unit > 2;
     }
 
     /** One key block's logits into {@code blockLogits} by {@code path}. */
@@ -696,10 +708,13 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /** {@link #scoresF16x4Pair} over f32 keys. */
-    private static void scoresF32x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+    private static void scoresF32x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] q = st.q;
+        final int q0 = h * d;
+        final int lo = h * block;
+        final int hi = (st.group + h) * block;
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -712,27 +727,27 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int i = 0; i < d; i++, off += dimStride) {
             FloatVector k = f32(page, off);
             FloatVector kk = f32(page, off + 4L * block);
-            FloatVector q0 = FloatVector.broadcast(F, q[i]);
-            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
-            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
-            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
-            a0 = k.fma(q0, a0);
-            a1 = k.fma(q1, a1);
-            a2 = k.fma(q2, a2);
-            a3 = k.fma(q3, a3);
-            b0 = kk.fma(q0, b0);
-            b1 = kk.fma(q1, b1);
-            b2 = kk.fma(q2, b2);
-            b3 = kk.fma(q3, b3);
+            FloatVector x0 = FloatVector.broadcast(F, q[q0 + i]);
+            FloatVector x1 = FloatVector.broadcast(F, q[q0 + d + i]);
+            FloatVector x2 = FloatVector.broadcast(F, q[q0 + 2 * d + i]);
+            FloatVector x3 = FloatVector.broadcast(F, q[q0 + 3 * d + i]);
+            a0 = k.fma(x0, a0);
+            a1 = k.fma(x1, a1);
+            a2 = k.fma(x2, a2);
+            a3 = k.fma(x3, a3);
+            b0 = kk.fma(x0, b0);
+            b1 = kk.fma(x1, b1);
+            b2 = kk.fma(x2, b2);
+            b3 = kk.fma(x3, b3);
         }
-        a0.intoArray(st.blockLogits, 0);
-        a1.intoArray(st.blockLogits, block);
-        a2.intoArray(st.blockLogits, 2 * block);
-        a3.intoArray(st.blockLogits, 3 * block);
-        b0.intoArray(st.blockLogits, 4 * block);
-        b1.intoArray(st.blockLogits, 5 * block);
-        b2.intoArray(st.blockLogits, 6 * block);
-        b3.intoArray(st.blockLogits, 7 * block);
+        a0.intoArray(st.blockLogits, lo);
+        a1.intoArray(st.blockLogits, lo + block);
+        a2.intoArray(st.blockLogits, lo + 2 * block);
+        a3.intoArray(st.blockLogits, lo + 3 * block);
+        b0.intoArray(st.blockLogits, hi);
+        b1.intoArray(st.blockLogits, hi + block);
+        b2.intoArray(st.blockLogits, hi + 2 * block);
+        b3.intoArray(st.blockLogits, hi + 3 * block);
     }
 
     /** {@link #accumulateF16x4} over f32 values. */
@@ -845,10 +860,13 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /** {@link #scoresF16x4Pair} over bf16 keys. */
-    private static void scoresBf16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+    private static void scoresBf16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] q = st.q;
+        final int q0 = h * d;
+        final int lo = h * block;
+        final int hi = (st.group + h) * block;
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -861,27 +879,27 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int i = 0; i < d; i++, off += dimStride) {
             FloatVector k = bf16(page, off);
             FloatVector kk = bf16(page, off + 2L * block);
-            FloatVector q0 = FloatVector.broadcast(F, q[i]);
-            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
-            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
-            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
-            a0 = k.fma(q0, a0);
-            a1 = k.fma(q1, a1);
-            a2 = k.fma(q2, a2);
-            a3 = k.fma(q3, a3);
-            b0 = kk.fma(q0, b0);
-            b1 = kk.fma(q1, b1);
-            b2 = kk.fma(q2, b2);
-            b3 = kk.fma(q3, b3);
+            FloatVector x0 = FloatVector.broadcast(F, q[q0 + i]);
+            FloatVector x1 = FloatVector.broadcast(F, q[q0 + d + i]);
+            FloatVector x2 = FloatVector.broadcast(F, q[q0 + 2 * d + i]);
+            FloatVector x3 = FloatVector.broadcast(F, q[q0 + 3 * d + i]);
+            a0 = k.fma(x0, a0);
+            a1 = k.fma(x1, a1);
+            a2 = k.fma(x2, a2);
+            a3 = k.fma(x3, a3);
+            b0 = kk.fma(x0, b0);
+            b1 = kk.fma(x1, b1);
+            b2 = kk.fma(x2, b2);
+            b3 = kk.fma(x3, b3);
         }
-        a0.intoArray(st.blockLogits, 0);
-        a1.intoArray(st.blockLogits, block);
-        a2.intoArray(st.blockLogits, 2 * block);
-        a3.intoArray(st.blockLogits, 3 * block);
-        b0.intoArray(st.blockLogits, 4 * block);
-        b1.intoArray(st.blockLogits, 5 * block);
-        b2.intoArray(st.blockLogits, 6 * block);
-        b3.intoArray(st.blockLogits, 7 * block);
+        a0.intoArray(st.blockLogits, lo);
+        a1.intoArray(st.blockLogits, lo + block);
+        a2.intoArray(st.blockLogits, lo + 2 * block);
+        a3.intoArray(st.blockLogits, lo + 3 * block);
+        b0.intoArray(st.blockLogits, hi);
+        b1.intoArray(st.blockLogits, hi + block);
+        b2.intoArray(st.blockLogits, hi + 2 * block);
+        b3.intoArray(st.blockLogits, hi + 3 * block);
     }
 
     /** {@link #accumulateF16x4} over bf16 values. */
@@ -1123,15 +1141,19 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     }
 
     /**
-     * {@link #scoresF16x4} for heads 0–3 over two consecutive key blocks of a page at once (dimension
-     * {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code BLOCK} elements
-     * further, so with 32-token pages one cache line holds both): the first block's logits into
-     * {@code blockLogits[0, 4·BLOCK)}, the second's into {@code [4·BLOCK, 8·BLOCK)}.
+     * {@link #scoresF16x4} for heads {@code h .. h+3} over two consecutive key blocks of a page at
+     * once (dimension {@code i} of the first at {@code kBase + i·dimStride}, of the second {@code
+     * BLOCK} elements further, so with 32-token pages one cache line holds both): the first block's
+     * logits into {@code blockLogits} from {@code h·BLOCK}, the second's from {@code (group +
+     * h)·BLOCK}.
      */
-    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+    private static void scoresF16x4Pair(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
         final int d = st.headDim;
         final int block = GroupAttention.BLOCK;
         final float[] q = st.q;
+        final int q0 = h * d;
+        final int lo = h * block;
+        final int hi = (st.group + h) * block;
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -1144,27 +1166,27 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         for (int i = 0; i < d; i++, off += dimStride) {
             FloatVector k = f16(page, off);
             FloatVector kk = f16(page, off + 2L * block);
-            FloatVector q0 = FloatVector.broadcast(F, q[i]);
-            FloatVector q1 = FloatVector.broadcast(F, q[d + i]);
-            FloatVector q2 = FloatVector.broadcast(F, q[2 * d + i]);
-            FloatVector q3 = FloatVector.broadcast(F, q[3 * d + i]);
-            a0 = k.fma(q0, a0);
-            a1 = k.fma(q1, a1);
-            a2 = k.fma(q2, a2);
-            a3 = k.fma(q3, a3);
-            b0 = kk.fma(q0, b0);
-            b1 = kk.fma(q1, b1);
-            b2 = kk.fma(q2, b2);
-            b3 = kk.fma(q3, b3);
+            FloatVector x0 = FloatVector.broadcast(F, q[q0 + i]);
+            FloatVector x1 = FloatVector.broadcast(F, q[q0 + d + i]);
+            FloatVector x2 = FloatVector.broadcast(F, q[q0 + 2 * d + i]);
+            FloatVector x3 = FloatVector.broadcast(F, q[q0 + 3 * d + i]);
+            a0 = k.fma(x0, a0);
+            a1 = k.fma(x1, a1);
+            a2 = k.fma(x2, a2);
+            a3 = k.fma(x3, a3);
+            b0 = kk.fma(x0, b0);
+            b1 = kk.fma(x1, b1);
+            b2 = kk.fma(x2, b2);
+            b3 = kk.fma(x3, b3);
         }
-        a0.intoArray(st.blockLogits, 0);
-        a1.intoArray(st.blockLogits, block);
-        a2.intoArray(st.blockLogits, 2 * block);
-        a3.intoArray(st.blockLogits, 3 * block);
-        b0.intoArray(st.blockLogits, 4 * block);
-        b1.intoArray(st.blockLogits, 5 * block);
-        b2.intoArray(st.blockLogits, 6 * block);
-        b3.intoArray(st.blockLogits, 7 * block);
+        a0.intoArray(st.blockLogits, lo);
+        a1.intoArray(st.blockLogits, lo + block);
+        a2.intoArray(st.blockLogits, lo + 2 * block);
+        a3.intoArray(st.blockLogits, lo + 3 * block);
+        b0.intoArray(st.blockLogits, hi);
+        b1.intoArray(st.blockLogits, hi + block);
+        b2.intoArray(st.blockLogits, hi + 2 * block);
+        b3.intoArray(st.blockLogits, hi + 3 * block);
     }
 
     /**

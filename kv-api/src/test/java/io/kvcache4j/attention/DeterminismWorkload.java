@@ -30,7 +30,7 @@ import java.util.concurrent.Future;
  * {@value #THREADS} threads, from a cold start.
  */
 final class DeterminismWorkload {
-    static final int[] GROUPS = {1, 2, 4};
+    static final int[] GROUPS = {1, 2, 4, 8};
     static final int[] DIMS = {13, 48, 128};
     static final int[] TOKENS = {1, 15, 16, 17, 40};
     static final int[] DOT_LENGTHS = {1, 13, 16, 31, 32, 64, 65, 128, 207};

@@ -14,7 +14,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * A {@link AttentionKernel#scan} over a page of several key blocks has the bits of one scan per
  * block: outputs, log-sum-exps and recorded logits (through their mass). The Vector API kernel
- * scores two blocks of a page in one pass for f16 four-head groups; this holds it to the
+ * scores two blocks of a page in one pass for f16, f32 and bf16 groups of four and eight heads; this holds it to the
  * single-block steps for every type, groups 1–8, prefill units of 1 and 2 rows, pages of 32–80
  * tokens (pairs, and a last block alone or partial), head dims on and off the vector width.
  */
