@@ -637,10 +637,12 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** Logits of one f16 key block straight from the page (groups of 2 or a multiple of 4) into {@code blockLogits}. */
+    /** Logits of one f16 key block straight from the page (groups of 1, 2 or a multiple of 4) into {@code blockLogits}. */
     private static void scoresF16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         final int g = st.group;
-        if (g == 2) {
+        if (g == 1) {
+            scoresF16x1(st, page, kBase, dimStride);
+        } else if (g == 2) {
             scoresF16x2(st, page, kBase, dimStride, 0);
         } else if (st.unit <= 2) {
             // rows of one- or two-head tokens keep the two chains per head (even and odd
@@ -666,17 +668,55 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** Logits of one f32 key block straight from the page, four heads at a time (a group of a multiple of 4). */
+    /** Logits of one f32 key block straight from the page, four heads at a time (a group of a multiple of 4), or one head. */
     private static void scoresF32(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        if (st.group == 1) {
+            scoresF32x1(st, page, kBase, dimStride);
+            return;
+        }
         for (int h = 0; h < st.group; h += 4) {
             scoresF32x4(st, page, kBase, dimStride, h);
         }
     }
 
-    /** The f32 value step, four heads at a time (a group of a multiple of 4). */
+    /** The f32 value step, four heads at a time (a group of a multiple of 4), or one head. */
     private static void accumulateF32(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        if (st.group == 1) {
+            accumulateF32x1(st, page, vBase, nb);
+            return;
+        }
         for (int h = 0; h < st.group; h += 4) {
             accumulateF32x4(st, page, vBase, nb, h);
+        }
+    }
+
+    /** {@link #scoresF16x1} over f32 keys. */
+    private static void scoresF32x1(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
+            a0 = f32(page, off).fma(FloatVector.broadcast(F, q[i]), a0);
+            a1 = f32(page, off + dimStride).fma(FloatVector.broadcast(F, q[i + 1]), a1);
+        }
+        a0.add(a1).intoArray(st.blockLogits, 0);
+    }
+
+    /** {@link #accumulateF16x1} over f32 values. */
+    private static void accumulateF32x1(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int d = st.headDim;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        for (int i = 0; i < d; i += LANES) {
+            FloatVector a = FloatVector.fromArray(F, acc, i);
+            long off = vBase + 4L * ValueChunks.element(d, 0, i);
+            long step = 4L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                a = f32(page, off).fma(FloatVector.broadcast(F, p[j]), a);
+            }
+            a.intoArray(acc, i);
         }
     }
 
@@ -818,17 +858,55 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** Logits of one bf16 key block straight from the page, four heads at a time. */
+    /** Logits of one bf16 key block straight from the page, four heads at a time, or one head. */
     private static void scoresBf16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        if (st.group == 1) {
+            scoresBf16x1(st, page, kBase, dimStride);
+            return;
+        }
         for (int h = 0; h < st.group; h += 4) {
             scoresBf16x4(st, page, kBase, dimStride, h);
         }
     }
 
-    /** The bf16 value step, four heads at a time. */
+    /** The bf16 value step, four heads at a time, or one head. */
     private static void accumulateBf16(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        if (st.group == 1) {
+            accumulateBf16x1(st, page, vBase, nb);
+            return;
+        }
         for (int h = 0; h < st.group; h += 4) {
             accumulateBf16x4(st, page, vBase, nb, h);
+        }
+    }
+
+    /** {@link #scoresF16x1} over bf16 keys. */
+    private static void scoresBf16x1(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
+            a0 = bf16(page, off).fma(FloatVector.broadcast(F, q[i]), a0);
+            a1 = bf16(page, off + dimStride).fma(FloatVector.broadcast(F, q[i + 1]), a1);
+        }
+        a0.add(a1).intoArray(st.blockLogits, 0);
+    }
+
+    /** {@link #accumulateF16x1} over bf16 values. */
+    private static void accumulateBf16x1(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int d = st.headDim;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        for (int i = 0; i < d; i += LANES) {
+            FloatVector a = FloatVector.fromArray(F, acc, i);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                a = bf16(page, off).fma(FloatVector.broadcast(F, p[j]), a);
+            }
+            a.intoArray(acc, i);
         }
     }
 
@@ -1040,8 +1118,8 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
 
     /**
      * How a block of {@code type} is read, for head dim {@code d} and {@code g} rows: f16 straight
-     * from the page for 16-lane vectors, {@code d} a multiple of 16 and groups of 2 or a multiple of
-     * 4; f32 and bf16 likewise for groups of a multiple of 4; anything else widened into scratch
+     * from the page for 16-lane vectors, {@code d} a multiple of 16 and groups of 1, 2 or a multiple
+     * of 4; f32 and bf16 likewise for groups of 1 or a multiple of 4; anything else widened into scratch
      * first. All take each lane's sum in the same order, so they give the same bits.
      *
      * <p>The f16, f32 and bf16 kernels are separate methods, each calling one single-type load helper. A
@@ -1055,10 +1133,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         if (LANES != GroupAttention.BLOCK || d % LANES != 0) {
             return DECODED;
         }
-        if (type == F16 && (g == 2 || g % 4 == 0)) {
+        if (type == F16 && (g <= 2 || g % 4 == 0)) {
             return F16_ROWS;
         }
-        if (g % 4 != 0) {
+        if (g != 1 && g % 4 != 0) {
             return DECODED;
         }
         return type == F32 ? F32_ROWS : type == KvDType.BF16 ? BF16_ROWS : DECODED;
@@ -1083,6 +1161,43 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
                 .and(0x8FFFE000)
                 .reinterpretAsFloats()
                 .mul(TWO_POW_112);
+    }
+
+    /**
+     * A one-head group (multi-head attention) read in place: {@link #scores1} over the page's f16 keys,
+     * two chains (even and odd dimensions) added at the end, so the bits are those of the widen-first
+     * path.
+     */
+    private static void scoresF16x1(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        long off = kBase;
+        for (int i = 0; i < d; i += 2, off += 2 * dimStride) {
+            a0 = f16(page, off).fma(FloatVector.broadcast(F, q[i]), a0);
+            a1 = f16(page, off + dimStride).fma(FloatVector.broadcast(F, q[i + 1]), a1);
+        }
+        a0.add(a1).intoArray(st.blockLogits, 0);
+    }
+
+    /**
+     * {@link #accumulate1} over the page's f16 values for a one-head group: each lane's sum taken over
+     * the block's tokens in order.
+     */
+    private static void accumulateF16x1(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int d = st.headDim;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        for (int i = 0; i < d; i += LANES) {
+            FloatVector a = FloatVector.fromArray(F, acc, i);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                a = f16(page, off).fma(FloatVector.broadcast(F, p[j]), a);
+            }
+            a.intoArray(acc, i);
+        }
     }
 
     /** Heads {@code h} and {@code h + 1}: two chains per head (even and odd dimensions), added at the end. */
@@ -1471,6 +1586,10 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     /** The direct f16 value step for heads of any group the direct path takes (2 or a multiple of 4). */
     private static void accumulateF16(GroupAttention st, MemorySegment page, long vBase, int nb) {
         final int g = st.group;
+        if (g == 1) {
+            accumulateF16x1(st, page, vBase, nb);
+            return;
+        }
         if (g == 2) {
             accumulateF16x2(st, page, vBase, nb);
             return;

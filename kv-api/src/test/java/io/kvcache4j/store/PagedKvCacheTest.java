@@ -205,7 +205,7 @@ class PagedKvCacheTest {
         // First attend every stored type, group and page size the direct kernels take, so that they are
         // compiled with all of them in their profiles, as in an engine that runs several caches.
         for (KvDType type : KvDType.values()) {
-            for (int group : new int[] {2, 4, 8}) {
+            for (int group : new int[] {1, 2, 4, 8}) {
                 for (int pageTokens : new int[] {16, 32}) {
                     ModelShape other = new ModelShape(1, 2 * group, 2, 64);
                     float[] ko = TestSeeds.floats(r, 128, 1);
@@ -223,9 +223,16 @@ class PagedKvCacheTest {
                 }
             }
         }
-        // Every stored type, each read in place by its own kernels.
-        for (KvDType measured : KvDType.values()) {
-            try (KvCache cache = KvCache.builder(shape)
+        // Every stored type at groups of 4, each read in place by its own kernels, and f16 multi-head
+        // attention (groups of 1, read in place too).
+        java.util.List<java.util.Map.Entry<KvDType, ModelShape>> measuredCaches = new java.util.ArrayList<>();
+        for (KvDType type : KvDType.values()) {
+            measuredCaches.add(java.util.Map.entry(type, shape));
+        }
+        measuredCaches.add(java.util.Map.entry(KvDType.F16, new ModelShape(2, 2, 2, 64)));
+        for (var entry : measuredCaches) {
+            KvDType measured = entry.getKey();
+            try (KvCache cache = KvCache.builder(entry.getValue())
                     .dtype(measured)
                     .capacityTokens(1 << 20)
                     .build()) {
@@ -246,7 +253,8 @@ class PagedKvCacheTest {
                         }
                     }
                 }
-                System.out.println("[no-alloc] " + measured + ": warm after " + warmRounds + " rounds of 1000 steps");
+                System.out.println("[no-alloc] " + measured + " " + entry.getValue() + ": warm after " + warmRounds
+                        + " rounds of 1000 steps");
                 long before = threads.getThreadAllocatedBytes(tid);
                 long inAttention = 0;
                 int steps = 2000;
@@ -262,7 +270,8 @@ class PagedKvCacheTest {
                 // Steady state is zero; a late JIT recompilation may box a few vectors once, never per step.
                 assertTrue(
                         inAttention < steps,
-                        measured + ": bytes allocated by the attention path over " + steps + " steps: " + inAttention);
+                        measured + " " + entry.getValue() + ": bytes allocated by the attention path over " + steps
+                                + " steps: " + inAttention);
                 // A full cache grows: each new page costs its segment handle and its live-block record (under 192
                 // bytes), and the on-heap positions column doubles (amortised: at most 8 bytes per appended token
                 // per head). Nothing else is allocated per token.
@@ -271,8 +280,8 @@ class PagedKvCacheTest {
                 long allowed = newPages * 192 + 2L * 2 * 8 * appendedPerHead + 16 * 1024;
                 assertTrue(
                         allocated <= allowed,
-                        measured + ": decode steps allocated " + allocated + " bytes over " + steps + " steps ("
-                                + newPages + " new pages; allowed " + allowed + ")");
+                        measured + " " + entry.getValue() + ": decode steps allocated " + allocated + " bytes over "
+                                + steps + " steps (" + newPages + " new pages; allowed " + allowed + ")");
             }
         }
     }
