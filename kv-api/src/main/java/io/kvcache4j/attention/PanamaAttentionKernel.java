@@ -668,10 +668,14 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** Logits of one f32 key block straight from the page, four heads at a time (a group of a multiple of 4), or one head. */
+    /** Logits of one f32 key block straight from the page, four heads at a time (a group of a multiple of 4), or one or two heads. */
     private static void scoresF32(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         if (st.group == 1) {
             scoresF32x1(st, page, kBase, dimStride);
+            return;
+        }
+        if (st.group == 2) {
+            scoresF32x2(st, page, kBase, dimStride, 0);
             return;
         }
         for (int h = 0; h < st.group; h += 4) {
@@ -679,14 +683,68 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** The f32 value step, four heads at a time (a group of a multiple of 4), or one head. */
+    /** The f32 value step, four heads at a time (a group of a multiple of 4), or one or two heads. */
     private static void accumulateF32(GroupAttention st, MemorySegment page, long vBase, int nb) {
         if (st.group == 1) {
             accumulateF32x1(st, page, vBase, nb);
             return;
         }
+        if (st.group == 2) {
+            accumulateF32x2(st, page, vBase, nb);
+            return;
+        }
         for (int h = 0; h < st.group; h += 4) {
             accumulateF32x4(st, page, vBase, nb, h);
+        }
+    }
+
+    /** {@link #scoresF16x2} over f32 keys. */
+    private static void scoresF32x2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int qa = h * d;
+        final int qb = qa + d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        long off = kBase;
+        int i = 0;
+        for (; i + 1 < d; i += 2, off += 2 * dimStride) {
+            FloatVector k0 = f32(page, off);
+            FloatVector k1 = f32(page, off + dimStride);
+            a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
+            a1 = k1.fma(FloatVector.broadcast(F, q[qa + i + 1]), a1);
+            b1 = k1.fma(FloatVector.broadcast(F, q[qb + i + 1]), b1);
+        }
+        if (i < d) {
+            FloatVector k0 = f32(page, off);
+            a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
+        }
+        a0.add(a1).intoArray(st.blockLogits, h * GroupAttention.BLOCK);
+        b0.add(b1).intoArray(st.blockLogits, (h + 1) * GroupAttention.BLOCK);
+    }
+
+    /** {@link #accumulateF16x2} over f32 values. */
+    private static void accumulateF32x2(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        for (int i = 0; i < d; i += LANES) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, i);
+            FloatVector a1 = FloatVector.fromArray(F, acc, i + d);
+            long off = vBase + 4L * ValueChunks.element(d, 0, i);
+            long step = 4L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                FloatVector x = f32(page, off);
+                a0 = x.fma(FloatVector.broadcast(F, p[j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[block + j]), a1);
+            }
+            a0.intoArray(acc, i);
+            a1.intoArray(acc, i + d);
         }
     }
 
@@ -858,10 +916,14 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** Logits of one bf16 key block straight from the page, four heads at a time, or one head. */
+    /** Logits of one bf16 key block straight from the page, four heads at a time, or one or two heads. */
     private static void scoresBf16(GroupAttention st, MemorySegment page, long kBase, long dimStride) {
         if (st.group == 1) {
             scoresBf16x1(st, page, kBase, dimStride);
+            return;
+        }
+        if (st.group == 2) {
+            scoresBf16x2(st, page, kBase, dimStride, 0);
             return;
         }
         for (int h = 0; h < st.group; h += 4) {
@@ -869,14 +931,68 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         }
     }
 
-    /** The bf16 value step, four heads at a time, or one head. */
+    /** The bf16 value step, four heads at a time, or one or two heads. */
     private static void accumulateBf16(GroupAttention st, MemorySegment page, long vBase, int nb) {
         if (st.group == 1) {
             accumulateBf16x1(st, page, vBase, nb);
             return;
         }
+        if (st.group == 2) {
+            accumulateBf16x2(st, page, vBase, nb);
+            return;
+        }
         for (int h = 0; h < st.group; h += 4) {
             accumulateBf16x4(st, page, vBase, nb, h);
+        }
+    }
+
+    /** {@link #scoresF16x2} over bf16 keys. */
+    private static void scoresBf16x2(GroupAttention st, MemorySegment page, long kBase, long dimStride, int h) {
+        final int d = st.headDim;
+        final float[] q = st.q;
+        final int qa = h * d;
+        final int qb = qa + d;
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F);
+        FloatVector b1 = FloatVector.zero(F);
+        long off = kBase;
+        int i = 0;
+        for (; i + 1 < d; i += 2, off += 2 * dimStride) {
+            FloatVector k0 = bf16(page, off);
+            FloatVector k1 = bf16(page, off + dimStride);
+            a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
+            a1 = k1.fma(FloatVector.broadcast(F, q[qa + i + 1]), a1);
+            b1 = k1.fma(FloatVector.broadcast(F, q[qb + i + 1]), b1);
+        }
+        if (i < d) {
+            FloatVector k0 = bf16(page, off);
+            a0 = k0.fma(FloatVector.broadcast(F, q[qa + i]), a0);
+            b0 = k0.fma(FloatVector.broadcast(F, q[qb + i]), b0);
+        }
+        a0.add(a1).intoArray(st.blockLogits, h * GroupAttention.BLOCK);
+        b0.add(b1).intoArray(st.blockLogits, (h + 1) * GroupAttention.BLOCK);
+    }
+
+    /** {@link #accumulateF16x2} over bf16 values. */
+    private static void accumulateBf16x2(GroupAttention st, MemorySegment page, long vBase, int nb) {
+        final int d = st.headDim;
+        final int block = GroupAttention.BLOCK;
+        final float[] p = st.blockLogits;
+        final float[] acc = st.acc;
+        for (int i = 0; i < d; i += LANES) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, i);
+            FloatVector a1 = FloatVector.fromArray(F, acc, i + d);
+            long off = vBase + 2L * ValueChunks.element(d, 0, i);
+            long step = 2L * ValueChunks.width(d, i);
+            for (int j = 0; j < nb; j++, off += step) {
+                FloatVector x = bf16(page, off);
+                a0 = x.fma(FloatVector.broadcast(F, p[j]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[block + j]), a1);
+            }
+            a0.intoArray(acc, i);
+            a1.intoArray(acc, i + d);
         }
     }
 
@@ -1119,7 +1235,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
     /**
      * How a block of {@code type} is read, for head dim {@code d} and {@code g} rows: f16 straight
      * from the page for 16-lane vectors, {@code d} a multiple of 16 and groups of 1, 2 or a multiple
-     * of 4; f32 and bf16 likewise for groups of 1 or a multiple of 4; anything else widened into scratch
+     * of 4; f32 and bf16 likewise for groups of 1, 2 or a multiple of 4; anything else widened into scratch
      * first. All take each lane's sum in the same order, so they give the same bits.
      *
      * <p>The f16, f32 and bf16 kernels are separate methods, each calling one single-type load helper. A
@@ -1136,7 +1252,7 @@ final class PanamaAttentionKernel implements AttentionKernel, VectorUtilSupport,
         if (type == F16 && (g <= 2 || g % 4 == 0)) {
             return F16_ROWS;
         }
-        if (g != 1 && g % 4 != 0) {
+        if (g > 2 && g % 4 != 0) {
             return DECODED;
         }
         return type == F32 ? F32_ROWS : type == KvDType.BF16 ? BF16_ROWS : DECODED;
