@@ -204,35 +204,46 @@ class PagedKvCacheTest {
         float[] out = new float[512];
         // First attend every stored type, group and page size the direct kernels take, so that they are
         // compiled with all of them in their profiles, as in an engine that runs several caches.
+        // Head sizes 64 and 128: a kernel's wider passes (a whole value chunk, block pairs) run only
+        // where the head holds them, and a pass with more load sites is where C2 stops inlining.
         for (KvDType type : KvDType.values()) {
-            for (int group : new int[] {1, 2, 4, 8}) {
-                for (int pageTokens : new int[] {16, 32}) {
-                    ModelShape other = new ModelShape(1, 2 * group, 2, 64);
-                    float[] ko = TestSeeds.floats(r, 128, 1);
-                    float[] qo = TestSeeds.floats(r, 2 * group * 64, 1);
-                    float[] oo = new float[qo.length];
-                    try (KvCache c = KvCache.builder(other)
-                            .dtype(type)
-                            .pageTokens(pageTokens)
-                            .build()) {
-                        for (int t = 0; t < 1500; t++) {
-                            c.append(0, ko, 0, ko, 0, 1);
-                            c.attend(0, qo, 0, 1, oo, 0);
+            for (int headDim : new int[] {64, 128}) {
+                for (int group : new int[] {1, 2, 4, 8}) {
+                    for (int pageTokens : new int[] {16, 32}) {
+                        ModelShape other = new ModelShape(1, 2 * group, 2, headDim);
+                        float[] ko = TestSeeds.floats(r, other.kvRowFloats(), 1);
+                        float[] qo = TestSeeds.floats(r, other.queryRowFloats(), 1);
+                        float[] oo = new float[qo.length];
+                        try (KvCache c = KvCache.builder(other)
+                                .dtype(type)
+                                .pageTokens(pageTokens)
+                                .build()) {
+                            for (int t = 0; t < 1500; t++) {
+                                c.append(0, ko, 0, ko, 0, 1);
+                                c.attend(0, qo, 0, 1, oo, 0);
+                            }
                         }
                     }
                 }
             }
         }
         // Every stored type at groups of 4, each read in place by its own kernels, and f16 multi-head
-        // attention (groups of 1, read in place too).
+        // attention and groups of 2 (read in place too), the latter at head size 128.
         java.util.List<java.util.Map.Entry<KvDType, ModelShape>> measuredCaches = new java.util.ArrayList<>();
         for (KvDType type : KvDType.values()) {
             measuredCaches.add(java.util.Map.entry(type, shape));
         }
         measuredCaches.add(java.util.Map.entry(KvDType.F16, new ModelShape(2, 2, 2, 64)));
+        measuredCaches.add(java.util.Map.entry(KvDType.F16, new ModelShape(2, 2, 2, 128)));
+        measuredCaches.add(java.util.Map.entry(KvDType.BF16, new ModelShape(2, 4, 2, 128)));
         for (var entry : measuredCaches) {
             KvDType measured = entry.getKey();
-            try (KvCache cache = KvCache.builder(entry.getValue())
+            ModelShape measuredShape = entry.getValue();
+            k = TestSeeds.floats(r, measuredShape.kvRowFloats(), 1);
+            v = TestSeeds.floats(r, measuredShape.kvRowFloats(), 1);
+            q = TestSeeds.floats(r, measuredShape.queryRowFloats(), 1);
+            out = new float[measuredShape.queryRowFloats()];
+            try (KvCache cache = KvCache.builder(measuredShape)
                     .dtype(measured)
                     .capacityTokens(1 << 20)
                     .build()) {
