@@ -198,10 +198,6 @@ class PagedKvCacheTest {
         ModelShape shape = new ModelShape(2, 8, 2, 64);
         long seed = TestSeeds.seed("no-alloc");
         SplittableRandom r = TestSeeds.random(seed);
-        float[] k = TestSeeds.floats(r, 128, 1);
-        float[] v = TestSeeds.floats(r, 128, 1);
-        float[] q = TestSeeds.floats(r, 512, 1);
-        float[] out = new float[512];
         // First attend every stored type, group and page size the direct kernels take, so that they are
         // compiled with all of them in their profiles, as in an engine that runs several caches.
         // Head sizes 64 and 128: a kernel's wider passes (a whole value chunk, block pairs) run only
@@ -239,10 +235,10 @@ class PagedKvCacheTest {
         for (var entry : measuredCaches) {
             KvDType measured = entry.getKey();
             ModelShape measuredShape = entry.getValue();
-            k = TestSeeds.floats(r, measuredShape.kvRowFloats(), 1);
-            v = TestSeeds.floats(r, measuredShape.kvRowFloats(), 1);
-            q = TestSeeds.floats(r, measuredShape.queryRowFloats(), 1);
-            out = new float[measuredShape.queryRowFloats()];
+            float[] k = TestSeeds.floats(r, measuredShape.kvRowFloats(), 1);
+            float[] v = TestSeeds.floats(r, measuredShape.kvRowFloats(), 1);
+            float[] q = TestSeeds.floats(r, measuredShape.queryRowFloats(), 1);
+            float[] out = new float[measuredShape.queryRowFloats()];
             try (KvCache cache = KvCache.builder(measuredShape)
                     .dtype(measured)
                     .capacityTokens(1 << 20)
