@@ -1,6 +1,7 @@
 package io.kvcache4j.bench;
 
 import io.kvcache4j.api.AttentionPool;
+import io.kvcache4j.api.KvCacheBuilder;
 import io.kvcache4j.api.KvDType;
 import io.kvcache4j.api.ModelShape;
 import io.kvcache4j.attention.AttentionKernel;
@@ -68,8 +69,12 @@ public class AttentionBenchmark {
     @Param({"vector", "scalar"})
     public String impl;
 
-    /** Tokens per page of the exact stores (the cache's default is 16). */
-    @Param({"16"})
+    /**
+     * Tokens per page of the exact stores; 0 (the default) gives each storage the page a full cache
+     * gets from {@code KvCache.builder}: {@link KvCacheBuilder#FULL_CACHE_PAGE_TOKENS} for f32, f16
+     * and bf16, 16 for the quantizing stores.
+     */
+    @Param({"0"})
     public int pageTokens;
 
     /** Threads attending; 0 means every core. */
@@ -119,10 +124,18 @@ public class AttentionBenchmark {
         return storage(dtype, impl, kernel, 16);
     }
 
-    /** {@link #storage(String, String, AttentionKernel)} with exact pages of {@code pageTokens} tokens. */
+    /**
+     * {@link #storage(String, String, AttentionKernel)} with exact pages of {@code pageTokens} tokens,
+     * or for 0 the pages a full cache gets ({@link KvCacheBuilder#FULL_CACHE_PAGE_TOKENS} for exact
+     * types, 16 for the quantizing stores).
+     */
     static HeadStoreFactory storage(String dtype, String impl, AttentionKernel kernel, int pageTokens) {
         boolean vector = impl.equals("vector");
-        if (pageTokens != 16 && !List.of("f32", "f16", "bf16").contains(dtype)) {
+        boolean exact = List.of("f32", "f16", "bf16").contains(dtype);
+        if (pageTokens == 0) {
+            pageTokens = exact ? KvCacheBuilder.FULL_CACHE_PAGE_TOKENS : 16;
+        }
+        if (pageTokens != 16 && !exact) {
             throw new IllegalArgumentException(
                     "pageTokens applies to f32, f16 and bf16 only; " + dtype + " takes 16, was " + pageTokens);
         }

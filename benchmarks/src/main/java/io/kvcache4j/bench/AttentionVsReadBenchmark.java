@@ -44,8 +44,8 @@ public class AttentionVsReadBenchmark {
     @Param({"1048576"})
     public int tokens;
 
-    /** Tokens per page of the f16 store. */
-    @Param({"16"})
+    /** Tokens per page of the f16 store; 0 (the default) is a full cache's, {@link io.kvcache4j.api.KvCacheBuilder#FULL_CACHE_PAGE_TOKENS}. */
+    @Param({"0"})
     public int pageTokens;
 
     /** Threads, for attention and for the read alike; 0 means every core. */

@@ -531,7 +531,9 @@ public final class BenchMain implements Callable<Integer> {
                 "f16 attention, %s tokens, %s-token pages, %s threads, alternated with a read of the same bytes"
                         + " in one fork (AttentionVsReadBenchmark): %s x the read ceiling",
                 tokens,
-                pageTokens,
+                pageTokens.equals("0")
+                        ? String.valueOf(io.kvcache4j.api.KvCacheBuilder.FULL_CACHE_PAGE_TOKENS)
+                        : pageTokens,
                 threadsText(threads),
                 fmt(ratio));
     }

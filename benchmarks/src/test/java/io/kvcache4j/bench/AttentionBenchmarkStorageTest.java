@@ -43,6 +43,15 @@ class AttentionBenchmarkStorageTest {
                 .create(new HeadStoreFactory.Spec(shape, 0, 0))) {
             assertEquals(32, ((PagedHeadStore) p32).pageTokens());
         }
+        // 0: the pages a full cache gets, 32 tokens for exact types; the quantizing stores keep 16
+        try (HeadStore p0 = AttentionBenchmark.storage("bf16", "scalar", AttentionKernels.scalar(), 0)
+                .create(new HeadStoreFactory.Spec(shape, 0, 0))) {
+            assertEquals(io.kvcache4j.api.KvCacheBuilder.FULL_CACHE_PAGE_TOKENS, ((PagedHeadStore) p0).pageTokens());
+        }
+        // (a quantizing store refuses any page size but 16, so 0 must resolve to 16 for it)
+        AttentionBenchmark.storage("int4", "scalar", AttentionKernels.scalar(), 0)
+                .create(new HeadStoreFactory.Spec(shape, 0, 0))
+                .close();
         IllegalArgumentException e = assertThrows(
                 IllegalArgumentException.class,
                 () -> AttentionBenchmark.storage("int4", "scalar", AttentionKernels.scalar(), 32));

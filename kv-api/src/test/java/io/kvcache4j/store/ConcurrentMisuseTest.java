@@ -124,7 +124,12 @@ class ConcurrentMisuseTest {
             assertEquals(appended.get(), cache.nextPosition(0));
             assertEquals(appended.get(), cache.retainedTokens(0, 0));
             assertEquals(
-                    PagedHeadStore.bytesFor(io.kvcache4j.api.KvDType.F16, 64, 16, appended.get()) * 2,
+                    PagedHeadStore.bytesFor(
+                                    io.kvcache4j.api.KvDType.F16,
+                                    64,
+                                    io.kvcache4j.api.KvCacheBuilder.FULL_CACHE_PAGE_TOKENS,
+                                    appended.get())
+                            * 2,
                     cache.bytesHeld());
             System.out.println(
                     "[misuse] two drivers: " + refused.get() + " calls refused, " + appended.get() + " appends landed");

@@ -46,6 +46,45 @@ class PagedKvCacheTest {
     }
 
     @Test
+    void aFullCacheTakesThirtyTwoTokenPagesAndAnEvictingOneSixteen() {
+        long seed = TestSeeds.seed("default-page-tokens");
+        SplittableRandom r = TestSeeds.random(seed);
+        assertEquals(32, KvCache.builder(SHAPE).pageTokens());
+        assertEquals(16, KvCache.builder(SHAPE).policy(new ManualPolicy()).pageTokens());
+        assertEquals(16, KvCache.builder(SHAPE).pageTokens(16).pageTokens());
+        assertEquals(
+                48,
+                KvCache.builder(SHAPE).policy(new ManualPolicy()).pageTokens(48).pageTokens());
+        long page16;
+        long page32;
+        try (PagedHeadStore a = new PagedHeadStore(KvDType.F16, 8, 16, AttentionKernelsAccess.kernel());
+                PagedHeadStore b = new PagedHeadStore(KvDType.F16, 8, 32, AttentionKernelsAccess.kernel())) {
+            page16 = a.pageBytes();
+            page32 = b.pageBytes();
+        }
+        int tokens = 37;
+        float[] k = TestSeeds.floats(r, tokens * 16, 1);
+        float[] v = TestSeeds.floats(r, tokens * 16, 1);
+        float[] q = TestSeeds.floats(r, 32, 1);
+        // 37 tokens: 2 pages of 32 or 3 of 16 per head; 2 layers x 2 heads. Same outputs either way.
+        float[] outFull = new float[32];
+        float[] outEvicting = new float[32];
+        try (KvCache full = KvCache.builder(SHAPE).build();
+                KvCache evicting =
+                        KvCache.builder(SHAPE).policy(new ManualPolicy()).build()) {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                full.append(l, k, 0, v, 0, tokens);
+                evicting.append(l, k, 0, v, 0, tokens);
+            }
+            assertEquals(2 * 2 * 2 * page32, full.bytesHeld());
+            assertEquals(2 * 2 * 3 * page16, evicting.bytesHeld());
+            full.attend(1, q, 0, 1, outFull, 0);
+            evicting.attend(1, q, 0, 1, outEvicting, 0);
+        }
+        assertArrayEquals(outEvicting, outFull, "seed " + seed);
+    }
+
+    @Test
     void useAfterCloseIsRejected() {
         KvCache cache = KvCache.builder(SHAPE).build();
         cache.close();
