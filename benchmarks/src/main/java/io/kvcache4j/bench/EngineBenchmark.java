@@ -69,6 +69,10 @@ public class EngineBenchmark {
     @Param({"true", "false"})
     public boolean attentionPool;
 
+    /** Tokens per page of the caches; 0 (the default) is what the builder gives a full cache. */
+    @Param({"0"})
+    public int pageTokens;
+
     Path file;
     GgufLlama model;
     LlamaEngine engine;
@@ -124,6 +128,9 @@ public class EngineBenchmark {
 
     private KvCache newCache() {
         var b = KvCache.builder(shape.cacheShape()).dtype(KvDType.F16);
+        if (pageTokens != 0) {
+            b.pageTokens(pageTokens);
+        }
         if (attentionPool) {
             b.attentionPool(io.kvcache4j.eval.llama.Parallel.attentionPool());
         }

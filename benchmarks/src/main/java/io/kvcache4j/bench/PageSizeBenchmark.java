@@ -55,6 +55,10 @@ public class PageSizeBenchmark {
     @Param({"4"})
     public int group;
 
+    /** Elements per head, at most {@link AttentionBenchmark#HEAD_DIM}. */
+    @Param({"128"})
+    public int headDim = AttentionBenchmark.HEAD_DIM;
+
     HeadStore small;
     HeadStore large;
     CpuLayerAttention smallSource;
@@ -72,11 +76,15 @@ public class PageSizeBenchmark {
         if (group < 1 || tokens < 1) {
             throw new IllegalArgumentException("group and tokens must be >= 1, were " + group + " and " + tokens);
         }
+        if (headDim < 1 || headDim > AttentionBenchmark.HEAD_DIM) {
+            throw new IllegalArgumentException(
+                    "headDim must be in [1, " + AttentionBenchmark.HEAD_DIM + "], was " + headDim);
+        }
         AttentionKernel kernel = AttentionBenchmark.kernel("vector");
-        ModelShape shape = new ModelShape(1, group, 1, AttentionBenchmark.HEAD_DIM);
+        ModelShape shape = new ModelShape(1, group, 1, headDim);
         HeadStoreFactory.Spec spec = new HeadStoreFactory.Spec(shape, 0, 0);
-        float[] q = AttentionBenchmark.randomFloats(new SplittableRandom(7), group * AttentionBenchmark.HEAD_DIM);
-        float scale = (float) (1 / Math.sqrt(AttentionBenchmark.HEAD_DIM));
+        float[] q = AttentionBenchmark.randomFloats(new SplittableRandom(7), group * headDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
         small = AttentionBenchmark.storage(dtype, "vector", kernel, 16).create(spec);
         try {
             large = AttentionBenchmark.storage(dtype, "vector", kernel, pageTokens)
@@ -87,8 +95,8 @@ public class PageSizeBenchmark {
         }
         AttentionBenchmark.fill(small, tokens, 42);
         AttentionBenchmark.fill(large, tokens, 42);
-        smallOut = new float[group * AttentionBenchmark.HEAD_DIM];
-        largeOut = new float[group * AttentionBenchmark.HEAD_DIM];
+        smallOut = new float[group * headDim];
+        largeOut = new float[group * headDim];
         smallSource = new CpuLayerAttention(new LayerContext(shape, 0, new HeadStore[] {small}, null), kernel);
         largeSource = new CpuLayerAttention(new LayerContext(shape, 0, new HeadStore[] {large}, null), kernel);
         smallBatch = new LayerBatch(shape, 1).set(0, 1, q, 0, scale, smallOut, 0, null, 0, null, null);

@@ -415,7 +415,7 @@ public final class PeerBenchmark {
             "Shipped model: best of --reps repetitions on each side after an untimed pass that checks greedy"
                     + " agreement first (a pair that disagrees is not timed); kvcache4j's JVM compiles its kernels"
                     + " during the first prompts, whose cost is the first-prefill line above;",
-            "  long model: one timed repetition after a short warm-up, agreement checked on the timed runs' tokens"
+            "  long model: one timed repetition after a warm-up on the first two batches of the prompt and the same number of decode steps, agreement checked on the timed runs' tokens"
                     + " (a pair that disagrees is not reported).",
             "ratio = kvcache4j tokens/s / llama.cpp tokens/s (>1: kvcache4j faster).");
 
@@ -790,7 +790,7 @@ public final class PeerBenchmark {
     /**
      * {@code PeerBenchmark --engine --model F --tokens F --decode N --reps R --check C --batch B}: the
      * reference engine's side, printing one JSON object. An untimed pass (the prompt and {@code C} greedy
-     * tokens, or the first batch of the prompt and 4 steps when {@code C = 0}) warms the JIT up; then
+     * tokens, or the first two batches of the prompt and {@code N} steps when {@code C = 0}) warms the JIT up; then
      * {@code R} timed repetitions on fresh caches, best kept.
      */
     static final class Worker {
@@ -830,7 +830,15 @@ public final class PeerBenchmark {
                     r.put("coldPrefillMs", cold[0] / 1e6);
                     r.put("coldPrefillTokensPerSecond", prompt.length / (cold[0] / 1e9));
                 } else {
-                    generate(engine, m.config(), Arrays.copyOf(prompt, Math.min(prompt.length, batch)), 4, null);
+                    // Two batches of the prompt and as many steps as the timed run: every decode kernel
+                    // (32-token pages score two blocks per pass only once a page is full) is compiled
+                    // before timing, as in an engine that has decoded a while.
+                    generate(
+                            engine,
+                            m.config(),
+                            Arrays.copyOf(prompt, Math.min(prompt.length, 2 * batch)),
+                            decode,
+                            null);
                 }
                 long bestPrefill = Long.MAX_VALUE;
                 long bestDecode = Long.MAX_VALUE;

@@ -20,6 +20,8 @@ class PageSizeBenchmarkTest {
                 for (int pageTokens : new int[] {32, 64}) {
                     PageSizeBenchmark b = new PageSizeBenchmark();
                     b.pageTokens = pageTokens;
+                    // head size 64 on the 64-token pages, the default 128 on the 32-token ones
+                    b.headDim = pageTokens == 64 ? 64 : AttentionBenchmark.HEAD_DIM;
                     b.tokens = 1000;
                     b.dtype = dtype;
                     b.group = group;
@@ -51,6 +53,16 @@ class PageSizeBenchmarkTest {
             b.group = 4;
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, b::setup);
             assertTrue(e.getMessage().contains(String.valueOf(pageTokens)), e.getMessage());
+        }
+        for (int headDim : new int[] {0, 129}) {
+            PageSizeBenchmark b = new PageSizeBenchmark();
+            b.pageTokens = 32;
+            b.tokens = 64;
+            b.dtype = "f16";
+            b.group = 4;
+            b.headDim = headDim;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, b::setup);
+            assertEquals("headDim must be in [1, 128], was " + headDim, e.getMessage());
         }
     }
 }
